@@ -1,0 +1,216 @@
+//! Configuration, with the Python `swim-protocol` package's names and defaults.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::auth::Keyring;
+use crate::metadata::Metadata;
+use crate::wire::{IP_UDP_OVERHEAD, MAX_NAME_LEN};
+
+/// Smallest accepted `mtu_size`: the IPv4 minimum reassembly size (RFC 791).
+pub const MIN_MTU_SIZE: usize = 576;
+/// Largest accepted `mtu_size`: the largest IP packet.
+pub const MAX_MTU_SIZE: usize = 65535;
+
+/// How a node behaves. Build with [`Config::new`], adjust fields, then hand it to
+/// [`Node::new`](crate::Node::new), which calls [`Config::validate`].
+///
+/// Timing defaults are the Python seed's, tuned for small clusters on a LAN. Every node of a
+/// cluster should use the same timing and `mtu_size`.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Shared secrets: the first signs every datagram, all verify. Holding one means being
+    /// able to join the cluster.
+    pub secret: Keyring,
+    /// This member's unique name; the seed uses `host:port`. At most 255 bytes.
+    pub local_name: String,
+    /// The address other members send to (the advertised address; drivers may bind another).
+    pub local_addr: SocketAddr,
+    /// Addresses of members to join through. Retried with backoff until one answers, and
+    /// again whenever this node sees no one else available, so partitions heal by themselves.
+    pub peers: Vec<SocketAddr>,
+    /// The initial metadata of this member.
+    pub local_metadata: Metadata,
+    /// Time between probes (default 1 s). Shorter detects failures sooner and costs one
+    /// ping and one ack per member per interval.
+    pub ping_interval: Duration,
+    /// Time to wait for a direct ack before asking others to probe (default 0.3 s). Must be
+    /// below `ping_interval`; too short on a slow network turns delay into indirect probes.
+    pub ping_timeout: Duration,
+    /// Members asked to probe indirectly when the direct ping times out (default 1). More
+    /// helpers make a lossy path to one helper less likely to cause a false suspicion.
+    pub ping_req_count: usize,
+    /// Time to wait for a relayed ack after sending ping-reqs (default 0.9 s). A probe fails,
+    /// and its target becomes suspect, `ping_timeout + ping_req_timeout` after the ping.
+    pub ping_req_timeout: Duration,
+    /// Time a member stays suspect before it is declared offline (default 5 s). Longer gives
+    /// a slow member more time to refute; shorter detects crashes sooner.
+    pub suspect_timeout: Duration,
+    /// Time between anti-entropy exchanges with one random member (default 0.5 s). Repairs
+    /// whatever gossip missed; costs one small datagram per interval when views agree.
+    pub sync_interval: Duration,
+    /// Largest IP packet, IP and UDP headers included (default 1500, unlike the seed, which
+    /// counts the payload only). Datagrams are at most `mtu_size - 48` bytes; larger incoming
+    /// datagrams are dropped, so every node needs the same value.
+    pub mtu_size: usize,
+    /// Time between gossip rounds, each sending pending membership facts to `gossip_fanout`
+    /// random members (default 0.2 s). Facts also ride on every ping, ack and ping-req.
+    pub gossip_interval: Duration,
+    /// Members each gossip round sends to (default 3). Higher spreads faster, costs more.
+    pub gossip_fanout: usize,
+    /// Each fact is sent `retransmit_mult * ceil(log10(N + 1))` times (default 4), enough to
+    /// reach every member with high probability; anti-entropy repairs the rest.
+    pub retransmit_mult: u32,
+    /// Time an offline or left member is kept before it is forgotten (default 60 s); its
+    /// name is then remembered as a tombstone for as long again, so stale gossip cannot
+    /// resurrect it. Bounds memory under churn.
+    pub reap_timeout: Duration,
+    /// Time between attempts to reach members outside the current view: seeds not seen as
+    /// available and offline members not yet reaped (default 10 s). This is what heals a
+    /// partition once the two sides have given up on each other.
+    pub rejoin_interval: Duration,
+}
+
+impl Config {
+    /// A configuration with the seed's defaults.
+    pub fn new(local_name: impl Into<String>, local_addr: SocketAddr, secret: Keyring) -> Self {
+        Config {
+            secret,
+            local_name: local_name.into(),
+            local_addr,
+            peers: Vec::new(),
+            local_metadata: Metadata::new(),
+            ping_interval: Duration::from_millis(1000),
+            ping_timeout: Duration::from_millis(300),
+            ping_req_count: 1,
+            ping_req_timeout: Duration::from_millis(900),
+            suspect_timeout: Duration::from_millis(5000),
+            sync_interval: Duration::from_millis(500),
+            mtu_size: 1500,
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 3,
+            retransmit_mult: 4,
+            reap_timeout: Duration::from_secs(60),
+            rejoin_interval: Duration::from_secs(10),
+        }
+    }
+
+    /// Largest datagram this configuration sends or accepts.
+    pub fn max_datagram(&self) -> usize {
+        self.mtu_size.saturating_sub(IP_UDP_OVERHEAD)
+    }
+
+    /// Checks every field; the error names the first bad one and why.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, field: &'static str, reason: &'static str| {
+            if ok { Ok(()) } else { Err(ConfigError { field, reason }) }
+        };
+        check(!self.secret.has_empty_secret(), "secret", "secrets must not be empty")?;
+        check(!self.secret.is_empty(), "secret", "at least one secret is required")?;
+        check(
+            self.secret.len() <= crate::auth::MAX_KEYS,
+            "secret",
+            "at most 8 secrets are accepted",
+        )?;
+        check(!self.local_name.is_empty(), "local_name", "must not be empty")?;
+        check(self.local_name.len() <= MAX_NAME_LEN, "local_name", "must be at most 255 bytes")?;
+        check(!self.ping_interval.is_zero(), "ping_interval", "must be above zero")?;
+        check(!self.ping_timeout.is_zero(), "ping_timeout", "must be above zero")?;
+        check(
+            self.ping_timeout < self.ping_interval,
+            "ping_timeout",
+            "must be below ping_interval",
+        )?;
+        check(!self.ping_req_timeout.is_zero(), "ping_req_timeout", "must be above zero")?;
+        check(!self.suspect_timeout.is_zero(), "suspect_timeout", "must be above zero")?;
+        check(!self.sync_interval.is_zero(), "sync_interval", "must be above zero")?;
+        check(
+            (MIN_MTU_SIZE..=MAX_MTU_SIZE).contains(&self.mtu_size),
+            "mtu_size",
+            "must be between 576 and 65535",
+        )?;
+        check(!self.gossip_interval.is_zero(), "gossip_interval", "must be above zero")?;
+        check(self.gossip_fanout > 0, "gossip_fanout", "must be at least 1")?;
+        check(self.retransmit_mult > 0, "retransmit_mult", "must be at least 1")?;
+        check(!self.reap_timeout.is_zero(), "reap_timeout", "must be above zero")?;
+        check(!self.rejoin_interval.is_zero(), "rejoin_interval", "must be above zero")?;
+        check(
+            !self.peers.contains(&self.local_addr),
+            "peers",
+            "must not contain local_addr",
+        )?;
+        Ok(())
+    }
+}
+
+/// An invalid configuration: which field, and why. Nothing was started.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config field `{field}`: {reason}")]
+pub struct ConfigError {
+    field: &'static str,
+    reason: &'static str,
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: &'static str, reason: &'static str) -> Self {
+        ConfigError { field, reason }
+    }
+
+    /// The name of the offending field.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// Why it was refused.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    fn config() -> Config {
+        Config::new("127.0.0.1:2001", SocketAddr::from(([127, 0, 0, 1], 2001)), Keyring::new("s"))
+    }
+
+    #[test]
+    fn defaults_are_the_seeds_and_valid() {
+        let c = config();
+        assert_eq!(c.ping_interval, Duration::from_secs(1));
+        assert_eq!(c.ping_timeout, Duration::from_millis(300));
+        assert_eq!(c.ping_req_count, 1);
+        assert_eq!(c.ping_req_timeout, Duration::from_millis(900));
+        assert_eq!(c.suspect_timeout, Duration::from_secs(5));
+        assert_eq!(c.sync_interval, Duration::from_millis(500));
+        assert_eq!(c.mtu_size, 1500);
+        assert_eq!(c.max_datagram(), 1452);
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: [(fn(&mut Config), &str); 8] = [
+            (|c| c.local_name.clear(), "local_name"),
+            (|c| c.local_name = "x".repeat(256), "local_name"),
+            (|c| c.secret = Keyring::from_secrets(["a", ""]), "secret"),
+            (|c| c.ping_interval = Duration::ZERO, "ping_interval"),
+            (|c| c.ping_timeout = Duration::from_secs(1), "ping_timeout"),
+            (|c| c.mtu_size = 100, "mtu_size"),
+            (|c| c.gossip_fanout = 0, "gossip_fanout"),
+            (|c| c.peers.push(c.local_addr), "peers"),
+        ];
+        for (mutate, field) in cases {
+            let mut c = config();
+            mutate(&mut c);
+            let error = c.validate().unwrap_err();
+            assert_eq!(error.field(), field);
+            assert!(error.to_string().contains(field));
+        }
+    }
+}

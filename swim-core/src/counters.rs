@@ -1,0 +1,111 @@
+//! Counters a node keeps about its own work, for dashboards and tests.
+
+/// Why an incoming datagram was dropped. A dropped datagram changes no state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Larger than `mtu_size` allows.
+    TooLarge,
+    /// Too short to hold a tag, or no key of the keyring produced its tag.
+    Unauthenticated,
+    /// Signed correctly, but of another major protocol version.
+    UnsupportedVersion,
+    /// Signed correctly, but not a valid encoding.
+    Malformed,
+    /// A message type this version does not know (from a newer minor version).
+    UnknownMessage,
+    /// Claims to come from this node's own name: a name conflict or a reflected datagram.
+    FromSelf,
+    /// A ping meant for another member name (an address now used by someone else).
+    Misdirected,
+}
+
+impl DropReason {
+    /// Every reason, in a fixed order.
+    pub const ALL: [DropReason; 7] = [
+        DropReason::TooLarge,
+        DropReason::Unauthenticated,
+        DropReason::UnsupportedVersion,
+        DropReason::Malformed,
+        DropReason::UnknownMessage,
+        DropReason::FromSelf,
+        DropReason::Misdirected,
+    ];
+
+    /// A short snake_case name, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::TooLarge => "too_large",
+            DropReason::Unauthenticated => "unauthenticated",
+            DropReason::UnsupportedVersion => "unsupported_version",
+            DropReason::Malformed => "malformed",
+            DropReason::UnknownMessage => "unknown_message",
+            DropReason::FromSelf => "from_self",
+            DropReason::Misdirected => "misdirected",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Running totals since the node was created.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Datagrams handed to [`handle_datagram`](crate::Node::handle_datagram).
+    pub datagrams_in: u64,
+    /// Their bytes.
+    pub bytes_in: u64,
+    /// Datagrams produced by [`poll_transmit`](crate::Node::poll_transmit).
+    pub datagrams_out: u64,
+    /// Their bytes.
+    pub bytes_out: u64,
+    /// Direct probes (pings) started by this node.
+    pub probes: u64,
+    /// Ping-reqs sent after a direct ping timed out.
+    pub ping_reqs: u64,
+    /// Probes that failed, making their target suspect.
+    pub suspicions: u64,
+    /// Times this node refuted an accusation about itself.
+    pub refutations: u64,
+    /// Anti-entropy digests sent.
+    pub syncs: u64,
+    /// Membership facts applied because they were news.
+    pub updates_applied: u64,
+    drops: [u64; DropReason::ALL.len()],
+}
+
+impl Counters {
+    /// Datagrams dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    /// Datagrams dropped for any reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    pub(crate) fn drop(&mut self, reason: DropReason) {
+        self.drops[reason.index()] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_count_by_reason() {
+        let mut counters = Counters::default();
+        counters.drop(DropReason::Malformed);
+        counters.drop(DropReason::Malformed);
+        counters.drop(DropReason::TooLarge);
+        assert_eq!(counters.dropped(DropReason::Malformed), 2);
+        assert_eq!(counters.dropped(DropReason::Unauthenticated), 0);
+        assert_eq!(counters.dropped_total(), 3);
+        assert!(DropReason::ALL.iter().enumerate().all(|(i, r)| r.index() == i));
+    }
+}

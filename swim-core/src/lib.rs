@@ -1,0 +1,128 @@
+//! The SWIM membership protocol as a pure, deterministic, sans-IO state machine.
+//!
+//! A [`Node`] is one member of a cluster. It detects failed members with SWIM's
+//! ping / ping-req probes and suspicion, spreads membership facts and metadata by
+//! piggybacked gossip, and repairs whatever gossip missed with periodic anti-entropy. It
+//! performs no I/O: it never reads a clock, opens a socket, spawns a thread or asks the OS
+//! for randomness. Time comes in as an [`Instant`], randomness from the RNG you give it, so
+//! the same configuration, seed and inputs always produce the same datagrams and events.
+//!
+//! # Driving a node
+//!
+//! Like `quinn-proto`, a node has four kinds of methods:
+//!
+//! - inputs: [`Node::handle_datagram`] and [`Node::handle_timeout`];
+//! - commands: [`Node::join`], [`Node::leave`], [`Node::set_metadata`],
+//!   [`Node::remove_metadata`];
+//! - outputs: [`Node::poll_transmit`], [`Node::poll_timeout`], [`Node::poll_event`];
+//! - queries: [`Node::local_member`], [`Node::members`], [`Node::members_with`],
+//!   [`Node::find`], [`Node::member`], [`Node::counters`].
+//!
+//! After *every* input or command, drain the outputs in this order: send every transmit,
+//! take every event, then sleep until [`Node::poll_timeout`] (or the next datagram) and call
+//! [`Node::handle_timeout`] with the time you woke. Calling it early is harmless.
+//!
+//! ```
+//! use std::collections::VecDeque;
+//! use std::net::SocketAddr;
+//! use rand_chacha::ChaCha8Rng;
+//! use rand_core::SeedableRng;
+//! use swim_core::{Config, Event, Instant, Keyring, Node, Status};
+//!
+//! // Two nodes on a perfect virtual network: a queue of datagrams and a virtual clock.
+//! let addrs: [SocketAddr; 2] = ["127.0.0.1:7001".parse()?, "127.0.0.1:7002".parse()?];
+//! let mut nodes: Vec<Node<ChaCha8Rng>> = addrs
+//!     .iter()
+//!     .enumerate()
+//!     .map(|(i, addr)| {
+//!         let config = Config::new(addr.to_string(), *addr, Keyring::new("shared secret"));
+//!         Node::new(config, ChaCha8Rng::seed_from_u64(i as u64), Instant::ZERO)
+//!     })
+//!     .collect::<Result<_, _>>()?;
+//! let mut now = Instant::ZERO;
+//! nodes[1].join(now, [addrs[0]]);
+//!
+//! let mut network: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)> = VecDeque::new();
+//! let mut joined = Vec::new();
+//! while now < Instant::from_secs(5) {
+//!     for (i, node) in nodes.iter_mut().enumerate() {
+//!         // 1. Send every transmit.
+//!         while let Some(transmit) = node.poll_transmit() {
+//!             network.push_back((addrs[i], transmit.destination, transmit.payload.to_vec()));
+//!         }
+//!         // 2. Take every event.
+//!         while let Some(event) = node.poll_event() {
+//!             if let Event::MemberJoined { name, .. } = event {
+//!                 joined.push((i, name));
+//!             }
+//!         }
+//!     }
+//!     // 3. Deliver what is in flight, else sleep until the earliest deadline.
+//!     if let Some((from, to, bytes)) = network.pop_front() {
+//!         let node = addrs.iter().position(|a| *a == to).unwrap();
+//!         nodes[node].handle_datagram(now, from, &bytes);
+//!     } else {
+//!         now = nodes.iter().filter_map(|n| n.poll_timeout()).min().unwrap();
+//!         for node in &mut nodes {
+//!             node.handle_timeout(now);
+//!         }
+//!     }
+//! }
+//! assert_eq!(joined.len(), 2);
+//! assert_eq!(nodes[0].member("127.0.0.1:7002").unwrap().status(), Status::Online);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What is in a node
+//!
+//! | module | concept |
+//! |---|---|
+//! | `member` | a [`Member`] and the membership table, with tombstones for reaped members |
+//! | `probe` | failure detection: round-robin probes, ping-req, suspicion |
+//! | `gossip` | the dissemination queue, piggybacked on every datagram |
+//! | `sync` | anti-entropy: digests, bucket hashes, entry exchange |
+//! | [`wire`] | the binary codec (see `docs/PROTOCOL.md`) |
+//! | `auth` | the [`Keyring`]: salted, truncated HMAC-SHA256 |
+//! | `node` | the state machine tying them together |
+//!
+//! # Features
+//!
+//! - `std` (default): `std::error::Error` for the error types. Without it the crate is
+//!   `no_std` and needs only `alloc`.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs, unreachable_pub)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+mod auth;
+mod config;
+mod counters;
+mod event;
+mod gossip;
+mod member;
+mod metadata;
+mod node;
+mod probe;
+mod status;
+mod sync;
+mod time;
+pub mod wire;
+
+pub use auth::{Keyring, MAX_KEYS, SALT_LEN, TAG_LEN};
+pub use config::{Config, ConfigError, MAX_MTU_SIZE, MIN_MTU_SIZE};
+pub use counters::{Counters, DropReason};
+pub use event::Event;
+pub use member::Member;
+pub use metadata::{MAX_KEY_LEN, Metadata};
+pub use node::{MetadataError, Node, Transmit};
+pub use status::{Status, StatusFilter};
+pub use time::Instant;
+
+/// Re-exported so users can name metadata values without depending on `bytes` themselves.
+pub use bytes::Bytes;
+/// Re-exported so users can name the RNG bound without depending on `rand_core` themselves.
+pub use rand_core;

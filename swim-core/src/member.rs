@@ -1,0 +1,380 @@
+//! A member and the membership table.
+//!
+//! The table indexes members by name (a B-tree, so every iteration order is deterministic)
+//! and stores them in a slab addressed by [`MemberId`], which the probe order, the gossip
+//! queue and the deadline index use instead of names. Every change to a member's
+//! `(incarnation, status, metadata version)` goes through the table so the anti-entropy
+//! digest stays exact. Reaped members leave a tombstone for a while, so stale gossip about
+//! them cannot bring them back.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use crate::metadata::Metadata;
+use crate::status::{Status, StatusFilter};
+use crate::sync::Digest;
+use crate::time::Instant;
+use crate::wire::{MetadataEntries, Record};
+
+/// Index of a member in the table's slab. Reused after a member is reaped, so holders must
+/// drop it on removal (the node does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct MemberId(pub(crate) u32);
+
+impl MemberId {
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A member of the cluster as this node sees it.
+#[derive(Clone, Debug)]
+pub struct Member {
+    name: Arc<str>,
+    addr: SocketAddr,
+    status: Status,
+    incarnation: u64,
+    metadata: Option<Metadata>,
+    meta_version: u64,
+    status_changed_at: Instant,
+    /// Hash of the name, fixed for life: picks the anti-entropy bucket.
+    pub(crate) name_hash: u64,
+    /// When the current status times out (suspicion to offline, offline or left to reaped).
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl Member {
+    /// The unique name (the Python seed uses `host:port`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name, shared.
+    pub fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The address the member advertises.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What this node believes about the member.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The member's incarnation: raised by the member itself to refute suspicion.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The metadata, or `None` while it is unknown (which differs from known and empty).
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_ref()
+    }
+
+    /// Version of the metadata held (0: unknown). Set by the member itself.
+    pub fn meta_version(&self) -> u64 {
+        self.meta_version
+    }
+
+    /// When this node last saw the member's status change.
+    pub fn status_changed_at(&self) -> Instant {
+        self.status_changed_at
+    }
+
+    /// The member's state as a wire record, with its metadata if asked and known.
+    pub(crate) fn record(&self, with_metadata: bool) -> Record<'_> {
+        Record {
+            name: &self.name,
+            addr: self.addr,
+            incarnation: self.incarnation,
+            status: self.status,
+            meta_version: self.meta_version,
+            metadata: self.metadata.as_ref().filter(|_| with_metadata).map(MetadataEntries::Map),
+        }
+    }
+
+    pub(crate) fn set_addr(&mut self, addr: SocketAddr) {
+        self.addr = addr;
+    }
+}
+
+/// The facts about a member that the digest covers and gossip carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct State {
+    pub(crate) incarnation: u64,
+    pub(crate) status: Status,
+}
+
+/// A reaped member, remembered so stale gossip cannot resurrect it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tombstone {
+    pub(crate) incarnation: u64,
+    pub(crate) expires: Instant,
+}
+
+/// Every member this node knows, itself included (always [`Members::LOCAL`]).
+#[derive(Debug)]
+pub(crate) struct Members {
+    slots: Vec<Option<Member>>,
+    free: Vec<MemberId>,
+    by_name: BTreeMap<Arc<str>, MemberId>,
+    tombstones: BTreeMap<Arc<str>, Tombstone>,
+    tombstone_expiry: BTreeSet<(Instant, Arc<str>)>,
+    digest: Digest,
+    /// Members per status, in [`Status::precedence`] order.
+    counts: [usize; 4],
+}
+
+impl Members {
+    /// The local member's id.
+    pub(crate) const LOCAL: MemberId = MemberId(0);
+
+    pub(crate) fn new(name: Arc<str>, addr: SocketAddr, metadata: Metadata, now: Instant) -> Self {
+        let mut members = Members {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_name: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            tombstone_expiry: BTreeSet::new(),
+            digest: Digest::new(),
+            counts: [0; 4],
+        };
+        members.insert(name, addr, State { incarnation: 0, status: Status::Online }, now);
+        members.set_metadata(Members::LOCAL, metadata, 1);
+        members
+    }
+
+    pub(crate) fn local(&self) -> &Member {
+        self.get(Members::LOCAL).expect("the local member is inserted first and never removed")
+    }
+
+    pub(crate) fn get(&self, id: MemberId) -> Option<&Member> {
+        self.slots.get(id.index()).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: MemberId) -> Option<&mut Member> {
+        self.slots.get_mut(id.index()).and_then(Option::as_mut)
+    }
+
+    pub(crate) fn id(&self, name: &str) -> Option<MemberId> {
+        self.by_name.get(name).copied()
+    }
+
+    pub(crate) fn by_name(&self, name: &str) -> Option<&Member> {
+        self.id(name).and_then(|id| self.get(id))
+    }
+
+    /// Number of entries in the table (every status, the local member included).
+    pub(crate) fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Number of members with a status in `filter`, the local member included.
+    pub(crate) fn count(&self, filter: StatusFilter) -> usize {
+        [Status::Online, Status::Suspect, Status::Offline, Status::Left]
+            .into_iter()
+            .filter(|s| filter.matches(*s))
+            .map(|s| self.counts[usize::from(s.precedence())])
+            .sum()
+    }
+
+    /// Upper bound of ids in use, for sampling.
+    pub(crate) fn id_bound(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// All members in name order, with their ids.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (MemberId, &Member)> + '_ {
+        self.by_name
+            .values()
+            .filter_map(|id| self.get(*id).map(|member| (*id, member)))
+    }
+
+    pub(crate) fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    pub(crate) fn tombstone(&self, name: &str) -> Option<Tombstone> {
+        self.tombstones.get(name).copied()
+    }
+
+    /// Adds a member not in the table (the caller checked), clearing any tombstone.
+    pub(crate) fn insert(
+        &mut self,
+        name: Arc<str>,
+        addr: SocketAddr,
+        state: State,
+        now: Instant,
+    ) -> MemberId {
+        self.tombstones.remove(&*name);
+        let name_hash = crate::sync::name_hash(&name);
+        let member = Member {
+            name: name.clone(),
+            addr,
+            status: state.status,
+            incarnation: state.incarnation,
+            metadata: None,
+            meta_version: 0,
+            status_changed_at: now,
+            name_hash,
+            deadline: None,
+        };
+        self.digest.add(&member);
+        self.counts[usize::from(state.status.precedence())] += 1;
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id.index()] = Some(member);
+                id
+            }
+            None => {
+                self.slots.push(Some(member));
+                MemberId(self.slots.len() as u32 - 1)
+            }
+        };
+        self.by_name.insert(name, id);
+        id
+    }
+
+    /// Changes a member's incarnation and status; returns the previous state.
+    pub(crate) fn set_state(&mut self, id: MemberId, state: State, now: Instant) -> Option<State> {
+        let member = self.slots.get_mut(id.index())?.as_mut()?;
+        let previous = State { incarnation: member.incarnation, status: member.status };
+        self.digest.remove(member);
+        self.counts[usize::from(member.status.precedence())] -= 1;
+        if member.status != state.status {
+            member.status_changed_at = now;
+        }
+        member.incarnation = state.incarnation;
+        member.status = state.status;
+        self.counts[usize::from(member.status.precedence())] += 1;
+        self.digest.add(member);
+        Some(previous)
+    }
+
+    /// Replaces a member's metadata with a newer version.
+    pub(crate) fn set_metadata(&mut self, id: MemberId, metadata: Metadata, version: u64) {
+        if let Some(member) = self.slots.get_mut(id.index()).and_then(Option::as_mut) {
+            self.digest.remove(member);
+            member.metadata = Some(metadata);
+            member.meta_version = version;
+            self.digest.add(member);
+        }
+    }
+
+    /// Forgets a member, leaving a tombstone until `tombstone_until`.
+    pub(crate) fn remove(&mut self, id: MemberId, tombstone_until: Instant) -> Option<Member> {
+        if id == Members::LOCAL {
+            return None;
+        }
+        let member = self.slots.get_mut(id.index())?.take()?;
+        self.digest.remove(&member);
+        self.counts[usize::from(member.status.precedence())] -= 1;
+        self.by_name.remove(&*member.name);
+        self.free.push(id);
+        self.tombstones.insert(
+            member.name.clone(),
+            Tombstone { incarnation: member.incarnation, expires: tombstone_until },
+        );
+        self.tombstone_expiry.insert((tombstone_until, member.name.clone()));
+        Some(member)
+    }
+
+    /// The earliest tombstone expiry.
+    pub(crate) fn next_tombstone_expiry(&self) -> Option<Instant> {
+        self.tombstone_expiry.first().map(|(at, _)| *at)
+    }
+
+    /// Drops tombstones that expired by `now`.
+    pub(crate) fn expire_tombstones(&mut self, now: Instant) {
+        while let Some((at, name)) = self.tombstone_expiry.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.tombstone_expiry.pop_first();
+            if self.tombstones.get(&name).is_some_and(|t| t.expires == at) {
+                self.tombstones.remove(&name);
+            }
+        }
+    }
+
+    /// Number of tombstones held.
+    pub(crate) fn tombstones(&self) -> usize {
+        self.tombstones.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::time::Duration;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn table() -> Members {
+        Members::new(Arc::from("local"), addr(1), Metadata::new(), Instant::ZERO)
+    }
+
+    #[test]
+    fn local_member_is_first_and_known_empty() {
+        let members = table();
+        assert_eq!(members.local().name(), "local");
+        assert_eq!(members.local().metadata(), Some(&Metadata::new()));
+        assert_eq!(members.local().meta_version(), 1);
+        assert_eq!(members.count(StatusFilter::ONLINE), 1);
+    }
+
+    #[test]
+    fn counts_follow_state_changes() {
+        let mut members = table();
+        let online = State { incarnation: 0, status: Status::Online };
+        let a = members.insert(Arc::from("a"), addr(2), online, Instant::ZERO);
+        assert_eq!(members.by_name("a").unwrap().metadata(), None);
+        let t = Instant::from_secs(1);
+        let previous = members.set_state(a, State { incarnation: 0, status: Status::Suspect }, t);
+        assert_eq!(previous, Some(online));
+        assert_eq!(members.get(a).unwrap().status_changed_at(), t);
+        assert_eq!(members.count(StatusFilter::AVAILABLE), 2);
+        assert_eq!(members.count(StatusFilter::UNAVAILABLE), 1);
+        assert_eq!(members.count(StatusFilter::ALL), 2);
+    }
+
+    #[test]
+    fn removal_tombstones_and_reuses_ids() {
+        let mut members = table();
+        let online = State { incarnation: 4, status: Status::Online };
+        let a = members.insert(Arc::from("a"), addr(2), online, Instant::ZERO);
+        let root_with_a = members.digest().root();
+        let until = Instant::ZERO + Duration::from_secs(30);
+        assert!(members.remove(a, until).is_some());
+        assert!(members.remove(Members::LOCAL, until).is_none());
+        assert_eq!(members.id("a"), None);
+        assert_eq!(members.tombstone("a").unwrap().incarnation, 4);
+        assert_ne!(members.digest().root(), root_with_a);
+        let b = members.insert(Arc::from("b"), addr(3), online, Instant::ZERO);
+        assert_eq!(b, a);
+        members.expire_tombstones(until);
+        assert!(members.tombstone("a").is_none());
+        assert_eq!(members.tombstones(), 0);
+    }
+
+    #[test]
+    fn digest_is_independent_of_insertion_order() {
+        let online = State { incarnation: 1, status: Status::Online };
+        let mut one = table();
+        let mut two = table();
+        for name in ["x", "y", "z"] {
+            one.insert(Arc::from(name), addr(9), online, Instant::ZERO);
+        }
+        for name in ["z", "x", "y"] {
+            two.insert(Arc::from(name), addr(9), online, Instant::from_secs(5));
+        }
+        assert_eq!(one.digest().root(), two.digest().root());
+    }
+}

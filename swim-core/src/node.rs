@@ -1,0 +1,854 @@
+//! The state machine that ties membership, probing, gossip and anti-entropy together.
+//!
+//! Methods come in four kinds, as in quinn-proto: `handle_*` (input), commands, `poll_*`
+//! (output) and queries. The failure detector lives in `probe.rs`, anti-entropy in `sync.rs`;
+//! both add `impl` blocks to [`Node`].
+
+use alloc::collections::{BTreeSet, VecDeque};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use bytes::Bytes;
+use rand_core::Rng;
+
+use crate::auth::Keyring;
+use crate::config::{Config, ConfigError};
+use crate::counters::{Counters, DropReason};
+use crate::event::Event;
+use crate::gossip::{GossipQueue, retransmit_limit};
+use crate::member::{Member, MemberId, Members, State};
+use crate::metadata::{MAX_KEY_LEN, Metadata};
+use crate::probe::Prober;
+use crate::status::{Status, StatusFilter};
+use crate::time::Instant;
+use crate::wire::{Body, DecodeError, MetadataEntries, Packet, PacketWriter, Record, Sender};
+
+/// Outgoing datagrams kept for recycling, so steady state sends without allocating.
+const SPARE_BUFFERS: usize = 32;
+
+/// A datagram to send, borrowed from the node until the next [`Node::poll_transmit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit<'a> {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The signed datagram.
+    pub payload: &'a [u8],
+}
+
+/// Why local metadata was refused. The metadata is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetadataError {
+    /// With this change, this member's record would not fit in one datagram.
+    #[error("metadata would take {size} bytes in a datagram of at most {limit}")]
+    TooLarge {
+        /// The signed datagram size the record alone would need.
+        size: usize,
+        /// The largest datagram allowed by `mtu_size`.
+        limit: usize,
+    },
+    /// A key longer than 255 bytes.
+    #[error("metadata key of {0} bytes is longer than 255")]
+    KeyTooLong(usize),
+}
+
+/// Periodic timers, one deadline each (quinn-proto's timer table).
+#[derive(Clone, Copy, Debug)]
+enum Timer {
+    Probe = 0,
+    Gossip = 1,
+    Sync = 2,
+    Rejoin = 3,
+}
+
+#[derive(Debug)]
+struct Outgoing {
+    to: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+/// One member of a SWIM cluster, as a pure state machine.
+///
+/// Feed it time, datagrams and commands; drain what it wants sent, when it wants to be
+/// woken, and what changed. See the [crate documentation](crate) for the drive loop.
+#[derive(Debug)]
+pub struct Node<R> {
+    pub(crate) config: Config,
+    pub(crate) rng: R,
+    pub(crate) members: Members,
+    pub(crate) gossip: GossipQueue,
+    pub(crate) prober: Prober,
+    /// Suspicion expiries and reap times, by member.
+    deadlines: BTreeSet<(Instant, MemberId)>,
+    timers: [Option<Instant>; 4],
+    pub(crate) seeds: Vec<SocketAddr>,
+    /// Heard from another member since `join` (or ever).
+    joined: bool,
+    left: bool,
+    join_backoff: Duration,
+    outgoing: VecDeque<Outgoing>,
+    current: Option<Outgoing>,
+    spare: Vec<Vec<u8>>,
+    events: VecDeque<Event>,
+    pub(crate) counters: Counters,
+    /// Reused for member sampling.
+    pub(crate) scratch: Vec<MemberId>,
+}
+
+impl<R: Rng> Node<R> {
+    /// A node that has not contacted anyone yet; call [`Node::join`] to do so.
+    pub fn new(config: Config, mut rng: R, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let name: Arc<str> = Arc::from(config.local_name.as_str());
+        let size = self_record_size(&config, &config.local_metadata, 1);
+        if size > config.max_datagram() {
+            return Err(ConfigError::new("local_metadata", "does not fit in one datagram"));
+        }
+        let members = Members::new(name, config.local_addr, config.local_metadata.clone(), now);
+        let mut gossip = GossipQueue::default();
+        gossip.enqueue(Members::LOCAL, true);
+        // Random phases keep a cluster started at once from probing and syncing in lockstep.
+        let probe_at = now + config.ping_interval.mul_f64(unit(&mut rng));
+        let sync_at = now + config.sync_interval.mul_f64(unit(&mut rng));
+        let seeds = config.peers.clone();
+        Ok(Node {
+            timers: [
+                Some(probe_at),
+                Some(now + config.gossip_interval),
+                Some(sync_at),
+                Some(now + config.rejoin_interval),
+            ],
+            join_backoff: config.ping_interval,
+            config,
+            rng,
+            members,
+            gossip,
+            prober: Prober::default(),
+            deadlines: BTreeSet::new(),
+            seeds,
+            joined: false,
+            left: false,
+            outgoing: VecDeque::new(),
+            current: None,
+            spare: Vec::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+            scratch: Vec::new(),
+        })
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    /// Handles a datagram received from `from`. Anything that fails authentication or
+    /// decoding is dropped and counted ([`Counters::dropped`]) before any state changes.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.counters.datagrams_in += 1;
+        self.counters.bytes_in += datagram.len() as u64;
+        if datagram.len() > self.config.max_datagram() {
+            return self.counters.drop(DropReason::TooLarge);
+        }
+        let Some(signed) = self.config.secret.verify(datagram) else {
+            return self.counters.drop(DropReason::Unauthenticated);
+        };
+        let packet = match Packet::decode(signed) {
+            Ok(packet) => packet,
+            Err(DecodeError::UnsupportedVersion(_)) => {
+                return self.counters.drop(DropReason::UnsupportedVersion);
+            }
+            Err(DecodeError::UnknownMessageType(_)) => {
+                return self.counters.drop(DropReason::UnknownMessage);
+            }
+            Err(_) => return self.counters.drop(DropReason::Malformed),
+        };
+        if packet.sender.name == self.members.local().name() {
+            return self.counters.drop(DropReason::FromSelf);
+        }
+        if let Body::Ping { target, .. } = packet.body {
+            if !target.is_empty() && target != self.members.local().name() {
+                return self.counters.drop(DropReason::Misdirected);
+            }
+        }
+        // Authenticated and well-formed: from here on, state may change.
+        let sender = self.note_sender(now, &packet.sender);
+        // Facts learned by anti-entropy are old news to the cluster: applied, not re-gossiped,
+        // except what the sender says about itself, which is first-hand.
+        let spread = !matches!(packet.body, Body::SyncEntries { .. });
+        for record in packet.records.iter() {
+            let first_hand = record.name == packet.sender.name;
+            self.apply_record(now, &record, spread || first_hand);
+        }
+        if !self.joined {
+            self.joined = true;
+            self.join_backoff = self.config.ping_interval;
+            self.timers[Timer::Rejoin as usize] = Some(now + self.config.rejoin_interval);
+            self.events.push_back(Event::Joined);
+        }
+        match packet.body {
+            Body::Ping { seq, .. } => self.send(from, &Body::Ack { seq }, sender),
+            Body::Ack { seq } => self.handle_ack(seq),
+            Body::PingReq { seq, target, target_addr } => {
+                self.handle_ping_req(now, from, seq, target, target_addr);
+            }
+            Body::Gossip => {}
+            Body::SyncDigest { root, members } => {
+                self.handle_sync_digest(from, sender, root, members as usize);
+            }
+            Body::SyncBuckets { shift, hashes } => self.handle_sync_buckets(from, shift, hashes),
+            Body::SyncEntries { shift, want } => self.handle_sync_entries(from, shift, want),
+        }
+    }
+
+    /// Runs whatever is due at `now`. Safe to call early or more than once: only expired
+    /// deadlines act.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.due(Timer::Gossip, now) {
+            self.gossip_round();
+            self.reschedule(Timer::Gossip, now, self.config.gossip_interval);
+        }
+        if self.left {
+            return;
+        }
+        if self.due(Timer::Probe, now) {
+            self.reschedule(Timer::Probe, now, self.config.ping_interval);
+            self.start_probe(now);
+        }
+        self.probe_timeouts(now);
+        self.expire_deadlines(now);
+        self.members.expire_tombstones(now);
+        if self.due(Timer::Sync, now) {
+            self.reschedule(Timer::Sync, now, self.config.sync_interval);
+            self.sync_round();
+        }
+        if self.due(Timer::Rejoin, now) {
+            self.rejoin_round(now);
+        }
+    }
+
+    // -------------------------------------------------------------- commands
+
+    /// Joins the cluster through `seeds` (added to the configured `peers`): sends each an
+    /// anti-entropy digest now and retries with backoff until one answers. After
+    /// [`Node::leave`], rejoins with a higher incarnation.
+    pub fn join(&mut self, now: Instant, seeds: impl IntoIterator<Item = SocketAddr>) {
+        for seed in seeds {
+            if seed != self.config.local_addr && !self.seeds.contains(&seed) {
+                self.seeds.push(seed);
+            }
+        }
+        if self.left {
+            self.left = false;
+            let incarnation = self.members.local().incarnation() + 1;
+            self.members
+                .set_state(Members::LOCAL, State { incarnation, status: Status::Online }, now);
+            self.timers[Timer::Probe as usize] = Some(now + self.config.ping_interval);
+            self.timers[Timer::Sync as usize] = Some(now + self.config.sync_interval);
+        }
+        self.gossip.enqueue(Members::LOCAL, true);
+        self.joined = false;
+        self.join_backoff = self.config.ping_interval;
+        self.timers[Timer::Rejoin as usize] = Some(now);
+        self.rejoin_round(now);
+    }
+
+    /// Leaves gracefully: announces [`Status::Left`] with a higher incarnation to a few
+    /// members at once, then keeps gossiping it. Probing and anti-entropy stop. Once
+    /// [`Node::poll_timeout`] returns `None`, the announcement has been sent as often as any
+    /// other fact and the node can be dropped.
+    pub fn leave(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        self.left = true;
+        let incarnation = self.members.local().incarnation() + 1;
+        self.members.set_state(Members::LOCAL, State { incarnation, status: Status::Left }, now);
+        self.gossip.enqueue(Members::LOCAL, false);
+        self.timers = [None, Some(now), None, None];
+        self.prober.clear();
+        self.gossip_round();
+        self.reschedule(Timer::Gossip, now, self.config.gossip_interval);
+    }
+
+    /// Sets a local metadata value; the new version spreads from the next gossip round, which
+    /// is brought forward to now.
+    pub fn set_metadata(
+        &mut self,
+        now: Instant,
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), MetadataError> {
+        let key = key.into();
+        if key.len() > MAX_KEY_LEN {
+            return Err(MetadataError::KeyTooLong(key.len()));
+        }
+        let mut metadata = self.local_metadata().clone();
+        metadata.insert(key, value);
+        let version = self.members.local().meta_version() + 1;
+        let size = self_record_size(&self.config, &metadata, version);
+        if size > self.config.max_datagram() {
+            return Err(MetadataError::TooLarge { size, limit: self.config.max_datagram() });
+        }
+        self.replace_local_metadata(now, metadata, version);
+        Ok(())
+    }
+
+    /// Removes a local metadata value, returning it; `None` (and nothing sent) if absent.
+    pub fn remove_metadata(&mut self, now: Instant, key: &str) -> Option<Bytes> {
+        let mut metadata = self.local_metadata().clone();
+        let removed = metadata.remove(key)?;
+        let version = self.members.local().meta_version() + 1;
+        self.replace_local_metadata(now, metadata, version);
+        Some(removed)
+    }
+
+    /// Replaces the keyring, e.g. to rotate keys: add the new key everywhere, then make it
+    /// first everywhere, then remove the old one.
+    pub fn set_keyring(&mut self, keyring: Keyring) -> Result<(), ConfigError> {
+        let mut config = self.config.clone();
+        config.secret = keyring;
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    // --------------------------------------------------------------- outputs
+
+    /// The next datagram to send. The payload is borrowed until the next call, which lets
+    /// the node reuse its buffer.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        if let Some(sent) = self.current.take() {
+            self.recycle(sent.bytes);
+        }
+        let next = self.outgoing.pop_front()?;
+        self.counters.datagrams_out += 1;
+        self.counters.bytes_out += next.bytes.len() as u64;
+        let current = self.current.insert(next);
+        Some(Transmit { destination: current.to, payload: &current.bytes })
+    }
+
+    /// When to call [`Node::handle_timeout`] next; `None` once a node that left has nothing
+    /// more to send.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let gossip = self.timers[Timer::Gossip as usize].filter(|_| !self.gossip.is_empty());
+        if self.left {
+            return gossip;
+        }
+        [
+            gossip,
+            self.timers[Timer::Probe as usize],
+            self.timers[Timer::Sync as usize],
+            self.timers[Timer::Rejoin as usize],
+            self.prober.next_deadline(),
+            self.deadlines.first().map(|(at, _)| *at),
+            self.members.next_tombstone_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The next membership change to report.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // --------------------------------------------------------------- queries
+
+    /// This node as a member.
+    pub fn local_member(&self) -> &Member {
+        self.members.local()
+    }
+
+    /// Every known member in name order, this node included.
+    pub fn members(&self) -> impl Iterator<Item = &Member> + '_ {
+        self.members.iter().map(|(_, member)| member)
+    }
+
+    /// Members whose status matches `filter`, this node included if it matches.
+    pub fn members_with(&self, filter: StatusFilter) -> impl Iterator<Item = &Member> + '_ {
+        self.members().filter(move |m| filter.matches(m.status()))
+    }
+
+    /// Up to `count` other members matching `filter`, chosen at random, none named in
+    /// `exclude`. Never this node.
+    pub fn find(&mut self, count: usize, filter: StatusFilter, exclude: &[&str]) -> Vec<&Member> {
+        let mut candidates: Vec<MemberId> = self
+            .members
+            .iter()
+            .filter(|(id, m)| {
+                *id != Members::LOCAL
+                    && filter.matches(m.status())
+                    && !exclude.contains(&m.name())
+            })
+            .map(|(id, _)| id)
+            .collect();
+        let count = count.min(candidates.len());
+        for i in 0..count {
+            let j = i + random_below(&mut self.rng, candidates.len() - i);
+            candidates.swap(i, j);
+        }
+        candidates.truncate(count);
+        candidates.iter().filter_map(|id| self.members.get(*id)).collect()
+    }
+
+    /// A member by name.
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.by_name(name)
+    }
+
+    /// Totals of work done and datagrams dropped.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether this node has heard from another member since it joined.
+    pub fn is_joined(&self) -> bool {
+        self.joined
+    }
+
+    /// Whether this node left (and did not rejoin).
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// Number of membership facts waiting to be gossiped.
+    pub fn pending_gossip(&self) -> usize {
+        self.gossip.len()
+    }
+
+    /// Number of reaped members still remembered as tombstones.
+    pub fn tombstones(&self) -> usize {
+        self.members.tombstones()
+    }
+
+    // ------------------------------------------------------- state changes
+
+    /// Learns from the authenticated sender of a datagram: a member it did not know, or a
+    /// higher incarnation of one it knew. Returns the sender's id.
+    fn note_sender(&mut self, now: Instant, sender: &Sender<'_>) -> Option<MemberId> {
+        if let Some(id) = self.members.id(sender.name) {
+            let known = self.members.get(id)?.incarnation();
+            if sender.incarnation > known {
+                let state = State { incarnation: sender.incarnation, status: Status::Online };
+                self.change_state(now, id, state, Some(sender.addr), true);
+            }
+            return Some(id);
+        }
+        if let Some(tombstone) = self.members.tombstone(sender.name) {
+            if sender.incarnation <= tombstone.incarnation {
+                // A member we reaped, talking with an old incarnation: it restarted, or its
+                // side of a partition never heard it was declared offline. Bring the entry
+                // back as offline so replies carry that record and it refutes.
+                let state = State { incarnation: tombstone.incarnation, status: Status::Offline };
+                let id = self.members.insert(Arc::from(sender.name), sender.addr, state, now);
+                self.set_deadline(id, Some(now + self.config.reap_timeout));
+                self.prober.insert(id, &mut self.rng);
+                return Some(id);
+            }
+        }
+        let state = State { incarnation: sender.incarnation, status: Status::Online };
+        Some(self.insert_member(now, sender.name, sender.addr, state, true))
+    }
+
+    /// Applies one membership fact, if it is news.
+    fn apply_record(&mut self, now: Instant, record: &Record<'_>, spread: bool) {
+        if record.name == self.members.local().name() {
+            return self.apply_self_record(now, record);
+        }
+        let id = match self.members.id(record.name) {
+            Some(id) => {
+                let Some(member) = self.members.get(id) else { return };
+                let newer = record.incarnation > member.incarnation()
+                    || (record.incarnation == member.incarnation()
+                        && record.status.precedence() > member.status().precedence());
+                if newer {
+                    let state = State { incarnation: record.incarnation, status: record.status };
+                    self.change_state(now, id, state, Some(record.addr), spread);
+                }
+                id
+            }
+            None => {
+                let stale = self
+                    .members
+                    .tombstone(record.name)
+                    .is_some_and(|t| record.incarnation <= t.incarnation);
+                // Facts about failed members we never knew teach nothing worth storing.
+                if stale || !record.status.is_available() {
+                    return;
+                }
+                let state = State { incarnation: record.incarnation, status: record.status };
+                self.insert_member(now, record.name, record.addr, state, spread)
+            }
+        };
+        if let Some(metadata) = &record.metadata {
+            let known = self.members.get(id).map_or(u64::MAX, Member::meta_version);
+            if record.meta_version > known {
+                self.members.set_metadata(id, metadata.to_metadata(), record.meta_version);
+                self.counters.updates_applied += 1;
+                if spread {
+                    self.gossip.enqueue(id, true);
+                }
+                let name = self.name_of(id);
+                self.events.push_back(Event::MetadataChanged { name, version: record.meta_version });
+            }
+        }
+    }
+
+    /// A fact about this node: refute accusations, and outrank facts from a previous life
+    /// (a restart under the same name) so our current state and metadata win.
+    fn apply_self_record(&mut self, now: Instant, record: &Record<'_>) {
+        if self.left {
+            return;
+        }
+        let local = self.members.local();
+        let accused = record.status != Status::Online && record.incarnation >= local.incarnation();
+        if accused || record.incarnation > local.incarnation() {
+            let incarnation = record.incarnation + 1;
+            self.members
+                .set_state(Members::LOCAL, State { incarnation, status: Status::Online }, now);
+            self.gossip.enqueue(Members::LOCAL, false);
+            if accused {
+                self.counters.refutations += 1;
+                self.events.push_back(Event::Suspected {
+                    accusation: record.status,
+                    incarnation: record.incarnation,
+                });
+                self.events.push_back(Event::Refuted { incarnation });
+            }
+        }
+        let local = self.members.local();
+        let foreign_metadata = record.meta_version == local.meta_version()
+            && record.metadata.is_some_and(|m| {
+                local.metadata().is_none_or(|ours| MetadataEntries::Map(ours) != m)
+            });
+        if record.meta_version > local.meta_version() || foreign_metadata {
+            let metadata = self.local_metadata().clone();
+            self.replace_local_metadata(now, metadata, record.meta_version + 1);
+        }
+    }
+
+    fn insert_member(
+        &mut self,
+        now: Instant,
+        name: &str,
+        addr: SocketAddr,
+        state: State,
+        spread: bool,
+    ) -> MemberId {
+        let id = self.members.insert(Arc::from(name), addr, state, now);
+        self.counters.updates_applied += 1;
+        self.prober.insert(id, &mut self.rng);
+        if spread {
+            self.gossip.enqueue(id, false);
+        }
+        let name = self.name_of(id);
+        let incarnation = state.incarnation;
+        self.events.push_back(Event::MemberJoined { name: name.clone(), incarnation });
+        if state.status == Status::Suspect {
+            self.set_deadline(id, Some(now + self.config.suspect_timeout));
+            self.events.push_back(Event::MemberSuspect { name, incarnation });
+        }
+        id
+    }
+
+    /// Moves a member to a newer state: events, deadlines and (if `spread`) gossip.
+    pub(crate) fn change_state(
+        &mut self,
+        now: Instant,
+        id: MemberId,
+        state: State,
+        addr: Option<SocketAddr>,
+        spread: bool,
+    ) {
+        let Some(previous) = self.members.set_state(id, state, now) else { return };
+        if let (Some(addr), Some(member)) = (addr, self.members.get_mut(id)) {
+            // Only a newer incarnation may move a member (a restart on a new address).
+            if state.incarnation > previous.incarnation {
+                member.set_addr(addr);
+            }
+        }
+        self.counters.updates_applied += 1;
+        if spread {
+            self.gossip.enqueue(id, false);
+        }
+        let restarted_timer = state.status != previous.status || state.incarnation != previous.incarnation;
+        if restarted_timer {
+            let deadline = match state.status {
+                Status::Online => None,
+                Status::Suspect => Some(now + self.config.suspect_timeout),
+                Status::Offline | Status::Left => Some(now + self.config.reap_timeout),
+            };
+            self.set_deadline(id, deadline);
+        }
+        if state.status == previous.status {
+            return;
+        }
+        let name = self.name_of(id);
+        let incarnation = state.incarnation;
+        self.events.push_back(match state.status {
+            Status::Online => Event::MemberAlive { name, incarnation, previous: previous.status },
+            Status::Suspect => Event::MemberSuspect { name, incarnation },
+            Status::Offline => Event::MemberOffline { name, incarnation },
+            Status::Left => Event::MemberLeft { name, incarnation },
+        });
+    }
+
+    fn replace_local_metadata(&mut self, now: Instant, metadata: Metadata, version: u64) {
+        self.members.set_metadata(Members::LOCAL, metadata, version);
+        self.gossip.enqueue(Members::LOCAL, true);
+        let name = self.name_of(Members::LOCAL);
+        self.events.push_back(Event::MetadataChanged { name, version });
+        // Start spreading at once rather than at the next round.
+        let gossip = &mut self.timers[Timer::Gossip as usize];
+        *gossip = Some(gossip.map_or(now, |at| at.min(now)));
+    }
+
+    fn set_deadline(&mut self, id: MemberId, deadline: Option<Instant>) {
+        let Some(member) = self.members.get_mut(id) else { return };
+        if let Some(old) = member.deadline.take() {
+            self.deadlines.remove(&(old, id));
+        }
+        member.deadline = deadline;
+        if let Some(at) = deadline {
+            self.deadlines.insert((at, id));
+        }
+    }
+
+    /// Suspects whose suspicion ran out become offline; offline and left members whose reap
+    /// time came are forgotten.
+    fn expire_deadlines(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(member) = self.members.get_mut(id) else { continue };
+            member.deadline = None;
+            let (status, incarnation) = (member.status(), member.incarnation());
+            match status {
+                Status::Suspect => {
+                    let state = State { incarnation, status: Status::Offline };
+                    self.change_state(now, id, state, None, true);
+                }
+                Status::Offline | Status::Left => self.reap(now, id),
+                Status::Online => {}
+            }
+        }
+    }
+
+    fn reap(&mut self, now: Instant, id: MemberId) {
+        self.gossip.remove(id);
+        self.prober.remove(id);
+        if let Some(member) = self.members.remove(id, now + self.config.reap_timeout) {
+            self.events.push_back(Event::MemberReaped { name: member.name_arc().clone() });
+        }
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    fn due(&self, timer: Timer, now: Instant) -> bool {
+        self.timers[timer as usize].is_some_and(|at| at <= now)
+    }
+
+    /// The next deadline one interval on; after a stall, one interval from now rather than a
+    /// burst of catch-up rounds.
+    fn reschedule(&mut self, timer: Timer, now: Instant, interval: Duration) {
+        let slot = &mut self.timers[timer as usize];
+        let next = slot.map_or(now, |at| at + interval);
+        *slot = Some(if next <= now { now + interval } else { next });
+    }
+
+    fn gossip_round(&mut self) {
+        if self.gossip.is_empty() {
+            return;
+        }
+        let mut targets = core::mem::take(&mut self.scratch);
+        self.sample(StatusFilter::AVAILABLE, self.config.gossip_fanout, &[], &mut targets);
+        for &id in &targets {
+            if let Some(addr) = self.members.get(id).map(Member::addr) {
+                self.send(addr, &Body::Gossip, Some(id));
+            }
+        }
+        self.scratch = targets;
+    }
+
+    /// Joining or isolated: every seed and a few offline members, with backoff. Otherwise:
+    /// one contact outside the view (a seed not seen available, or an offline member).
+    fn rejoin_round(&mut self, now: Instant) {
+        let others_available = self.members.count(StatusFilter::AVAILABLE) > 1;
+        if !self.joined || !others_available {
+            for i in 0..self.seeds.len() {
+                self.send_digest(self.seeds[i], None);
+            }
+            let mut offline = core::mem::take(&mut self.scratch);
+            self.sample(StatusFilter::OFFLINE, 3, &[], &mut offline);
+            for &id in &offline {
+                if let Some(addr) = self.members.get(id).map(Member::addr) {
+                    self.send_digest(addr, Some(id));
+                }
+            }
+            self.scratch = offline;
+            self.timers[Timer::Rejoin as usize] = Some(now + self.join_backoff);
+            self.join_backoff = (self.join_backoff * 2).min(self.config.rejoin_interval);
+            return;
+        }
+        self.join_backoff = self.config.ping_interval;
+        self.timers[Timer::Rejoin as usize] = Some(now + self.config.rejoin_interval);
+        let available = |addr: &SocketAddr| {
+            self.members_with(StatusFilter::AVAILABLE).any(|m| m.addr() == *addr)
+        };
+        let outside_seeds: Vec<SocketAddr> =
+            self.seeds.iter().copied().filter(|seed| !available(seed)).collect();
+        let offline = self.members.count(StatusFilter::OFFLINE);
+        let pick = random_below(&mut self.rng, outside_seeds.len() + offline.min(1));
+        if let Some(seed) = outside_seeds.get(pick) {
+            self.send_digest(*seed, None);
+        } else {
+            let mut chosen = core::mem::take(&mut self.scratch);
+            self.sample(StatusFilter::OFFLINE, 1, &[], &mut chosen);
+            if let Some(&id) = chosen.first() {
+                if let Some(addr) = self.members.get(id).map(Member::addr) {
+                    self.send_digest(addr, Some(id));
+                }
+            }
+            self.scratch = chosen;
+        }
+    }
+
+    // --------------------------------------------------------------- sending
+
+    /// Queues a datagram to `to`: the message, then (if `about` is a member we do not
+    /// believe online) that member's own record, so it can refute at once, then as much
+    /// pending gossip as fits.
+    pub(crate) fn send(&mut self, to: SocketAddr, body: &Body<'_>, about: Option<MemberId>) {
+        let mut buffer = self.take_buffer();
+        let salt = self.rng.next_u64().to_be_bytes();
+        let local = self.members.local();
+        let sender =
+            Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
+        let max = self.config.max_datagram();
+        let Some(mut writer) = PacketWriter::new(&mut buffer, max, salt, &sender, body) else {
+            return self.recycle(buffer);
+        };
+        let correction = about.filter(|id| {
+            self.members.get(*id).is_some_and(|m| m.status() != Status::Online)
+        });
+        if let Some(member) = correction.and_then(|id| self.members.get(id)) {
+            writer.push(&member.record(false));
+        }
+        let limit = retransmit_limit(self.config.retransmit_mult, self.members.len());
+        self.gossip.fill(&mut writer, &self.members, limit, correction);
+        writer.finish();
+        self.queue(to, buffer);
+    }
+
+    /// Signs a finished packet and queues it.
+    pub(crate) fn queue(&mut self, to: SocketAddr, mut buffer: Vec<u8>) {
+        self.config.secret.sign(&mut buffer);
+        self.outgoing.push_back(Outgoing { to, bytes: buffer });
+    }
+
+    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.config.max_datagram()))
+    }
+
+    pub(crate) fn recycle(&mut self, buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(buffer);
+        }
+    }
+
+    pub(crate) fn salt(&mut self) -> [u8; crate::auth::SALT_LEN] {
+        self.rng.next_u64().to_be_bytes()
+    }
+
+    // --------------------------------------------------------------- helpers
+
+    fn local_metadata(&self) -> &Metadata {
+        // The local member's metadata is set at creation and only ever replaced.
+        static EMPTY: Metadata = Metadata::new();
+        self.members.local().metadata().unwrap_or(&EMPTY)
+    }
+
+    fn name_of(&self, id: MemberId) -> Arc<str> {
+        self.members.get(id).map_or_else(|| Arc::from(""), |m| m.name_arc().clone())
+    }
+
+    /// Up to `count` distinct members other than this node matching `filter` and not in
+    /// `exclude`, into `out`. Random probes of the slab first (O(1) each when most members
+    /// match, which is the common case), then a full scan if those were unlucky.
+    pub(crate) fn sample(
+        &mut self,
+        filter: StatusFilter,
+        count: usize,
+        exclude: &[MemberId],
+        out: &mut Vec<MemberId>,
+    ) {
+        out.clear();
+        let bound = self.members.id_bound() as usize;
+        let matches = |members: &Members, id: MemberId, out: &Vec<MemberId>| {
+            id != Members::LOCAL
+                && !exclude.contains(&id)
+                && !out.contains(&id)
+                && members.get(id).is_some_and(|m| filter.matches(m.status()))
+        };
+        for _ in 0..count * 4 + 4 {
+            if out.len() == count || bound <= 1 {
+                return;
+            }
+            let id = MemberId(random_below(&mut self.rng, bound) as u32);
+            if matches(&self.members, id, out) {
+                out.push(id);
+            }
+        }
+        if out.len() == count {
+            return;
+        }
+        // Unlucky or sparse: take the rest uniformly from a scan.
+        let start = out.len();
+        for i in 0..bound {
+            let id = MemberId(i as u32);
+            if matches(&self.members, id, out) {
+                out.push(id);
+            }
+        }
+        let total = out.len();
+        for i in start..count.min(total) {
+            let j = i + random_below(&mut self.rng, total - i);
+            out.swap(i, j);
+        }
+        out.truncate(count.min(total));
+    }
+}
+
+/// A uniform integer in `0..n` (0 when `n` is 0), by Lemire's multiply-shift.
+pub(crate) fn random_below(rng: &mut impl Rng, n: usize) -> usize {
+    ((u64::from(rng.next_u32()) * n as u64) >> 32) as usize
+}
+
+/// A uniform float in `[0, 1)`.
+fn unit(rng: &mut impl Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Bytes of a datagram carrying only this node's record with `metadata`.
+fn self_record_size(config: &Config, metadata: &Metadata, version: u64) -> usize {
+    let record = Record {
+        name: &config.local_name,
+        addr: config.local_addr,
+        incarnation: u64::MAX,
+        status: Status::Online,
+        meta_version: version.max(u64::from(u32::MAX)),
+        metadata: Some(MetadataEntries::Map(metadata)),
+    };
+    crate::wire::max_overhead(config.local_name.len()) + record.encoded_len()
+}

@@ -1,0 +1,275 @@
+//! Failure detection: SWIM's probe cycle.
+//!
+//! Every `ping_interval` the node pings the next member of a shuffled round-robin order
+//! (reshuffled each pass, newcomers inserted at random positions ahead), so every member is
+//! probed at least once per pass and detection time is bounded, unlike uniform random
+//! picks. No ack within `ping_timeout` sends ping-reqs through `ping_req_count` other
+//! available members, which relay the target's ack. No ack at all within
+//! `ping_timeout + ping_req_timeout` makes the target suspect.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use rand_core::Rng;
+
+use crate::member::{MemberId, Members, State};
+use crate::node::{Node, random_below};
+use crate::status::{Status, StatusFilter};
+use crate::time::Instant;
+use crate::wire::Body;
+
+/// Ping-reqs this node relays at once for others; more are ignored, which bounds the work an
+/// authenticated peer can make it do.
+const MAX_RELAYS: usize = 64;
+
+/// A probe this node started.
+#[derive(Clone, Debug)]
+struct Probe {
+    seq: u32,
+    target: MemberId,
+    /// Guards against the id being reused for another member while the probe runs.
+    name: Arc<str>,
+    indirect_at: Instant,
+    fail_at: Instant,
+    indirect_sent: bool,
+}
+
+/// A ping-req this node is serving: ping the target, relay its ack to the requester.
+#[derive(Clone, Copy, Debug)]
+struct Relay {
+    seq: u32,
+    requester: SocketAddr,
+    requester_seq: u32,
+    expires: Instant,
+}
+
+/// The probe order and the probes and relays in flight.
+#[derive(Debug, Default)]
+pub(crate) struct Prober {
+    order: Vec<MemberId>,
+    next: usize,
+    in_flight: Vec<Probe>,
+    relays: Vec<Relay>,
+    seq: u32,
+}
+
+impl Prober {
+    /// Adds a new member at a random position among those not yet probed this pass.
+    pub(crate) fn insert(&mut self, id: MemberId, rng: &mut impl Rng) {
+        let at = self.next + random_below(rng, self.order.len() - self.next + 1);
+        self.order.insert(at, id);
+    }
+
+    /// Forgets a member (reaped).
+    pub(crate) fn remove(&mut self, id: MemberId) {
+        if let Some(at) = self.order.iter().position(|x| *x == id) {
+            self.order.remove(at);
+            if at < self.next {
+                self.next -= 1;
+            }
+        }
+        self.in_flight.retain(|p| p.target != id);
+    }
+
+    /// Drops the probes and relays in flight (the node left).
+    pub(crate) fn clear(&mut self) {
+        self.in_flight.clear();
+        self.relays.clear();
+    }
+
+    /// The earliest probe or relay deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let probes = self
+            .in_flight
+            .iter()
+            .map(|p| if p.indirect_sent { p.fail_at } else { p.indirect_at });
+        probes.chain(self.relays.iter().map(|r| r.expires)).min()
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// The next available member in the order, reshuffling after each full pass.
+    fn next_target(&mut self, members: &Members, rng: &mut impl Rng) -> Option<MemberId> {
+        for _ in 0..=self.order.len() {
+            if self.next >= self.order.len() {
+                for i in (1..self.order.len()).rev() {
+                    let j = random_below(rng, i + 1);
+                    self.order.swap(i, j);
+                }
+                self.next = 0;
+            }
+            let id = *self.order.get(self.next)?;
+            self.next += 1;
+            let available = members.get(id).is_some_and(|m| m.status().is_available());
+            if available && !self.in_flight.iter().any(|p| p.target == id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
+impl<R: Rng> Node<R> {
+    /// Pings the next member of the probe order.
+    pub(crate) fn start_probe(&mut self, now: Instant) {
+        let Some(id) = self.prober.next_target(&self.members, &mut self.rng) else { return };
+        let Some(member) = self.members.get(id) else { return };
+        let (name, addr) = (member.name_arc().clone(), member.addr());
+        let seq = self.prober.next_seq();
+        self.prober.in_flight.push(Probe {
+            seq,
+            target: id,
+            name: name.clone(),
+            indirect_at: now + self.config.ping_timeout,
+            fail_at: now + self.config.ping_timeout + self.config.ping_req_timeout,
+            indirect_sent: false,
+        });
+        self.counters.probes += 1;
+        self.send(addr, &Body::Ping { seq, target: &name }, Some(id));
+    }
+
+    /// An ack: completes one of our probes, or is relayed to whoever asked us to probe.
+    pub(crate) fn handle_ack(&mut self, seq: u32) {
+        if let Some(at) = self.prober.in_flight.iter().position(|p| p.seq == seq) {
+            self.prober.in_flight.swap_remove(at);
+            return;
+        }
+        if let Some(at) = self.prober.relays.iter().position(|r| r.seq == seq) {
+            let relay = self.prober.relays.swap_remove(at);
+            let requester = self.members.iter().find(|(_, m)| m.addr() == relay.requester);
+            let about = requester.map(|(id, _)| id);
+            self.send(relay.requester, &Body::Ack { seq: relay.requester_seq }, about);
+        }
+    }
+
+    /// Someone asks us to probe `target` on its behalf.
+    pub(crate) fn handle_ping_req(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        requester_seq: u32,
+        target: &str,
+        target_addr: SocketAddr,
+    ) {
+        if target == self.members.local().name() {
+            // We are the target: answer for ourselves.
+            return self.send(from, &Body::Ack { seq: requester_seq }, None);
+        }
+        if self.prober.relays.len() >= MAX_RELAYS {
+            return;
+        }
+        let seq = self.prober.next_seq();
+        self.prober.relays.push(Relay {
+            seq,
+            requester: from,
+            requester_seq,
+            expires: now + self.config.ping_req_timeout,
+        });
+        let about = self.members.id(target);
+        self.send(target_addr, &Body::Ping { seq, target }, about);
+    }
+
+    /// Sends ping-reqs for probes whose direct ping timed out, suspects targets of probes
+    /// that failed, and forgets expired relays.
+    pub(crate) fn probe_timeouts(&mut self, now: Instant) {
+        self.prober.relays.retain(|r| r.expires > now);
+        let mut i = 0;
+        while i < self.prober.in_flight.len() {
+            let probe = &mut self.prober.in_flight[i];
+            if probe.fail_at <= now {
+                let probe = self.prober.in_flight.swap_remove(i);
+                self.probe_failed(now, &probe);
+                continue;
+            }
+            if !probe.indirect_sent && probe.indirect_at <= now {
+                probe.indirect_sent = true;
+                let (seq, target, name) = (probe.seq, probe.target, probe.name.clone());
+                self.send_ping_reqs(seq, target, &name);
+            }
+            i += 1;
+        }
+    }
+
+    fn send_ping_reqs(&mut self, seq: u32, target: MemberId, name: &str) {
+        let Some(target_addr) = self.members.get(target).map(|m| m.addr()) else { return };
+        let mut helpers = core::mem::take(&mut self.scratch);
+        let count = self.config.ping_req_count;
+        self.sample(StatusFilter::AVAILABLE, count, &[target], &mut helpers);
+        for &helper in &helpers {
+            if let Some(addr) = self.members.get(helper).map(|m| m.addr()) {
+                self.counters.ping_reqs += 1;
+                let body = Body::PingReq { seq, target: name, target_addr };
+                self.send(addr, &body, Some(helper));
+            }
+        }
+        self.scratch = helpers;
+    }
+
+    fn probe_failed(&mut self, now: Instant, probe: &Probe) {
+        let Some(member) = self.members.get(probe.target) else { return };
+        if *member.name_arc() != probe.name || member.status() != Status::Online {
+            return;
+        }
+        self.counters.suspicions += 1;
+        let state = State { incarnation: member.incarnation(), status: Status::Suspect };
+        self.change_state(now, probe.target, state, None, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::Metadata;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    fn table(n: usize) -> (Members, Vec<MemberId>) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let mut members = Members::new(Arc::from("local"), addr, Metadata::new(), Instant::ZERO);
+        let ids = (0..n)
+            .map(|i| {
+                let name = alloc::format!("m{i}");
+                let state = State { incarnation: 0, status: Status::Online };
+                members.insert(Arc::from(name.as_str()), addr, state, Instant::ZERO)
+            })
+            .collect();
+        (members, ids)
+    }
+
+    #[test]
+    fn every_member_is_probed_once_per_pass() {
+        let (members, ids) = table(10);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut prober = Prober::default();
+        for id in &ids {
+            prober.insert(*id, &mut rng);
+        }
+        for _pass in 0..3 {
+            let mut seen: Vec<MemberId> =
+                (0..10).map(|_| prober.next_target(&members, &mut rng).unwrap()).collect();
+            seen.sort();
+            assert_eq!(seen, ids);
+        }
+    }
+
+    #[test]
+    fn skips_unavailable_and_removed_members() {
+        let (mut members, ids) = table(3);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut prober = Prober::default();
+        for id in &ids {
+            prober.insert(*id, &mut rng);
+        }
+        members.set_state(ids[0], State { incarnation: 0, status: Status::Offline }, Instant::ZERO);
+        prober.remove(ids[1]);
+        for _ in 0..5 {
+            assert_eq!(prober.next_target(&members, &mut rng), Some(ids[2]));
+        }
+        prober.remove(ids[2]);
+        assert_eq!(prober.next_target(&members, &mut rng), None);
+    }
+}

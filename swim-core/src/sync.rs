@@ -1,0 +1,254 @@
+//! Anti-entropy: periodic state exchange that repairs whatever gossip missed.
+//!
+//! Every `sync_interval` a node sends one random member a [`Body::SyncDigest`]: the root of
+//! its table's digest (a wrapping sum of one 64-bit hash per entry) and its size. Equal
+//! roots end the exchange: that is the steady state, one small datagram per interval.
+//! Otherwise the receiver answers with per-bucket hashes (entries are bucketed by the top
+//! bits of their name hash), the initiator sends its entries of the differing buckets and
+//! asks for the receiver's, and both apply the usual precedence rules. Sums make the digest
+//! incremental: a change costs two additions, never a pass over the table. A join is the
+//! same exchange with a seed's address.
+
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use rand_core::Rng;
+
+use crate::member::{Member, MemberId};
+use crate::node::Node;
+use crate::status::StatusFilter;
+use crate::wire::{BucketSet, Body, MAX_BUCKET_SHIFT, PacketWriter, Sender};
+
+/// Datagrams of entries sent in answer to one request at most; the rest follows in later
+/// rounds. Bounds the burst an authenticated peer can trigger.
+const MAX_ENTRY_DATAGRAMS: usize = 256;
+
+/// Fine-grained buckets kept, folded to fewer on the wire.
+const FINE_BUCKETS: usize = 1 << MAX_BUCKET_SHIFT;
+
+/// Incrementally maintained hashes of a membership table.
+#[derive(Clone, Debug)]
+pub(crate) struct Digest {
+    buckets: [u64; FINE_BUCKETS],
+    root: u64,
+}
+
+impl Digest {
+    pub(crate) fn new() -> Self {
+        Digest { buckets: [0; FINE_BUCKETS], root: 0 }
+    }
+
+    pub(crate) fn root(&self) -> u64 {
+        self.root
+    }
+
+    pub(crate) fn add(&mut self, member: &Member) {
+        let hash = entry_hash(member);
+        let bucket = &mut self.buckets[fine_bucket(member.name_hash)];
+        *bucket = bucket.wrapping_add(hash);
+        self.root = self.root.wrapping_add(hash);
+    }
+
+    pub(crate) fn remove(&mut self, member: &Member) {
+        let hash = entry_hash(member);
+        let bucket = &mut self.buckets[fine_bucket(member.name_hash)];
+        *bucket = bucket.wrapping_sub(hash);
+        self.root = self.root.wrapping_sub(hash);
+    }
+
+    /// The hash of coarse bucket `index` out of `2^shift`.
+    fn bucket(&self, shift: u8, index: usize) -> u32 {
+        let width = FINE_BUCKETS >> shift;
+        let sum = self.buckets[index * width..(index + 1) * width]
+            .iter()
+            .fold(0u64, |acc, h| acc.wrapping_add(*h));
+        (sum ^ (sum >> 32)) as u32
+    }
+
+    /// Writes all `2^shift` bucket hashes, 4 bytes each, big-endian.
+    fn write_buckets(&self, shift: u8, out: &mut Vec<u8>) {
+        out.clear();
+        for index in 0..1usize << shift {
+            out.extend_from_slice(&self.bucket(shift, index).to_be_bytes());
+        }
+    }
+}
+
+/// A stable 64-bit hash of a member name: FNV-1a, then a finalizer so the top bits (which
+/// pick the bucket) are well mixed. The same on every node and every platform.
+pub(crate) fn name_hash(name: &str) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    mix(hash)
+}
+
+/// The hash of what anti-entropy compares: name, incarnation, status, metadata version.
+fn entry_hash(member: &Member) -> u64 {
+    let mut hash = mix(member.name_hash ^ member.incarnation().wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    hash = mix(hash ^ member.meta_version().wrapping_mul(0xc2b2_ae3d_27d4_eb4f));
+    mix(hash ^ u64::from(member.status().to_wire()))
+}
+
+/// MurmurHash3's 64-bit finalizer.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+fn fine_bucket(name_hash: u64) -> usize {
+    (name_hash >> (64 - MAX_BUCKET_SHIFT)) as usize
+}
+
+fn coarse_bucket(name_hash: u64, shift: u8) -> usize {
+    fine_bucket(name_hash) >> (MAX_BUCKET_SHIFT - shift)
+}
+
+/// Buckets for a table of `members` entries: about eight entries each, at most 256.
+fn shift_for(members: usize) -> u8 {
+    let mut shift = 0;
+    while shift < MAX_BUCKET_SHIFT && (members >> shift) > 8 {
+        shift += 1;
+    }
+    shift
+}
+
+impl<R: Rng> Node<R> {
+    /// The periodic exchange with one random available member.
+    pub(crate) fn sync_round(&mut self) {
+        let mut peer = core::mem::take(&mut self.scratch);
+        self.sample(StatusFilter::AVAILABLE, 1, &[], &mut peer);
+        if let Some(&id) = peer.first() {
+            if let Some(addr) = self.members.get(id).map(Member::addr) {
+                self.send_digest(addr, Some(id));
+            }
+        }
+        self.scratch = peer;
+    }
+
+    /// Step 1: our root and size.
+    pub(crate) fn send_digest(&mut self, to: SocketAddr, about: Option<MemberId>) {
+        self.counters.syncs += 1;
+        let root = self.members.digest().root();
+        let members = u32::try_from(self.members.len()).unwrap_or(u32::MAX);
+        self.send(to, &Body::SyncDigest { root, members }, about);
+    }
+
+    /// Step 2: roots differ, so answer with bucket hashes.
+    pub(crate) fn handle_sync_digest(
+        &mut self,
+        from: SocketAddr,
+        sender: Option<MemberId>,
+        root: u64,
+        members: usize,
+    ) {
+        if root == self.members.digest().root() {
+            return;
+        }
+        let shift = shift_for(members.max(self.members.len()));
+        let mut hashes = self.take_buffer();
+        self.members.digest().write_buckets(shift, &mut hashes);
+        self.send(from, &Body::SyncBuckets { shift, hashes: &hashes }, sender);
+        self.recycle(hashes);
+    }
+
+    /// Step 3: send our entries of the differing buckets and ask for theirs.
+    pub(crate) fn handle_sync_buckets(&mut self, from: SocketAddr, shift: u8, hashes: &[u8]) {
+        let mut differing = BucketSet::default();
+        for index in 0..1usize << shift {
+            if self.members.digest().bucket(shift, index) != Body::bucket_hash(hashes, index) {
+                differing.insert(index);
+            }
+        }
+        if !differing.is_empty() {
+            self.send_entries(from, shift, &differing, differing);
+        }
+    }
+
+    /// Step 4: apply (done by the caller) and, if asked, answer with our entries.
+    pub(crate) fn handle_sync_entries(&mut self, from: SocketAddr, shift: u8, want: BucketSet) {
+        if !want.is_empty() {
+            self.send_entries(from, shift, &want, BucketSet::default());
+        }
+    }
+
+    /// Our entries (with metadata) in `buckets`, as many datagrams as they need; the first
+    /// carries `want`.
+    fn send_entries(&mut self, to: SocketAddr, shift: u8, buckets: &BucketSet, want: BucketSet) {
+        let mut ids = core::mem::take(&mut self.scratch);
+        ids.clear();
+        ids.extend(
+            self.members
+                .iter()
+                .filter(|(_, m)| buckets.contains(coarse_bucket(m.name_hash, shift)))
+                .map(|(id, _)| id),
+        );
+        let max = self.config.max_datagram();
+        let mut next = 0;
+        for datagram in 0..MAX_ENTRY_DATAGRAMS {
+            let want = if datagram == 0 { want } else { BucketSet::default() };
+            let salt = self.salt();
+            let mut buffer = self.take_buffer();
+            let local = self.members.local();
+            let sender =
+                Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
+            let body = Body::SyncEntries { shift, want };
+            let Some(mut writer) = PacketWriter::new(&mut buffer, max, salt, &sender, &body) else {
+                self.recycle(buffer);
+                break;
+            };
+            while let Some(member) = ids.get(next).and_then(|id| self.members.get(*id)) {
+                if !writer.push(&member.record(true)) {
+                    if writer.records() == 0 {
+                        next += 1; // Cannot fit even alone (metadata from a larger MTU): skip.
+                        continue;
+                    }
+                    break;
+                }
+                next += 1;
+            }
+            writer.finish();
+            self.queue(to, buffer);
+            if next >= ids.len() {
+                break;
+            }
+        }
+        self.scratch = ids;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_hash_is_stable() {
+        // Pinned: nodes of every version and platform must agree on buckets.
+        assert_eq!(name_hash(""), mix(0xcbf2_9ce4_8422_2325));
+        assert_eq!(name_hash("127.0.0.1:7001"), name_hash("127.0.0.1:7001"));
+        assert_ne!(name_hash("a"), name_hash("b"));
+    }
+
+    #[test]
+    fn shift_gives_about_eight_per_bucket() {
+        assert_eq!(shift_for(1), 0);
+        assert_eq!(shift_for(8), 0);
+        assert_eq!(shift_for(9), 1);
+        assert_eq!(shift_for(1000), 7);
+        assert_eq!(shift_for(100_000), 8);
+    }
+
+    #[test]
+    fn coarse_buckets_fold_fine_ones() {
+        for hash in [0u64, u64::MAX, 0x8000_0000_0000_0000, 0x1234_5678_9abc_def0] {
+            assert_eq!(coarse_bucket(hash, 8), fine_bucket(hash));
+            assert_eq!(coarse_bucket(hash, 0), 0);
+            assert_eq!(coarse_bucket(hash, 1), (hash >> 63) as usize);
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Placeholder: the driver lands with its own issue.
+#![forbid(unsafe_code)]

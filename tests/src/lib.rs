@@ -1,0 +1,2 @@
+//! Placeholder: the simulator lands with its own issue.
+#![forbid(unsafe_code)]
