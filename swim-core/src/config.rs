@@ -106,37 +106,97 @@ impl Config {
     /// Checks every field; the error names the first bad one and why.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check = |ok: bool, field: &'static str, reason: &'static str| {
-            if ok { Ok(()) } else { Err(ConfigError { field, reason }) }
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError { field, reason })
+            }
         };
-        check(!self.secret.has_empty_secret(), "secret", "secrets must not be empty")?;
-        check(!self.secret.is_empty(), "secret", "at least one secret is required")?;
+        check(
+            !self.secret.has_empty_secret(),
+            "secret",
+            "secrets must not be empty",
+        )?;
+        check(
+            !self.secret.is_empty(),
+            "secret",
+            "at least one secret is required",
+        )?;
         check(
             self.secret.len() <= crate::auth::MAX_KEYS,
             "secret",
             "at most 8 secrets are accepted",
         )?;
-        check(!self.local_name.is_empty(), "local_name", "must not be empty")?;
-        check(self.local_name.len() <= MAX_NAME_LEN, "local_name", "must be at most 255 bytes")?;
-        check(!self.ping_interval.is_zero(), "ping_interval", "must be above zero")?;
-        check(!self.ping_timeout.is_zero(), "ping_timeout", "must be above zero")?;
+        check(
+            !self.local_name.is_empty(),
+            "local_name",
+            "must not be empty",
+        )?;
+        check(
+            self.local_name.len() <= MAX_NAME_LEN,
+            "local_name",
+            "must be at most 255 bytes",
+        )?;
+        check(
+            !self.ping_interval.is_zero(),
+            "ping_interval",
+            "must be above zero",
+        )?;
+        check(
+            !self.ping_timeout.is_zero(),
+            "ping_timeout",
+            "must be above zero",
+        )?;
         check(
             self.ping_timeout < self.ping_interval,
             "ping_timeout",
             "must be below ping_interval",
         )?;
-        check(!self.ping_req_timeout.is_zero(), "ping_req_timeout", "must be above zero")?;
-        check(!self.suspect_timeout.is_zero(), "suspect_timeout", "must be above zero")?;
-        check(!self.sync_interval.is_zero(), "sync_interval", "must be above zero")?;
+        check(
+            !self.ping_req_timeout.is_zero(),
+            "ping_req_timeout",
+            "must be above zero",
+        )?;
+        check(
+            !self.suspect_timeout.is_zero(),
+            "suspect_timeout",
+            "must be above zero",
+        )?;
+        check(
+            !self.sync_interval.is_zero(),
+            "sync_interval",
+            "must be above zero",
+        )?;
         check(
             (MIN_MTU_SIZE..=MAX_MTU_SIZE).contains(&self.mtu_size),
             "mtu_size",
             "must be between 576 and 65535",
         )?;
-        check(!self.gossip_interval.is_zero(), "gossip_interval", "must be above zero")?;
-        check(self.gossip_fanout > 0, "gossip_fanout", "must be at least 1")?;
-        check(self.retransmit_mult > 0, "retransmit_mult", "must be at least 1")?;
-        check(!self.reap_timeout.is_zero(), "reap_timeout", "must be above zero")?;
-        check(!self.rejoin_interval.is_zero(), "rejoin_interval", "must be above zero")?;
+        check(
+            !self.gossip_interval.is_zero(),
+            "gossip_interval",
+            "must be above zero",
+        )?;
+        check(
+            self.gossip_fanout > 0,
+            "gossip_fanout",
+            "must be at least 1",
+        )?;
+        check(
+            self.retransmit_mult > 0,
+            "retransmit_mult",
+            "must be at least 1",
+        )?;
+        check(
+            !self.reap_timeout.is_zero(),
+            "reap_timeout",
+            "must be above zero",
+        )?;
+        check(
+            !self.rejoin_interval.is_zero(),
+            "rejoin_interval",
+            "must be above zero",
+        )?;
         check(
             !self.peers.contains(&self.local_addr),
             "peers",
@@ -176,7 +236,11 @@ mod tests {
     use alloc::string::ToString;
 
     fn config() -> Config {
-        Config::new("127.0.0.1:2001", SocketAddr::from(([127, 0, 0, 1], 2001)), Keyring::new("s"))
+        Config::new(
+            "127.0.0.1:2001",
+            SocketAddr::from(([127, 0, 0, 1], 2001)),
+            Keyring::new("s"),
+        )
     }
 
     #[test]

@@ -106,6 +106,11 @@ mod tests {
         assert_eq!(counters.dropped(DropReason::Malformed), 2);
         assert_eq!(counters.dropped(DropReason::Unauthenticated), 0);
         assert_eq!(counters.dropped_total(), 3);
-        assert!(DropReason::ALL.iter().enumerate().all(|(i, r)| r.index() == i));
+        assert!(
+            DropReason::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.index() == i)
+        );
     }
 }

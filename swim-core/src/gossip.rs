@@ -59,7 +59,11 @@ impl GossipQueue {
             with_metadata |= old.with_metadata;
         }
         self.next_age += 1;
-        let entry = Pending { sends: 0, age: u64::MAX - self.next_age, with_metadata };
+        let entry = Pending {
+            sends: 0,
+            age: u64::MAX - self.next_age,
+            with_metadata,
+        };
         self.order.insert(entry.key(id));
         self.pending[index] = Some(entry);
     }
@@ -104,9 +108,10 @@ impl GossipQueue {
             if Some(id) == skip {
                 continue;
             }
-            let (Some(member), Some(pending)) =
-                (members.get(id), self.pending.get(id.0 as usize).copied().flatten())
-            else {
+            let (Some(member), Some(pending)) = (
+                members.get(id),
+                self.pending.get(id.0 as usize).copied().flatten(),
+            ) else {
                 continue;
             };
             if writer.push(&member.record(pending.with_metadata)) {
@@ -116,8 +121,12 @@ impl GossipQueue {
             }
         }
         for &id in &self.sent {
-            let Some(slot) = self.pending.get_mut(id.0 as usize) else { continue };
-            let Some(mut entry) = slot.take() else { continue };
+            let Some(slot) = self.pending.get_mut(id.0 as usize) else {
+                continue;
+            };
+            let Some(mut entry) = slot.take() else {
+                continue;
+            };
             self.order.remove(&entry.key(id));
             entry.sends += 1;
             if entry.sends < limit {
@@ -157,15 +166,32 @@ mod tests {
         let ids = (0..n)
             .map(|i| {
                 let name: Arc<str> = Arc::from(alloc::format!("member-{i}").as_str());
-                members.insert(name, addr, State { incarnation: 0, status: Status::Online }, Instant::ZERO)
+                members.insert(
+                    name,
+                    addr,
+                    State {
+                        incarnation: 0,
+                        status: Status::Online,
+                    },
+                    Instant::ZERO,
+                )
             })
             .collect();
         (members, ids)
     }
 
-    fn fill(queue: &mut GossipQueue, members: &Members, max: usize, limit: u32) -> Vec<alloc::string::String> {
+    fn fill(
+        queue: &mut GossipQueue,
+        members: &Members,
+        max: usize,
+        limit: u32,
+    ) -> Vec<alloc::string::String> {
         let mut out = Vec::new();
-        let sender = Sender { name: "local", addr: SocketAddr::from(([127, 0, 0, 1], 1)), incarnation: 0 };
+        let sender = Sender {
+            name: "local",
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            incarnation: 0,
+        };
         let mut writer = PacketWriter::new(&mut out, max, [0; 8], &sender, &Body::Gossip).unwrap();
         queue.fill(&mut writer, members, limit, None);
         writer.finish();
@@ -190,7 +216,10 @@ mod tests {
         for id in &ids {
             queue.enqueue(*id, false);
         }
-        assert_eq!(fill(&mut queue, &members, 1452, 2), ["member-2", "member-1", "member-0"]);
+        assert_eq!(
+            fill(&mut queue, &members, 1452, 2),
+            ["member-2", "member-1", "member-0"]
+        );
         assert_eq!(queue.len(), 3);
         fill(&mut queue, &members, 1452, 2);
         assert!(queue.is_empty());

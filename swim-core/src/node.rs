@@ -105,7 +105,10 @@ impl<R: Rng> Node<R> {
         let name: Arc<str> = Arc::from(config.local_name.as_str());
         let size = self_record_size(&config, &config.local_metadata, 1);
         if size > config.max_datagram() {
-            return Err(ConfigError::new("local_metadata", "does not fit in one datagram"));
+            return Err(ConfigError::new(
+                "local_metadata",
+                "does not fit in one datagram",
+            ));
         }
         let members = Members::new(name, config.local_addr, config.local_metadata.clone(), now);
         let mut gossip = GossipQueue::default();
@@ -189,7 +192,11 @@ impl<R: Rng> Node<R> {
         match packet.body {
             Body::Ping { seq, .. } => self.send(from, &Body::Ack { seq }, sender),
             Body::Ack { seq } => self.handle_ack(seq),
-            Body::PingReq { seq, target, target_addr } => {
+            Body::PingReq {
+                seq,
+                target,
+                target_addr,
+            } => {
                 self.handle_ping_req(now, from, seq, target, target_addr);
             }
             Body::Gossip => {}
@@ -241,8 +248,14 @@ impl<R: Rng> Node<R> {
         if self.left {
             self.left = false;
             let incarnation = self.members.local().incarnation() + 1;
-            self.members
-                .set_state(Members::LOCAL, State { incarnation, status: Status::Online }, now);
+            self.members.set_state(
+                Members::LOCAL,
+                State {
+                    incarnation,
+                    status: Status::Online,
+                },
+                now,
+            );
             self.timers[Timer::Probe as usize] = Some(now + self.config.ping_interval);
             self.timers[Timer::Sync as usize] = Some(now + self.config.sync_interval);
         }
@@ -263,7 +276,14 @@ impl<R: Rng> Node<R> {
         }
         self.left = true;
         let incarnation = self.members.local().incarnation() + 1;
-        self.members.set_state(Members::LOCAL, State { incarnation, status: Status::Left }, now);
+        self.members.set_state(
+            Members::LOCAL,
+            State {
+                incarnation,
+                status: Status::Left,
+            },
+            now,
+        );
         self.gossip.enqueue(Members::LOCAL, false);
         self.timers = [None, Some(now), None, None];
         self.prober.clear();
@@ -288,7 +308,10 @@ impl<R: Rng> Node<R> {
         let version = self.members.local().meta_version() + 1;
         let size = self_record_size(&self.config, &metadata, version);
         if size > self.config.max_datagram() {
-            return Err(MetadataError::TooLarge { size, limit: self.config.max_datagram() });
+            return Err(MetadataError::TooLarge {
+                size,
+                limit: self.config.max_datagram(),
+            });
         }
         self.replace_local_metadata(now, metadata, version);
         Ok(())
@@ -325,7 +348,10 @@ impl<R: Rng> Node<R> {
         self.counters.datagrams_out += 1;
         self.counters.bytes_out += next.bytes.len() as u64;
         let current = self.current.insert(next);
-        Some(Transmit { destination: current.to, payload: &current.bytes })
+        Some(Transmit {
+            destination: current.to,
+            payload: &current.bytes,
+        })
     }
 
     /// When to call [`Node::handle_timeout`] next; `None` once a node that left has nothing
@@ -378,9 +404,7 @@ impl<R: Rng> Node<R> {
             .members
             .iter()
             .filter(|(id, m)| {
-                *id != Members::LOCAL
-                    && filter.matches(m.status())
-                    && !exclude.contains(&m.name())
+                *id != Members::LOCAL && filter.matches(m.status()) && !exclude.contains(&m.name())
             })
             .map(|(id, _)| id)
             .collect();
@@ -390,7 +414,10 @@ impl<R: Rng> Node<R> {
             candidates.swap(i, j);
         }
         candidates.truncate(count);
-        candidates.iter().filter_map(|id| self.members.get(*id)).collect()
+        candidates
+            .iter()
+            .filter_map(|id| self.members.get(*id))
+            .collect()
     }
 
     /// A member by name.
@@ -436,7 +463,10 @@ impl<R: Rng> Node<R> {
         if let Some(id) = self.members.id(sender.name) {
             let known = self.members.get(id)?.incarnation();
             if sender.incarnation > known {
-                let state = State { incarnation: sender.incarnation, status: Status::Online };
+                let state = State {
+                    incarnation: sender.incarnation,
+                    status: Status::Online,
+                };
                 self.change_state(now, id, state, Some(sender.addr), true);
             }
             return Some(id);
@@ -446,14 +476,22 @@ impl<R: Rng> Node<R> {
                 // A member we reaped, talking with an old incarnation: it restarted, or its
                 // side of a partition never heard it was declared offline. Bring the entry
                 // back as offline so replies carry that record and it refutes.
-                let state = State { incarnation: tombstone.incarnation, status: Status::Offline };
-                let id = self.members.insert(Arc::from(sender.name), sender.addr, state, now);
+                let state = State {
+                    incarnation: tombstone.incarnation,
+                    status: Status::Offline,
+                };
+                let id = self
+                    .members
+                    .insert(Arc::from(sender.name), sender.addr, state, now);
                 self.set_deadline(id, Some(now + self.config.reap_timeout));
                 self.prober.insert(id, &mut self.rng);
                 return Some(id);
             }
         }
-        let state = State { incarnation: sender.incarnation, status: Status::Online };
+        let state = State {
+            incarnation: sender.incarnation,
+            status: Status::Online,
+        };
         Some(self.insert_member(now, sender.name, sender.addr, state, true))
     }
 
@@ -464,12 +502,17 @@ impl<R: Rng> Node<R> {
         }
         let id = match self.members.id(record.name) {
             Some(id) => {
-                let Some(member) = self.members.get(id) else { return };
+                let Some(member) = self.members.get(id) else {
+                    return;
+                };
                 let newer = record.incarnation > member.incarnation()
                     || (record.incarnation == member.incarnation()
                         && record.status.precedence() > member.status().precedence());
                 if newer {
-                    let state = State { incarnation: record.incarnation, status: record.status };
+                    let state = State {
+                        incarnation: record.incarnation,
+                        status: record.status,
+                    };
                     self.change_state(now, id, state, Some(record.addr), spread);
                 }
                 id
@@ -483,20 +526,27 @@ impl<R: Rng> Node<R> {
                 if stale || !record.status.is_available() {
                     return;
                 }
-                let state = State { incarnation: record.incarnation, status: record.status };
+                let state = State {
+                    incarnation: record.incarnation,
+                    status: record.status,
+                };
                 self.insert_member(now, record.name, record.addr, state, spread)
             }
         };
         if let Some(metadata) = &record.metadata {
             let known = self.members.get(id).map_or(u64::MAX, Member::meta_version);
             if record.meta_version > known {
-                self.members.set_metadata(id, metadata.to_metadata(), record.meta_version);
+                self.members
+                    .set_metadata(id, metadata.to_metadata(), record.meta_version);
                 self.counters.updates_applied += 1;
                 if spread {
                     self.gossip.enqueue(id, true);
                 }
                 let name = self.name_of(id);
-                self.events.push_back(Event::MetadataChanged { name, version: record.meta_version });
+                self.events.push_back(Event::MetadataChanged {
+                    name,
+                    version: record.meta_version,
+                });
             }
         }
     }
@@ -511,8 +561,14 @@ impl<R: Rng> Node<R> {
         let accused = record.status != Status::Online && record.incarnation >= local.incarnation();
         if accused || record.incarnation > local.incarnation() {
             let incarnation = record.incarnation + 1;
-            self.members
-                .set_state(Members::LOCAL, State { incarnation, status: Status::Online }, now);
+            self.members.set_state(
+                Members::LOCAL,
+                State {
+                    incarnation,
+                    status: Status::Online,
+                },
+                now,
+            );
             self.gossip.enqueue(Members::LOCAL, false);
             if accused {
                 self.counters.refutations += 1;
@@ -526,7 +582,9 @@ impl<R: Rng> Node<R> {
         let local = self.members.local();
         let foreign_metadata = record.meta_version == local.meta_version()
             && record.metadata.is_some_and(|m| {
-                local.metadata().is_none_or(|ours| MetadataEntries::Map(ours) != m)
+                local
+                    .metadata()
+                    .is_none_or(|ours| MetadataEntries::Map(ours) != m)
             });
         if record.meta_version > local.meta_version() || foreign_metadata {
             let metadata = self.local_metadata().clone();
@@ -550,10 +608,14 @@ impl<R: Rng> Node<R> {
         }
         let name = self.name_of(id);
         let incarnation = state.incarnation;
-        self.events.push_back(Event::MemberJoined { name: name.clone(), incarnation });
+        self.events.push_back(Event::MemberJoined {
+            name: name.clone(),
+            incarnation,
+        });
         if state.status == Status::Suspect {
             self.set_deadline(id, Some(now + self.config.suspect_timeout));
-            self.events.push_back(Event::MemberSuspect { name, incarnation });
+            self.events
+                .push_back(Event::MemberSuspect { name, incarnation });
         }
         id
     }
@@ -567,7 +629,9 @@ impl<R: Rng> Node<R> {
         addr: Option<SocketAddr>,
         spread: bool,
     ) {
-        let Some(previous) = self.members.set_state(id, state, now) else { return };
+        let Some(previous) = self.members.set_state(id, state, now) else {
+            return;
+        };
         if let (Some(addr), Some(member)) = (addr, self.members.get_mut(id)) {
             // Only a newer incarnation may move a member (a restart on a new address).
             if state.incarnation > previous.incarnation {
@@ -578,7 +642,8 @@ impl<R: Rng> Node<R> {
         if spread {
             self.gossip.enqueue(id, false);
         }
-        let restarted_timer = state.status != previous.status || state.incarnation != previous.incarnation;
+        let restarted_timer =
+            state.status != previous.status || state.incarnation != previous.incarnation;
         if restarted_timer {
             let deadline = match state.status {
                 Status::Online => None,
@@ -593,7 +658,11 @@ impl<R: Rng> Node<R> {
         let name = self.name_of(id);
         let incarnation = state.incarnation;
         self.events.push_back(match state.status {
-            Status::Online => Event::MemberAlive { name, incarnation, previous: previous.status },
+            Status::Online => Event::MemberAlive {
+                name,
+                incarnation,
+                previous: previous.status,
+            },
             Status::Suspect => Event::MemberSuspect { name, incarnation },
             Status::Offline => Event::MemberOffline { name, incarnation },
             Status::Left => Event::MemberLeft { name, incarnation },
@@ -604,14 +673,17 @@ impl<R: Rng> Node<R> {
         self.members.set_metadata(Members::LOCAL, metadata, version);
         self.gossip.enqueue(Members::LOCAL, true);
         let name = self.name_of(Members::LOCAL);
-        self.events.push_back(Event::MetadataChanged { name, version });
+        self.events
+            .push_back(Event::MetadataChanged { name, version });
         // Start spreading at once rather than at the next round.
         let gossip = &mut self.timers[Timer::Gossip as usize];
         *gossip = Some(gossip.map_or(now, |at| at.min(now)));
     }
 
     fn set_deadline(&mut self, id: MemberId, deadline: Option<Instant>) {
-        let Some(member) = self.members.get_mut(id) else { return };
+        let Some(member) = self.members.get_mut(id) else {
+            return;
+        };
         if let Some(old) = member.deadline.take() {
             self.deadlines.remove(&(old, id));
         }
@@ -629,12 +701,17 @@ impl<R: Rng> Node<R> {
                 break;
             }
             self.deadlines.pop_first();
-            let Some(member) = self.members.get_mut(id) else { continue };
+            let Some(member) = self.members.get_mut(id) else {
+                continue;
+            };
             member.deadline = None;
             let (status, incarnation) = (member.status(), member.incarnation());
             match status {
                 Status::Suspect => {
-                    let state = State { incarnation, status: Status::Offline };
+                    let state = State {
+                        incarnation,
+                        status: Status::Offline,
+                    };
                     self.change_state(now, id, state, None, true);
                 }
                 Status::Offline | Status::Left => self.reap(now, id),
@@ -647,7 +724,9 @@ impl<R: Rng> Node<R> {
         self.gossip.remove(id);
         self.prober.remove(id);
         if let Some(member) = self.members.remove(id, now + self.config.reap_timeout) {
-            self.events.push_back(Event::MemberReaped { name: member.name_arc().clone() });
+            self.events.push_back(Event::MemberReaped {
+                name: member.name_arc().clone(),
+            });
         }
     }
 
@@ -670,7 +749,12 @@ impl<R: Rng> Node<R> {
             return;
         }
         let mut targets = core::mem::take(&mut self.scratch);
-        self.sample(StatusFilter::AVAILABLE, self.config.gossip_fanout, &[], &mut targets);
+        self.sample(
+            StatusFilter::AVAILABLE,
+            self.config.gossip_fanout,
+            &[],
+            &mut targets,
+        );
         for &id in &targets {
             if let Some(addr) = self.members.get(id).map(Member::addr) {
                 self.send(addr, &Body::Gossip, Some(id));
@@ -702,10 +786,15 @@ impl<R: Rng> Node<R> {
         self.join_backoff = self.config.ping_interval;
         self.timers[Timer::Rejoin as usize] = Some(now + self.config.rejoin_interval);
         let available = |addr: &SocketAddr| {
-            self.members_with(StatusFilter::AVAILABLE).any(|m| m.addr() == *addr)
+            self.members_with(StatusFilter::AVAILABLE)
+                .any(|m| m.addr() == *addr)
         };
-        let outside_seeds: Vec<SocketAddr> =
-            self.seeds.iter().copied().filter(|seed| !available(seed)).collect();
+        let outside_seeds: Vec<SocketAddr> = self
+            .seeds
+            .iter()
+            .copied()
+            .filter(|seed| !available(seed))
+            .collect();
         let offline = self.members.count(StatusFilter::OFFLINE);
         let pick = random_below(&mut self.rng, outside_seeds.len() + offline.min(1));
         if let Some(seed) = outside_seeds.get(pick) {
@@ -731,20 +820,26 @@ impl<R: Rng> Node<R> {
         let mut buffer = self.take_buffer();
         let salt = self.rng.next_u64().to_be_bytes();
         let local = self.members.local();
-        let sender =
-            Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
+        let sender = Sender {
+            name: local.name(),
+            addr: local.addr(),
+            incarnation: local.incarnation(),
+        };
         let max = self.config.max_datagram();
         let Some(mut writer) = PacketWriter::new(&mut buffer, max, salt, &sender, body) else {
             return self.recycle(buffer);
         };
         let correction = about.filter(|id| {
-            self.members.get(*id).is_some_and(|m| m.status() != Status::Online)
+            self.members
+                .get(*id)
+                .is_some_and(|m| m.status() != Status::Online)
         });
         if let Some(member) = correction.and_then(|id| self.members.get(id)) {
             writer.push(&member.record(false));
         }
         let limit = retransmit_limit(self.config.retransmit_mult, self.members.len());
-        self.gossip.fill(&mut writer, &self.members, limit, correction);
+        self.gossip
+            .fill(&mut writer, &self.members, limit, correction);
         writer.finish();
         self.queue(to, buffer);
     }
@@ -780,7 +875,9 @@ impl<R: Rng> Node<R> {
     }
 
     fn name_of(&self, id: MemberId) -> Arc<str> {
-        self.members.get(id).map_or_else(|| Arc::from(""), |m| m.name_arc().clone())
+        self.members
+            .get(id)
+            .map_or_else(|| Arc::from(""), |m| m.name_arc().clone())
     }
 
     /// Up to `count` distinct members other than this node matching `filter` and not in

@@ -80,10 +80,13 @@ impl Prober {
 
     /// The earliest probe or relay deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let probes = self
-            .in_flight
-            .iter()
-            .map(|p| if p.indirect_sent { p.fail_at } else { p.indirect_at });
+        let probes = self.in_flight.iter().map(|p| {
+            if p.indirect_sent {
+                p.fail_at
+            } else {
+                p.indirect_at
+            }
+        });
         probes.chain(self.relays.iter().map(|r| r.expires)).min()
     }
 
@@ -116,8 +119,12 @@ impl Prober {
 impl<R: Rng> Node<R> {
     /// Pings the next member of the probe order.
     pub(crate) fn start_probe(&mut self, now: Instant) {
-        let Some(id) = self.prober.next_target(&self.members, &mut self.rng) else { return };
-        let Some(member) = self.members.get(id) else { return };
+        let Some(id) = self.prober.next_target(&self.members, &mut self.rng) else {
+            return;
+        };
+        let Some(member) = self.members.get(id) else {
+            return;
+        };
         let (name, addr) = (member.name_arc().clone(), member.addr());
         let seq = self.prober.next_seq();
         self.prober.in_flight.push(Probe {
@@ -140,9 +147,18 @@ impl<R: Rng> Node<R> {
         }
         if let Some(at) = self.prober.relays.iter().position(|r| r.seq == seq) {
             let relay = self.prober.relays.swap_remove(at);
-            let requester = self.members.iter().find(|(_, m)| m.addr() == relay.requester);
+            let requester = self
+                .members
+                .iter()
+                .find(|(_, m)| m.addr() == relay.requester);
             let about = requester.map(|(id, _)| id);
-            self.send(relay.requester, &Body::Ack { seq: relay.requester_seq }, about);
+            self.send(
+                relay.requester,
+                &Body::Ack {
+                    seq: relay.requester_seq,
+                },
+                about,
+            );
         }
     }
 
@@ -195,14 +211,20 @@ impl<R: Rng> Node<R> {
     }
 
     fn send_ping_reqs(&mut self, seq: u32, target: MemberId, name: &str) {
-        let Some(target_addr) = self.members.get(target).map(|m| m.addr()) else { return };
+        let Some(target_addr) = self.members.get(target).map(|m| m.addr()) else {
+            return;
+        };
         let mut helpers = core::mem::take(&mut self.scratch);
         let count = self.config.ping_req_count;
         self.sample(StatusFilter::AVAILABLE, count, &[target], &mut helpers);
         for &helper in &helpers {
             if let Some(addr) = self.members.get(helper).map(|m| m.addr()) {
                 self.counters.ping_reqs += 1;
-                let body = Body::PingReq { seq, target: name, target_addr };
+                let body = Body::PingReq {
+                    seq,
+                    target: name,
+                    target_addr,
+                };
                 self.send(addr, &body, Some(helper));
             }
         }
@@ -210,12 +232,17 @@ impl<R: Rng> Node<R> {
     }
 
     fn probe_failed(&mut self, now: Instant, probe: &Probe) {
-        let Some(member) = self.members.get(probe.target) else { return };
+        let Some(member) = self.members.get(probe.target) else {
+            return;
+        };
         if *member.name_arc() != probe.name || member.status() != Status::Online {
             return;
         }
         self.counters.suspicions += 1;
-        let state = State { incarnation: member.incarnation(), status: Status::Suspect };
+        let state = State {
+            incarnation: member.incarnation(),
+            status: Status::Suspect,
+        };
         self.change_state(now, probe.target, state, None, true);
     }
 }
@@ -233,7 +260,10 @@ mod tests {
         let ids = (0..n)
             .map(|i| {
                 let name = alloc::format!("m{i}");
-                let state = State { incarnation: 0, status: Status::Online };
+                let state = State {
+                    incarnation: 0,
+                    status: Status::Online,
+                };
                 members.insert(Arc::from(name.as_str()), addr, state, Instant::ZERO)
             })
             .collect();
@@ -249,8 +279,9 @@ mod tests {
             prober.insert(*id, &mut rng);
         }
         for _pass in 0..3 {
-            let mut seen: Vec<MemberId> =
-                (0..10).map(|_| prober.next_target(&members, &mut rng).unwrap()).collect();
+            let mut seen: Vec<MemberId> = (0..10)
+                .map(|_| prober.next_target(&members, &mut rng).unwrap())
+                .collect();
             seen.sort();
             assert_eq!(seen, ids);
         }
@@ -264,7 +295,14 @@ mod tests {
         for id in &ids {
             prober.insert(*id, &mut rng);
         }
-        members.set_state(ids[0], State { incarnation: 0, status: Status::Offline }, Instant::ZERO);
+        members.set_state(
+            ids[0],
+            State {
+                incarnation: 0,
+                status: Status::Offline,
+            },
+            Instant::ZERO,
+        );
         prober.remove(ids[1]);
         for _ in 0..5 {
             assert_eq!(prober.next_target(&members, &mut rng), Some(ids[2]));

@@ -17,7 +17,7 @@ use rand_core::Rng;
 use crate::member::{Member, MemberId};
 use crate::node::Node;
 use crate::status::StatusFilter;
-use crate::wire::{BucketSet, Body, MAX_BUCKET_SHIFT, PacketWriter, Sender};
+use crate::wire::{Body, BucketSet, MAX_BUCKET_SHIFT, PacketWriter, Sender};
 
 /// Datagrams of entries sent in answer to one request at most; the rest follows in later
 /// rounds. Bounds the burst an authenticated peer can trigger.
@@ -35,7 +35,10 @@ pub(crate) struct Digest {
 
 impl Digest {
     pub(crate) fn new() -> Self {
-        Digest { buckets: [0; FINE_BUCKETS], root: 0 }
+        Digest {
+            buckets: [0; FINE_BUCKETS],
+            root: 0,
+        }
     }
 
     pub(crate) fn root(&self) -> u64 {
@@ -153,7 +156,14 @@ impl<R: Rng> Node<R> {
         let shift = shift_for(members.max(self.members.len()));
         let mut hashes = self.take_buffer();
         self.members.digest().write_buckets(shift, &mut hashes);
-        self.send(from, &Body::SyncBuckets { shift, hashes: &hashes }, sender);
+        self.send(
+            from,
+            &Body::SyncBuckets {
+                shift,
+                hashes: &hashes,
+            },
+            sender,
+        );
         self.recycle(hashes);
     }
 
@@ -191,12 +201,19 @@ impl<R: Rng> Node<R> {
         let max = self.config.max_datagram();
         let mut next = 0;
         for datagram in 0..MAX_ENTRY_DATAGRAMS {
-            let want = if datagram == 0 { want } else { BucketSet::default() };
+            let want = if datagram == 0 {
+                want
+            } else {
+                BucketSet::default()
+            };
             let salt = self.salt();
             let mut buffer = self.take_buffer();
             let local = self.members.local();
-            let sender =
-                Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
+            let sender = Sender {
+                name: local.name(),
+                addr: local.addr(),
+                incarnation: local.incarnation(),
+            };
             let body = Body::SyncEntries { shift, want };
             let Some(mut writer) = PacketWriter::new(&mut buffer, max, salt, &sender, &body) else {
                 self.recycle(buffer);

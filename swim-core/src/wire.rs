@@ -237,23 +237,35 @@ impl<'a> Packet<'a> {
         let minor_version = r.u8()?;
         r.bytes(SALT_LEN)?;
         let message_type = MessageType::from_wire(r.u8()?)?;
-        let sender = Sender { name: r.name()?, addr: r.addr()?, incarnation: r.varint()? };
+        let sender = Sender {
+            name: r.name()?,
+            addr: r.addr()?,
+            incarnation: r.varint()?,
+        };
         let body = match message_type {
-            MessageType::Ping => Body::Ping { seq: r.u32()?, target: r.name()? },
+            MessageType::Ping => Body::Ping {
+                seq: r.u32()?,
+                target: r.name()?,
+            },
             MessageType::Ack => Body::Ack { seq: r.u32()? },
-            MessageType::PingReq => {
-                Body::PingReq { seq: r.u32()?, target: r.name()?, target_addr: r.addr()? }
-            }
+            MessageType::PingReq => Body::PingReq {
+                seq: r.u32()?,
+                target: r.name()?,
+                target_addr: r.addr()?,
+            },
             MessageType::Gossip => Body::Gossip,
             MessageType::SyncDigest => {
                 let root = r.u64()?;
-                let members = u32::try_from(r.varint()?)
-                    .map_err(|_| DecodeError::InvalidField("members"))?;
+                let members =
+                    u32::try_from(r.varint()?).map_err(|_| DecodeError::InvalidField("members"))?;
                 Body::SyncDigest { root, members }
             }
             MessageType::SyncBuckets => {
                 let shift = r.shift()?;
-                Body::SyncBuckets { shift, hashes: r.bytes(4 << shift)? }
+                Body::SyncBuckets {
+                    shift,
+                    hashes: r.bytes(4 << shift)?,
+                }
             }
             MessageType::SyncEntries => {
                 let shift = r.shift()?;
@@ -276,7 +288,12 @@ impl<'a> Packet<'a> {
         if !r.is_empty() {
             return Err(DecodeError::TrailingBytes(r.remaining()));
         }
-        Ok(Packet { minor_version, sender, body, records })
+        Ok(Packet {
+            minor_version,
+            sender,
+            body,
+            records,
+        })
     }
 }
 
@@ -295,7 +312,10 @@ impl<'a> Records<'a> {
             let len = r.len_prefix()?;
             Record::decode(r.bytes(len)?)?;
         }
-        Ok(Records { bytes: &r.buf[start..r.position()], count })
+        Ok(Records {
+            bytes: &r.buf[start..r.position()],
+            count,
+        })
     }
 
     /// Number of records.
@@ -359,7 +379,14 @@ impl<'a> Record<'a> {
             None
         };
         // Anything after the known fields belongs to a newer minor version: skipped.
-        Ok(Record { name, addr, incarnation, status, meta_version, metadata })
+        Ok(Record {
+            name,
+            addr,
+            incarnation,
+            status,
+            meta_version,
+            metadata,
+        })
     }
 
     /// Bytes this record takes on the wire, including its length prefix.
@@ -375,7 +402,10 @@ impl<'a> Record<'a> {
             + 1
             + varint_len(self.meta_version)
             + 1
-            + self.metadata.as_ref().map_or(0, MetadataEntries::encoded_len)
+            + self
+                .metadata
+                .as_ref()
+                .map_or(0, MetadataEntries::encoded_len)
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -432,7 +462,10 @@ impl<'a> MetadataEntries<'a> {
             let len = r.len_prefix()?;
             r.bytes(len)?;
         }
-        Ok(MetadataEntries::Wire { bytes: &r.buf[start..r.position()], count })
+        Ok(MetadataEntries::Wire {
+            bytes: &r.buf[start..r.position()],
+            count,
+        })
     }
 
     /// Number of entries.
@@ -469,7 +502,9 @@ impl<'a> MetadataEntries<'a> {
 
     /// Copies the entries into a map.
     pub fn to_metadata(&self) -> Metadata {
-        self.iter().map(|(k, v)| (k, bytes::Bytes::copy_from_slice(v))).collect()
+        self.iter()
+            .map(|(k, v)| (k, bytes::Bytes::copy_from_slice(v)))
+            .collect()
     }
 
     fn encoded_len(&self) -> usize {
@@ -523,7 +558,11 @@ impl<'b> PacketWriter<'b> {
                 put_name(out, target);
             }
             Body::Ack { seq } => out.extend_from_slice(&seq.to_be_bytes()),
-            Body::PingReq { seq, target, target_addr } => {
+            Body::PingReq {
+                seq,
+                target,
+                target_addr,
+            } => {
                 out.extend_from_slice(&seq.to_be_bytes());
                 put_name(out, target);
                 put_addr(out, &target_addr);
@@ -547,7 +586,12 @@ impl<'b> PacketWriter<'b> {
         let count_at = out.len();
         out.extend_from_slice(&0u16.to_be_bytes());
         let limit = max_datagram.checked_sub(TAG_LEN)?;
-        (out.len() <= limit).then_some(PacketWriter { out, limit, count_at, count: 0 })
+        (out.len() <= limit).then_some(PacketWriter {
+            out,
+            limit,
+            count_at,
+            count: 0,
+        })
     }
 
     /// Bytes still free for records.
@@ -751,7 +795,11 @@ mod tests {
     }
 
     fn sender() -> Sender<'static> {
-        Sender { name: "127.0.0.1:7001", addr: addr(7001), incarnation: 3 }
+        Sender {
+            name: "127.0.0.1:7001",
+            addr: addr(7001),
+            incarnation: 3,
+        }
     }
 
     fn encode(body: &Body<'_>, records: &[Record<'_>]) -> Vec<u8> {
@@ -771,13 +819,26 @@ mod tests {
         want.insert(0);
         want.insert(3);
         let bodies = [
-            Body::Ping { seq: 9, target: "b" },
+            Body::Ping {
+                seq: 9,
+                target: "b",
+            },
             Body::Ping { seq: 0, target: "" },
             Body::Ack { seq: u32::MAX },
-            Body::PingReq { seq: 1, target: "c", target_addr: "[::1]:9".parse().unwrap() },
+            Body::PingReq {
+                seq: 1,
+                target: "c",
+                target_addr: "[::1]:9".parse().unwrap(),
+            },
             Body::Gossip,
-            Body::SyncDigest { root: 0x0123_4567_89ab_cdef, members: 1000 },
-            Body::SyncBuckets { shift: 2, hashes: &hashes },
+            Body::SyncDigest {
+                root: 0x0123_4567_89ab_cdef,
+                members: 1000,
+            },
+            Body::SyncBuckets {
+                shift: 2,
+                hashes: &hashes,
+            },
             Body::SyncEntries { shift: 2, want },
             Body::SyncEntries { shift: 8, want },
         ];
@@ -834,13 +895,26 @@ mod tests {
             meta_version: 1,
             metadata: Some(MetadataEntries::Map(&metadata)),
         };
-        let bytes = encode(&Body::PingReq { seq: 5, target: "x", target_addr: addr(3) }, &[record]);
+        let bytes = encode(
+            &Body::PingReq {
+                seq: 5,
+                target: "x",
+                target_addr: addr(3),
+            },
+            &[record],
+        );
         for len in 0..bytes.len() {
-            assert!(Packet::decode(&bytes[..len]).is_err(), "prefix of {len} bytes decoded");
+            assert!(
+                Packet::decode(&bytes[..len]).is_err(),
+                "prefix of {len} bytes decoded"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert_eq!(Packet::decode(&longer).unwrap_err(), DecodeError::TrailingBytes(1));
+        assert_eq!(
+            Packet::decode(&longer).unwrap_err(),
+            DecodeError::TrailingBytes(1)
+        );
     }
 
     #[test]
@@ -848,19 +922,31 @@ mod tests {
         let good = encode(&Body::Ack { seq: 1 }, &[]);
         let mut bad_version = good.clone();
         bad_version[0] = 2;
-        assert_eq!(Packet::decode(&bad_version).unwrap_err(), DecodeError::UnsupportedVersion(2));
+        assert_eq!(
+            Packet::decode(&bad_version).unwrap_err(),
+            DecodeError::UnsupportedVersion(2)
+        );
         let mut newer_minor = good.clone();
         newer_minor[1] = 9;
         assert_eq!(Packet::decode(&newer_minor).unwrap().minor_version, 9);
         let mut bad_type = good.clone();
         bad_type[HEADER_LEN] = 99;
-        assert_eq!(Packet::decode(&bad_type).unwrap_err(), DecodeError::UnknownMessageType(99));
+        assert_eq!(
+            Packet::decode(&bad_type).unwrap_err(),
+            DecodeError::UnknownMessageType(99)
+        );
         let mut bad_family = good.clone();
         bad_family[HEADER_LEN + 2 + sender().name.len()] = 5;
-        assert_eq!(Packet::decode(&bad_family).unwrap_err(), DecodeError::InvalidAddressFamily(5));
+        assert_eq!(
+            Packet::decode(&bad_family).unwrap_err(),
+            DecodeError::InvalidAddressFamily(5)
+        );
         let mut bad_utf8 = good;
         bad_utf8[HEADER_LEN + 2] = 0xff;
-        assert_eq!(Packet::decode(&bad_utf8).unwrap_err(), DecodeError::InvalidUtf8);
+        assert_eq!(
+            Packet::decode(&bad_utf8).unwrap_err(),
+            DecodeError::InvalidUtf8
+        );
     }
 
     #[test]
@@ -897,7 +983,11 @@ mod tests {
             assert_eq!(Reader::new(&out).varint(), Ok(value));
         }
         assert!(Reader::new(&[0xff; 11]).varint().is_err());
-        assert!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]).varint().is_err());
+        assert!(
+            Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02])
+                .varint()
+                .is_err()
+        );
         assert!(Reader::new(&[0x80, 0x00]).varint().is_err());
     }
 
@@ -920,7 +1010,8 @@ mod tests {
             meta_version: 0,
             metadata: None,
         };
-        let mut writer = PacketWriter::new(&mut out, 200, [0; SALT_LEN], &sender(), &Body::Gossip).unwrap();
+        let mut writer =
+            PacketWriter::new(&mut out, 200, [0; SALT_LEN], &sender(), &Body::Gossip).unwrap();
         while writer.push(&record) {}
         let pushed = writer.records();
         writer.finish();

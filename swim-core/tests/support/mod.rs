@@ -1,0 +1,253 @@
+//! A few nodes on a virtual network in virtual time, like quinn-proto's `Pair`: tests read as
+//! stories (start, act, run, assert the events and datagrams).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+use swim_core::wire::Packet;
+use swim_core::{Config, Event, Instant, Keyring, Node, Status, TAG_LEN};
+
+/// One-way delay of every link.
+pub const LATENCY: Duration = Duration::from_millis(1);
+
+/// A datagram seen on the virtual network.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub at: Instant,
+    pub from: usize,
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+impl Sent {
+    /// The decoded packet (tests share one key, so only the tag is stripped).
+    pub fn packet(&self) -> Packet<'_> {
+        Packet::decode(&self.bytes[..self.bytes.len() - TAG_LEN]).expect("nodes send valid packets")
+    }
+
+    /// The message type's name, e.g. "Ping".
+    pub fn kind(&self) -> String {
+        let body = format!("{:?}", self.packet().body);
+        body.split([' ', '{'])
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+pub struct Cluster {
+    pub now: Instant,
+    pub nodes: Vec<Node<ChaCha8Rng>>,
+    pub addrs: Vec<SocketAddr>,
+    /// Events each node reported, in order.
+    pub events: Vec<Vec<(Instant, Event)>>,
+    /// Every datagram any node sent.
+    pub log: Vec<Sent>,
+    in_flight: VecDeque<(Instant, usize, SocketAddr, Vec<u8>)>,
+    /// Crashed nodes: they neither send nor receive.
+    pub down: BTreeSet<usize>,
+    /// Directed links that drop everything: (from, to).
+    pub cut: BTreeSet<(usize, usize)>,
+    seed: u64,
+}
+
+pub fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
+}
+
+pub fn name(i: usize) -> String {
+    addr(i).to_string()
+}
+
+pub fn config(i: usize) -> Config {
+    Config::new(name(i), addr(i), Keyring::new("test secret"))
+}
+
+impl Cluster {
+    /// `n` nodes with default configs; none has joined anyone.
+    pub fn new(n: usize, seed: u64) -> Self {
+        Self::with_configs((0..n).map(config).collect(), seed)
+    }
+
+    pub fn with_configs(configs: Vec<Config>, seed: u64) -> Self {
+        let n = configs.len();
+        let addrs = configs.iter().map(|c| c.local_addr).collect();
+        let nodes = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Node::new(
+                    c,
+                    ChaCha8Rng::seed_from_u64(seed * 1000 + i as u64),
+                    Instant::ZERO,
+                )
+                .unwrap()
+            })
+            .collect();
+        Cluster {
+            now: Instant::ZERO,
+            nodes,
+            addrs,
+            events: vec![Vec::new(); n],
+            log: Vec::new(),
+            in_flight: VecDeque::new(),
+            down: BTreeSet::new(),
+            cut: BTreeSet::new(),
+            seed,
+        }
+    }
+
+    /// `n` nodes where every node joins through node 0, run until all see all online.
+    pub fn joined(n: usize, seed: u64) -> Self {
+        let mut cluster = Cluster::new(n, seed);
+        for i in 1..n {
+            let seed = cluster.addrs[0];
+            cluster.nodes[i].join(Instant::ZERO, [seed]);
+        }
+        assert!(
+            cluster.run_until(Duration::from_secs(30), |c| c.all_see_all_online()),
+            "cluster did not converge"
+        );
+        cluster.clear_history();
+        cluster
+    }
+
+    pub fn clear_history(&mut self) {
+        self.log.clear();
+        for events in &mut self.events {
+            events.clear();
+        }
+    }
+
+    /// Replaces node `i` by a fresh process with the same config (a restart).
+    pub fn restart(&mut self, i: usize, config: Config) {
+        self.seed += 1;
+        let rng = ChaCha8Rng::seed_from_u64(self.seed * 7919 + i as u64);
+        self.nodes[i] = Node::new(config, rng, self.now).unwrap();
+        self.down.remove(&i);
+    }
+
+    fn index_of(&self, addr: SocketAddr) -> Option<usize> {
+        self.addrs.iter().position(|a| *a == addr)
+    }
+
+    /// Drains every node's outputs into the network and the event logs.
+    fn collect(&mut self) {
+        for i in 0..self.nodes.len() {
+            while let Some(t) = self.nodes[i].poll_transmit() {
+                let (to, bytes) = (t.destination, t.payload.to_vec());
+                self.log.push(Sent {
+                    at: self.now,
+                    from: i,
+                    to,
+                    bytes: bytes.clone(),
+                });
+                self.in_flight.push_back((self.now + LATENCY, i, to, bytes));
+            }
+            while let Some(event) = self.nodes[i].poll_event() {
+                self.events[i].push((self.now, event));
+            }
+        }
+    }
+
+    /// Advances to the next delivery or deadline and handles it.
+    pub fn step(&mut self) {
+        self.collect();
+        let next_delivery = self.in_flight.front().map(|(at, ..)| *at);
+        let next_timeout = (0..self.nodes.len())
+            .filter(|i| !self.down.contains(i))
+            .filter_map(|i| self.nodes[i].poll_timeout())
+            .min();
+        let next = match (next_delivery, next_timeout) {
+            (Some(d), Some(t)) => d.min(t),
+            (Some(d), None) => d,
+            (None, Some(t)) => t,
+            (None, None) => return,
+        };
+        self.now = self.now.max(next);
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|(at, ..)| *at <= self.now)
+        {
+            let (_, from, to, bytes) = self.in_flight.pop_front().unwrap();
+            let Some(to_index) = self.index_of(to) else {
+                continue;
+            };
+            if self.down.contains(&from)
+                || self.down.contains(&to_index)
+                || self.cut.contains(&(from, to_index))
+            {
+                continue;
+            }
+            self.nodes[to_index].handle_datagram(self.now, self.addrs[from], &bytes);
+        }
+        for i in 0..self.nodes.len() {
+            if !self.down.contains(&i)
+                && self.nodes[i].poll_timeout().is_some_and(|t| t <= self.now)
+            {
+                self.nodes[i].handle_timeout(self.now);
+            }
+        }
+        self.collect();
+    }
+
+    pub fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.step();
+        }
+    }
+
+    /// Runs until `done` holds (true) or `limit` passes (false).
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Cluster) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step();
+        }
+        done(self)
+    }
+
+    /// The status node `viewer` holds about node `subject`.
+    pub fn status(&self, viewer: usize, subject: usize) -> Option<Status> {
+        self.nodes[viewer]
+            .member(&name(subject))
+            .map(|m| m.status())
+    }
+
+    pub fn all_see_all_online(&self) -> bool {
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| !self.down.contains(i))
+            .collect();
+        up.iter().all(|&v| {
+            up.iter()
+                .all(|&s| self.status(v, s) == Some(Status::Online))
+        })
+    }
+
+    /// Events of node `i` matching `pred`.
+    pub fn events_of(&self, i: usize, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+        self.events[i]
+            .iter()
+            .filter(|(_, e)| pred(e))
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Datagrams sent by `from` of the given kind.
+    pub fn sent(&self, from: usize, kind: &str) -> Vec<Sent> {
+        self.log
+            .iter()
+            .filter(|s| s.from == from && s.kind() == kind)
+            .cloned()
+            .collect()
+    }
+}
