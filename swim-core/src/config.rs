@@ -259,7 +259,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let cases: [(fn(&mut Config), &str); 8] = [
+        type Mutation = fn(&mut Config);
+        let cases: [(Mutation, &str); 8] = [
             (|c| c.local_name.clear(), "local_name"),
             (|c| c.local_name = "x".repeat(256), "local_name"),
             (|c| c.secret = Keyring::from_secrets(["a", ""]), "secret"),

@@ -169,10 +169,11 @@ impl<R: Rng> Node<R> {
         if packet.sender.name == self.members.local().name() {
             return self.counters.drop(DropReason::FromSelf);
         }
-        if let Body::Ping { target, .. } = packet.body {
-            if !target.is_empty() && target != self.members.local().name() {
-                return self.counters.drop(DropReason::Misdirected);
-            }
+        if let Body::Ping { target, .. } = packet.body
+            && !target.is_empty()
+            && target != self.members.local().name()
+        {
+            return self.counters.drop(DropReason::Misdirected);
         }
         // Authenticated and well-formed: from here on, state may change.
         let sender = self.note_sender(now, &packet.sender);
@@ -471,22 +472,22 @@ impl<R: Rng> Node<R> {
             }
             return Some(id);
         }
-        if let Some(tombstone) = self.members.tombstone(sender.name) {
-            if sender.incarnation <= tombstone.incarnation {
-                // A member we reaped, talking with an old incarnation: it restarted, or its
-                // side of a partition never heard it was declared offline. Bring the entry
-                // back as offline so replies carry that record and it refutes.
-                let state = State {
-                    incarnation: tombstone.incarnation,
-                    status: Status::Offline,
-                };
-                let id = self
-                    .members
-                    .insert(Arc::from(sender.name), sender.addr, state, now);
-                self.set_deadline(id, Some(now + self.config.reap_timeout));
-                self.prober.insert(id, &mut self.rng);
-                return Some(id);
-            }
+        if let Some(tombstone) = self.members.tombstone(sender.name)
+            && sender.incarnation <= tombstone.incarnation
+        {
+            // A member we reaped, talking with an old incarnation: it restarted, or its
+            // side of a partition never heard it was declared offline. Bring the entry
+            // back as offline so replies carry that record and it refutes.
+            let state = State {
+                incarnation: tombstone.incarnation,
+                status: Status::Offline,
+            };
+            let id = self
+                .members
+                .insert(Arc::from(sender.name), sender.addr, state, now);
+            self.set_deadline(id, Some(now + self.config.reap_timeout));
+            self.prober.insert(id, &mut self.rng);
+            return Some(id);
         }
         let state = State {
             incarnation: sender.incarnation,
@@ -802,10 +803,10 @@ impl<R: Rng> Node<R> {
         } else {
             let mut chosen = core::mem::take(&mut self.scratch);
             self.sample(StatusFilter::OFFLINE, 1, &[], &mut chosen);
-            if let Some(&id) = chosen.first() {
-                if let Some(addr) = self.members.get(id).map(Member::addr) {
-                    self.send_digest(addr, Some(id));
-                }
+            if let Some(&id) = chosen.first()
+                && let Some(addr) = self.members.get(id).map(Member::addr)
+            {
+                self.send_digest(addr, Some(id));
             }
             self.scratch = chosen;
         }

@@ -126,10 +126,10 @@ impl<R: Rng> Node<R> {
     pub(crate) fn sync_round(&mut self) {
         let mut peer = core::mem::take(&mut self.scratch);
         self.sample(StatusFilter::AVAILABLE, 1, &[], &mut peer);
-        if let Some(&id) = peer.first() {
-            if let Some(addr) = self.members.get(id).map(Member::addr) {
-                self.send_digest(addr, Some(id));
-            }
+        if let Some(&id) = peer.first()
+            && let Some(addr) = self.members.get(id).map(Member::addr)
+        {
+            self.send_digest(addr, Some(id));
         }
         self.scratch = peer;
     }
