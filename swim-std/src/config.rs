@@ -1,0 +1,351 @@
+//! What drivers add to the core's [`Config`](swim_core::Config): names to resolve, where to
+//! bind, what to advertise, the RNG seed. Shared by swim-std and swim-tokio, so name
+//! resolution and node setup are written once.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use swim_core::rand_core::Rng;
+use swim_core::rand_core::SeedableRng;
+use swim_core::{Counters, Instant, Keyring, Member, Node, StatusFilter};
+
+/// How to start a node: the protocol settings plus what only a driver can do.
+///
+/// The seed's rules: the socket binds to `bind_host:bind_port`, both defaulting from
+/// `local_name` when it is `HOST:PORT`; other members are told the `advertise` address,
+/// which defaults to `local_name` resolved (a port of 0 meaning the bound port), or to the
+/// bound address when `local_name` is not `HOST:PORT`.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClusterConfig {
+    /// Protocol settings (name, secret, metadata, timing). Its `local_addr` is replaced by
+    /// the advertised address; its `peers` are used along with the resolved [`Self::peers`].
+    pub protocol: swim_core::Config,
+    /// Members to join through, as `HOST:PORT`; every address a name resolves to (of the
+    /// socket's family, this node's own excepted) is a seed, like the seed's discovery.
+    pub peers: Vec<String>,
+    /// Host or IP to bind (the seed's `udp-bind`); defaults to `local_name`'s host.
+    pub bind_host: Option<String>,
+    /// Port to bind (the seed's `udp-bind-port`); defaults to `local_name`'s port, else 0.
+    pub bind_port: Option<u16>,
+    /// Address other members send to, when it differs from `local_name` (NAT, containers).
+    pub advertise: Option<SocketAddr>,
+    /// Seeds the node's RNG, for reproducible runs; by default the OS provides the seed.
+    pub rng_seed: Option<u64>,
+    /// Events buffered per subscriber; a subscriber further behind loses events and is told.
+    pub event_capacity: usize,
+    /// Longest a graceful leave waits for its announcement to be sent (default 3 s).
+    pub leave_timeout: Duration,
+    /// Suggested retry delay carried by a [`TransientConfigError`] (default 60 s, the seed's).
+    pub resolve_wait_hint: Duration,
+}
+
+impl ClusterConfig {
+    /// A configuration with the core's defaults and nothing to resolve yet.
+    pub fn new(local_name: impl Into<String>, secret: Keyring) -> Self {
+        let placeholder = SocketAddr::from(([0, 0, 0, 0], 0));
+        ClusterConfig {
+            protocol: swim_core::Config::new(local_name, placeholder, secret),
+            peers: Vec::new(),
+            bind_host: None,
+            bind_port: None,
+            advertise: None,
+            rng_seed: None,
+            event_capacity: 1024,
+            leave_timeout: Duration::from_secs(3),
+            resolve_wait_hint: Duration::from_secs(60),
+        }
+    }
+
+    /// Resolves names (blocking DNS), binds the socket and builds a node that has started
+    /// joining through its peers: the driver only has to drain it and feed it.
+    pub fn bind(&self) -> Result<Bound, Error> {
+        self.protocol.validate()?;
+        let named = split_host_port(&self.protocol.local_name);
+        let bind_host = (self.bind_host.as_deref())
+            .or(named.map(|(host, _)| host))
+            .unwrap_or("0.0.0.0");
+        let bind_port = self.bind_port.or(named.map(|(_, port)| port)).unwrap_or(0);
+        let bind_addr = self.resolve(bind_host, bind_port, None)?[0];
+        let bind_error = |source| Error::Bind {
+            addr: bind_addr,
+            source,
+        };
+        let socket = UdpSocket::bind(bind_addr).map_err(bind_error)?;
+        let local_addr = socket.local_addr().map_err(bind_error)?;
+        let mut advertise = match (self.advertise, named) {
+            (Some(addr), _) => addr,
+            (None, Some((host, port))) => self.resolve(host, port, Some(local_addr))?[0],
+            (None, None) => local_addr,
+        };
+        if advertise.port() == 0 {
+            advertise.set_port(local_addr.port());
+        }
+        if advertise.ip().is_unspecified() {
+            return Err(Error::InvalidAddress {
+                field: "advertise",
+                value: advertise.to_string(),
+                reason: "other members cannot send to an unspecified address",
+            });
+        }
+        let mut protocol = self.protocol.clone();
+        protocol.local_addr = advertise;
+        protocol.peers.retain(|peer| *peer != advertise);
+        for peer in &self.peers {
+            let (host, port) = split_host_port(peer).ok_or_else(|| Error::InvalidAddress {
+                field: "peer",
+                value: peer.clone(),
+                reason: "expected HOST:PORT",
+            })?;
+            for addr in self.resolve(host, port, Some(local_addr))? {
+                if addr != advertise && addr != local_addr && !protocol.peers.contains(&addr) {
+                    protocol.peers.push(addr);
+                }
+            }
+        }
+        let rng = match self.rng_seed {
+            Some(seed) => ChaCha8Rng::seed_from_u64(seed),
+            None => {
+                let mut seed = [0; 32];
+                getrandom::fill(&mut seed).map_err(Error::Random)?;
+                ChaCha8Rng::from_seed(seed)
+            }
+        };
+        let mut node = Node::new(protocol, rng, Instant::ZERO)?;
+        node.join(Instant::ZERO, []);
+        Ok(Bound {
+            socket,
+            node,
+            local_addr,
+        })
+    }
+
+    /// Every address `host:port` resolves to, of `family_of`'s family if given. Any failure
+    /// may pass (DNS not ready, a service not yet started), as the seed's discovery assumes.
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        family_of: Option<SocketAddr>,
+    ) -> Result<Vec<SocketAddr>, TransientConfigError> {
+        let transient = |source| TransientConfigError {
+            name: format!("{host}:{port}"),
+            wait_hint: self.resolve_wait_hint,
+            source,
+        };
+        let addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(transient)?
+            .filter(|addr| family_of.is_none_or(|f| f.is_ipv4() == addr.is_ipv4()))
+            .collect();
+        if addrs.is_empty() {
+            let none = io::Error::new(io::ErrorKind::NotFound, "no address of a usable family");
+            return Err(transient(none));
+        }
+        Ok(addrs)
+    }
+}
+
+/// Splits `HOST:PORT` (IPv6 hosts in brackets) into the host, brackets removed, and port.
+pub fn split_host_port(name: &str) -> Option<(&str, u16)> {
+    let (host, port) = name.rsplit_once(':')?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// A bound socket and a node ready to be driven with it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Bound {
+    /// The socket, blocking, without timeouts.
+    pub socket: UdpSocket,
+    /// The node, created at [`Instant::ZERO`] (the driver's origin) and already joining.
+    pub node: Node<ChaCha8Rng>,
+    /// The address the socket is bound to.
+    pub local_addr: SocketAddr,
+}
+
+/// Why a node could not be started, or a command not carried out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The protocol configuration is invalid. Nothing was started.
+    #[error(transparent)]
+    Config(#[from] swim_core::ConfigError),
+    /// An address or name that cannot be used. Nothing was started.
+    #[error("invalid {field} `{value}`: {reason}")]
+    InvalidAddress {
+        /// Which setting.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A name did not resolve; retrying later may succeed. Nothing was started.
+    #[error(transparent)]
+    Transient(#[from] TransientConfigError),
+    /// The socket could not be bound (e.g. the port is in use). Nothing was started.
+    #[error("cannot bind UDP socket to {addr}: {source}")]
+    Bind {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The OS gave no randomness for the RNG seed. Nothing was started.
+    #[error("cannot seed the RNG from the OS: {0}")]
+    Random(getrandom::Error),
+    /// The metadata change was refused; the metadata is unchanged.
+    #[error(transparent)]
+    Metadata(#[from] swim_core::MetadataError),
+    /// A graceful leave did not finish announcing within `leave_timeout`; the node stopped.
+    #[error("the leave announcement did not finish within {0:?}")]
+    LeaveTimedOut(Duration),
+    /// The node is no longer running.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// A name failed to resolve, which may pass: retry after [`Self::wait_hint`].
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve `{name}`: {source} (may be temporary; retry in {wait_hint:?})")]
+pub struct TransientConfigError {
+    name: String,
+    wait_hint: Duration,
+    source: io::Error,
+}
+
+impl TransientConfigError {
+    /// The `HOST:PORT` that failed.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How long to wait before retrying.
+    pub fn wait_hint(&self) -> Duration {
+        self.wait_hint
+    }
+}
+
+/// A copy of a node's view at one moment: members in name order, counters, state.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    members: Vec<Member>,
+    local: usize,
+    counters: Counters,
+    joined: bool,
+    left: bool,
+}
+
+impl Snapshot {
+    /// Copies what `node` knows.
+    pub fn of<R: Rng>(node: &Node<R>) -> Self {
+        let members: Vec<Member> = node.members().cloned().collect();
+        let local_name = node.local_member().name();
+        Snapshot {
+            local: members
+                .iter()
+                .position(|m| m.name() == local_name)
+                .unwrap_or(0),
+            members,
+            counters: node.counters().clone(),
+            joined: node.is_joined(),
+            left: node.has_left(),
+        }
+    }
+
+    /// Every member, this node included, in name order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// Members whose status matches `filter`, this node included if it matches.
+    pub fn members_with(&self, filter: StatusFilter) -> impl Iterator<Item = &Member> + '_ {
+        self.members
+            .iter()
+            .filter(move |m| filter.matches(m.status()))
+    }
+
+    /// A member by name.
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        let found = self.members.binary_search_by(|m| m.name().cmp(name));
+        found.ok().map(|i| &self.members[i])
+    }
+
+    /// This node as a member.
+    pub fn local_member(&self) -> &Member {
+        &self.members[self.local]
+    }
+
+    /// The node's counters, dropped datagrams included.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Whether the node has heard from another member since it joined.
+    pub fn is_joined(&self) -> bool {
+        self.joined
+    }
+
+    /// Whether the node left the cluster.
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_names_split() {
+        assert_eq!(split_host_port("127.0.0.1:2001"), Some(("127.0.0.1", 2001)));
+        assert_eq!(split_host_port("[::1]:7"), Some(("::1", 7)));
+        assert_eq!(split_host_port("db.local:0"), Some(("db.local", 0)));
+        for bad in ["node-1", ":2001", "::1", "host:port", "h:70000", "[::1:1"] {
+            assert_eq!(split_host_port(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn binds_from_the_name_and_advertises_the_bound_port() {
+        let config = ClusterConfig::new("127.0.0.1:0", Keyring::new("s"));
+        let bound = config.bind().unwrap();
+        assert_eq!(bound.node.config().local_addr, bound.local_addr);
+        assert_ne!(bound.local_addr.port(), 0);
+    }
+
+    #[test]
+    fn unusable_addresses_are_refused() {
+        let mut config = ClusterConfig::new("node", Keyring::new("s"));
+        let error = config.bind().unwrap_err();
+        assert!(matches!(
+            error,
+            Error::InvalidAddress {
+                field: "advertise",
+                ..
+            }
+        ));
+        config.bind_host = Some("127.0.0.1".into());
+        config.peers = vec!["nowhere".into()];
+        let error = config.bind().unwrap_err();
+        assert!(
+            matches!(error, Error::InvalidAddress { field: "peer", .. }),
+            "{error}"
+        );
+        config.peers = vec!["no-such-host.invalid:1".into()];
+        let Err(Error::Transient(error)) = config.bind() else {
+            panic!("an unresolvable peer is transient")
+        };
+        assert_eq!(error.wait_hint(), Duration::from_secs(60));
+        assert_eq!(error.name(), "no-such-host.invalid:1");
+    }
+}
