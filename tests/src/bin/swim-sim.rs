@@ -1,0 +1,108 @@
+//! `swim-sim`: runs one scenario of the deterministic simulator and prints what it measured;
+//! with `--json` the last line is one JSON object (keys in issue 3 and `docs/BENCHMARKS.md`).
+
+use std::path::PathBuf;
+use std::time::Instant as WallClock;
+
+use clap::Parser;
+use swim_tests::foca_impl::Foca;
+use swim_tests::scenario::{self, Options, Outcome, Scenario};
+use swim_tests::swim_impl::Swim;
+use swim_tests::sys;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Impl {
+    Swim,
+    Foca,
+}
+
+/// Deterministic SWIM cluster simulator.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The scenario to run.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// Cluster size.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Master seed: the same seed gives the same trace.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Datagram loss probability (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+    /// Implementation to drive.
+    #[arg(long = "impl", value_enum, default_value_t = Impl::Swim)]
+    implementation: Impl,
+    /// Draw the dissemination curve (fraction informed over time) to this SVG file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Length of the lossy phase of `loss`, virtual seconds.
+    #[arg(long, default_value_t = 600)]
+    duration: u64,
+    /// Longest virtual time to wait for the join and for the goal, seconds.
+    #[arg(long, default_value_t = 300)]
+    limit: u64,
+}
+
+fn main() {
+    let args = Args::parse();
+    let mut opts = Options::new(args.nodes, args.seed);
+    if args.scenario == Scenario::Loss && args.loss == 0.0 {
+        opts.loss = 0.05;
+    } else {
+        opts.loss = args.loss;
+    }
+    opts.loss_duration = std::time::Duration::from_secs(args.duration);
+    opts.join_limit = std::time::Duration::from_secs(args.limit);
+    opts.goal_limit = std::time::Duration::from_secs(args.limit);
+    opts.curve = args.svg.is_some();
+    let wall = WallClock::now();
+    let mut outcome = match args.implementation {
+        Impl::Swim => scenario::run::<Swim>(args.scenario, &opts),
+        Impl::Foca => scenario::run::<Foca>(args.scenario, &opts),
+    };
+    outcome.wall_s = wall.elapsed().as_secs_f64();
+    outcome.cpu_s = sys::cpu_s();
+    outcome.peak_rss_mib = sys::peak_rss_mib();
+    if let Some(path) = &args.svg {
+        if let Err(e) = swim_tests::plot::dissemination(path, &outcome) {
+            eprintln!("could not draw {}: {e}", path.display());
+        }
+    }
+    if !args.json {
+        print_summary(&outcome);
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&outcome).expect("an outcome always serialises")
+        );
+    }
+}
+
+fn print_summary(o: &Outcome) {
+    let value = serde_json::to_value(o).expect("an outcome always serialises");
+    println!(
+        "{} with {} nodes ({}), seed {}, loss {}: {}",
+        o.scenario,
+        o.nodes,
+        o.implementation,
+        o.seed,
+        o.loss,
+        if o.converged { "converged" } else { "NOT converged" }
+    );
+    if let Some(map) = value.as_object() {
+        for (key, v) in map {
+            if !matches!(key.as_str(), "scenario" | "impl" | "nodes" | "seed" | "loss" | "converged") {
+                println!("  {key:<20} {v}");
+            }
+        }
+    }
+    let events_per_s = o.sim_events as f64 / o.wall_s.max(1e-9);
+    println!("  {:<20} {:.0}", "sim_events_per_s", events_per_s);
+}

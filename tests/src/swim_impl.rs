@@ -1,0 +1,159 @@
+//! swim-core behind the simulator's [`Protocol`] trait.
+
+use std::net::SocketAddr;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+use swim_core::{Config, Event, Instant, Keyring, Node, Status};
+
+use crate::protocol::{Change, Protocol, Report, Timing, addr, index_of_name};
+
+/// A swim-core [`Node`] named by its address (`"10.0.3.7:7946"`), like the Python seed.
+pub struct Swim {
+    node: Node<ChaCha8Rng>,
+    index: u32,
+}
+
+impl Swim {
+    /// The swim-core configuration a simulated node uses.
+    pub fn config(index: u32, timing: &Timing) -> Config {
+        let a = addr(index);
+        let mut config = Config::new(a.to_string(), a, Keyring::new("simulated cluster secret"));
+        config.ping_interval = timing.ping_interval;
+        config.ping_timeout = timing.ping_timeout;
+        config.ping_req_timeout = timing.ping_req_timeout;
+        config.ping_req_count = timing.ping_req_count;
+        config.suspect_timeout = timing.suspect_timeout;
+        config.sync_interval = timing.sync_interval;
+        config.gossip_interval = timing.gossip_interval;
+        config.gossip_fanout = timing.gossip_fanout;
+        config.retransmit_mult = timing.retransmit_mult;
+        config.reap_timeout = timing.reap_timeout;
+        config.rejoin_interval = timing.rejoin_interval;
+        config
+    }
+
+    /// The wrapped node.
+    pub fn node(&self) -> &Node<ChaCha8Rng> {
+        &self.node
+    }
+
+    fn report(&self, change: Change, name: &str) -> Report {
+        let subject = index_of_name(name).filter(|&s| s != self.index);
+        let online = self
+            .node
+            .member(name)
+            .is_some_and(|m| m.status() == Status::Online);
+        Report {
+            change,
+            subject,
+            online,
+        }
+    }
+}
+
+impl Protocol for Swim {
+    const NAME: &'static str = "swim";
+
+    fn new(
+        index: u32,
+        _life: u32,
+        _cluster_size: usize,
+        timing: &Timing,
+        seed: u64,
+        now: Instant,
+    ) -> Self {
+        let node = Node::new(
+            Self::config(index, timing),
+            ChaCha8Rng::seed_from_u64(seed),
+            now,
+        )
+        .expect("the simulator's configuration is valid");
+        Swim { node, index }
+    }
+
+    fn join(&mut self, now: Instant, seed: SocketAddr) {
+        self.node.join(now, [seed]);
+    }
+
+    fn leave(&mut self, now: Instant) {
+        self.node.leave(now);
+    }
+
+    fn set_metadata(&mut self, now: Instant, key: &str, value: &[u8]) -> bool {
+        self.node
+            .set_metadata(now, key, value.to_vec())
+            .is_ok()
+    }
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.node.handle_datagram(now, from, bytes);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.node.handle_timeout(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.node.poll_timeout()
+    }
+
+    fn drain_transmits(&mut self, mut send: impl FnMut(SocketAddr, &[u8])) {
+        while let Some(t) = self.node.poll_transmit() {
+            send(t.destination, t.payload);
+        }
+    }
+
+    fn poll_report(&mut self) -> Option<Report> {
+        loop {
+            let event = self.node.poll_event()?;
+            let (change, name) = match &event {
+                Event::MemberJoined { name, .. } => (Change::Joined, name),
+                Event::MemberSuspect { name, .. } => (Change::Suspect, name),
+                Event::MemberOffline { name, .. } => (Change::Offline, name),
+                Event::MemberLeft { name, .. } => (Change::Left, name),
+                Event::MemberAlive { name, .. } => (Change::Alive, name),
+                Event::MetadataChanged { name, .. } => (Change::Metadata, name),
+                Event::MemberReaped { name } => (Change::Reaped, name),
+                Event::Joined => {
+                    return Some(Report {
+                        change: Change::JoinedCluster,
+                        subject: None,
+                        online: true,
+                    });
+                }
+                Event::Refuted { .. } => {
+                    return Some(Report {
+                        change: Change::Refuted,
+                        subject: None,
+                        online: true,
+                    });
+                }
+                _ => continue,
+            };
+            return Some(self.report(change, name));
+        }
+    }
+
+    fn sees_online(&self, subject: u32) -> bool {
+        self.node
+            .member(&addr(subject).to_string())
+            .is_some_and(|m| m.status() == Status::Online)
+    }
+
+    fn knows(&self, subject: u32) -> bool {
+        self.node.member(&addr(subject).to_string()).is_some()
+    }
+
+    fn entries(&self) -> usize {
+        self.node.members().count()
+    }
+
+    fn has_metadata(&self, subject: u32, key: &str, value: &[u8]) -> bool {
+        self.node
+            .member(&addr(subject).to_string())
+            .and_then(|m| m.metadata())
+            .and_then(|m| m.get(key))
+            .is_some_and(|v| v.as_ref() == value)
+    }
+}
