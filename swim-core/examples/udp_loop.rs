@@ -19,21 +19,14 @@ use swim_core::{Config, Instant, Keyring, Node};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let local: SocketAddr = args
-        .next()
-        .ok_or("usage: udp_loop ADDR [SEED...]")?
-        .parse()?;
-    let seeds = args
-        .map(|s| s.parse())
-        .collect::<Result<Vec<SocketAddr>, _>>()?;
+    let local: SocketAddr = args.next().ok_or("usage: udp_loop ADDR [SEED...]")?.parse()?;
+    let seeds = args.map(|s| s.parse()).collect::<Result<Vec<SocketAddr>, _>>()?;
 
     let socket = UdpSocket::bind(local)?;
     let config = Config::new(local.to_string(), local, Keyring::new("example secret"));
     // The core takes randomness from its caller. A real driver seeds from the OS
     // (getrandom); the clock is good enough for an example.
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)?
-        .as_nanos() as u64;
+    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_nanos() as u64;
     let origin = StdInstant::now();
     let now = || Instant::from_micros(origin.elapsed().as_micros() as u64);
     let mut node = Node::new(config, ChaCha8Rng::seed_from_u64(seed), now())?;
@@ -51,13 +44,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while let Some(event) = node.poll_event() {
             println!("{:>8} {event:?}", now().to_string());
         }
-        let wait = node
-            .poll_timeout()
-            .map_or(Duration::from_secs(1), |deadline| {
-                deadline
-                    .saturating_duration_since(now())
-                    .max(Duration::from_millis(1))
-            });
+        let wait = node.poll_timeout().map_or(Duration::from_secs(1), |deadline| {
+            deadline.saturating_duration_since(now()).max(Duration::from_millis(1))
+        });
         socket.set_read_timeout(Some(wait))?;
         match socket.recv_from(&mut buf) {
             Ok((len, from)) => node.handle_datagram(now(), from, &buf[..len]),

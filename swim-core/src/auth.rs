@@ -77,10 +77,7 @@ impl Keyring {
     }
 
     fn empty() -> Self {
-        Keyring {
-            keys: Vec::new(),
-            empty_secret: false,
-        }
+        Keyring { keys: Vec::new(), empty_secret: false }
     }
 
     fn push_key(&mut self, secret: &[u8]) {
@@ -121,9 +118,7 @@ impl Keyring {
 impl fmt::Debug for Keyring {
     /// Never prints secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keyring")
-            .field("keys", &self.keys.len())
-            .finish()
+        f.debug_struct("Keyring").field("keys", &self.keys.len()).finish()
     }
 }
 
@@ -161,9 +156,6 @@ mod tests {
         assert!(Keyring::new("").is_empty());
         assert!(Keyring::from_secrets(["a", ""]).has_empty_secret());
         assert_eq!(Keyring::from_secrets(["a", "b"]).len(), 2);
-        assert_eq!(
-            alloc::format!("{:?}", Keyring::new("hunter2")),
-            "Keyring { keys: 1 }"
-        );
+        assert_eq!(alloc::format!("{:?}", Keyring::new("hunter2")), "Keyring { keys: 1 }");
     }
 }

@@ -72,6 +72,69 @@ pub struct Config {
     /// available and offline members not yet reaped (default 10 s). This is what heals a
     /// partition once the two sides have given up on each other.
     pub rejoin_interval: Duration,
+    /// The Lifeguard extensions (Dadgar, Phillips, Currey, 2017), all on by default; see
+    /// [`Lifeguard`].
+    pub lifeguard: Lifeguard,
+}
+
+/// HashiCorp's Lifeguard extensions to SWIM, which make a slow or overloaded member far less
+/// likely to cause false failure declarations. [`Lifeguard::default`] turns every part on;
+/// [`Lifeguard::OFF`] gives plain SWIM, where `suspect_timeout` is fixed as in the seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lifeguard {
+    /// Local health awareness: the highest value of this node's health score (default 8;
+    /// 0 turns it off). The score rises by one for a failed probe, for each nack expected
+    /// from a ping-req helper that did not come, and for each accusation this node had to
+    /// refute; it falls by one for each successful probe. The probe interval and the probe
+    /// timeouts are multiplied by `score + 1`, so a node that is itself the problem (a CPU
+    /// stall, a saturated link) probes less eagerly and waits longer before accusing others.
+    pub max_health: u32,
+    /// Nacks: a ping-req helper that hears nothing from the target within its own ping
+    /// timeout answers the requester with a nack, so the requester can tell "the target is
+    /// unreachable" from "I am the problem" (default on).
+    pub nacks: bool,
+    /// Dynamic suspicion: independent confirmations (distinct members suspecting the same
+    /// incarnation) that bring a suspicion's timeout from its maximum down to its minimum
+    /// (K, default 3; 0 turns it off and `suspect_timeout` is fixed). With C confirmations the
+    /// timeout is `max(min, max - (max - min) * ln(C + 1) / ln(K + 1))`, where
+    /// `min = suspect_timeout * max(1, log10(N) / 3)` for a cluster of N members (exactly
+    /// `suspect_timeout` up to 1000 members) and `max = min * suspicion_max_mult`. K is capped
+    /// at N - 2, the members that could confirm besides the suspect and the first accuser.
+    pub confirmations: u32,
+    /// Dynamic suspicion: the longest suspicion as a multiple of the shortest (default 4).
+    pub suspicion_max_mult: u32,
+    /// Buddy system: a datagram to a member we suspect carries that suspicion first, so the
+    /// suspect learns at once and can refute (default on).
+    pub buddy: bool,
+}
+
+impl Lifeguard {
+    /// Plain SWIM: no health score, no nacks, fixed suspicion timeout, no buddy system.
+    pub const OFF: Lifeguard = Lifeguard {
+        max_health: 0,
+        nacks: false,
+        confirmations: 0,
+        suspicion_max_mult: 1,
+        buddy: false,
+    };
+
+    /// Whether any part is on.
+    pub fn is_on(&self) -> bool {
+        *self != Lifeguard::OFF
+    }
+}
+
+impl Default for Lifeguard {
+    fn default() -> Self {
+        Lifeguard {
+            max_health: 8,
+            nacks: true,
+            confirmations: 3,
+            suspicion_max_mult: 4,
+            buddy: true,
+        }
+    }
 }
 
 impl Config {
@@ -95,6 +158,7 @@ impl Config {
             retransmit_mult: 4,
             reap_timeout: Duration::from_secs(60),
             rejoin_interval: Duration::from_secs(10),
+            lifeguard: Lifeguard::default(),
         }
     }
 
@@ -106,102 +170,46 @@ impl Config {
     /// Checks every field; the error names the first bad one and why.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check = |ok: bool, field: &'static str, reason: &'static str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError { field, reason })
-            }
+            if ok { Ok(()) } else { Err(ConfigError { field, reason }) }
         };
-        check(
-            !self.secret.has_empty_secret(),
-            "secret",
-            "secrets must not be empty",
-        )?;
-        check(
-            !self.secret.is_empty(),
-            "secret",
-            "at least one secret is required",
-        )?;
+        check(!self.secret.has_empty_secret(), "secret", "secrets must not be empty")?;
+        check(!self.secret.is_empty(), "secret", "at least one secret is required")?;
         check(
             self.secret.len() <= crate::auth::MAX_KEYS,
             "secret",
             "at most 8 secrets are accepted",
         )?;
-        check(
-            !self.local_name.is_empty(),
-            "local_name",
-            "must not be empty",
-        )?;
-        check(
-            self.local_name.len() <= MAX_NAME_LEN,
-            "local_name",
-            "must be at most 255 bytes",
-        )?;
-        check(
-            !self.ping_interval.is_zero(),
-            "ping_interval",
-            "must be above zero",
-        )?;
-        check(
-            !self.ping_timeout.is_zero(),
-            "ping_timeout",
-            "must be above zero",
-        )?;
+        check(!self.local_name.is_empty(), "local_name", "must not be empty")?;
+        check(self.local_name.len() <= MAX_NAME_LEN, "local_name", "must be at most 255 bytes")?;
+        check(!self.ping_interval.is_zero(), "ping_interval", "must be above zero")?;
+        check(!self.ping_timeout.is_zero(), "ping_timeout", "must be above zero")?;
         check(
             self.ping_timeout < self.ping_interval,
             "ping_timeout",
             "must be below ping_interval",
         )?;
-        check(
-            !self.ping_req_timeout.is_zero(),
-            "ping_req_timeout",
-            "must be above zero",
-        )?;
-        check(
-            !self.suspect_timeout.is_zero(),
-            "suspect_timeout",
-            "must be above zero",
-        )?;
-        check(
-            !self.sync_interval.is_zero(),
-            "sync_interval",
-            "must be above zero",
-        )?;
+        check(!self.ping_req_timeout.is_zero(), "ping_req_timeout", "must be above zero")?;
+        check(!self.suspect_timeout.is_zero(), "suspect_timeout", "must be above zero")?;
+        check(!self.sync_interval.is_zero(), "sync_interval", "must be above zero")?;
         check(
             (MIN_MTU_SIZE..=MAX_MTU_SIZE).contains(&self.mtu_size),
             "mtu_size",
             "must be between 576 and 65535",
         )?;
+        check(!self.gossip_interval.is_zero(), "gossip_interval", "must be above zero")?;
+        check(self.gossip_fanout > 0, "gossip_fanout", "must be at least 1")?;
+        check(self.retransmit_mult > 0, "retransmit_mult", "must be at least 1")?;
+        check(!self.reap_timeout.is_zero(), "reap_timeout", "must be above zero")?;
+        check(!self.rejoin_interval.is_zero(), "rejoin_interval", "must be above zero")?;
+        let lifeguard = &self.lifeguard;
         check(
-            !self.gossip_interval.is_zero(),
-            "gossip_interval",
-            "must be above zero",
-        )?;
-        check(
-            self.gossip_fanout > 0,
-            "gossip_fanout",
+            lifeguard.suspicion_max_mult >= 1,
+            "lifeguard.suspicion_max_mult",
             "must be at least 1",
         )?;
-        check(
-            self.retransmit_mult > 0,
-            "retransmit_mult",
-            "must be at least 1",
-        )?;
-        check(
-            !self.reap_timeout.is_zero(),
-            "reap_timeout",
-            "must be above zero",
-        )?;
-        check(
-            !self.rejoin_interval.is_zero(),
-            "rejoin_interval",
-            "must be above zero",
-        )?;
-        check(
-            !self.peers.contains(&self.local_addr),
-            "peers",
-            "must not contain local_addr",
-        )?;
+        check(lifeguard.max_health <= 64, "lifeguard.max_health", "must be at most 64")?;
+        check(lifeguard.confirmations <= 64, "lifeguard.confirmations", "must be at most 64")?;
+        check(!self.peers.contains(&self.local_addr), "peers", "must not contain local_addr")?;
         Ok(())
     }
 }
@@ -236,11 +244,7 @@ mod tests {
     use alloc::string::ToString;
 
     fn config() -> Config {
-        Config::new(
-            "127.0.0.1:2001",
-            SocketAddr::from(([127, 0, 0, 1], 2001)),
-            Keyring::new("s"),
-        )
+        Config::new("127.0.0.1:2001", SocketAddr::from(([127, 0, 0, 1], 2001)), Keyring::new("s"))
     }
 
     #[test]

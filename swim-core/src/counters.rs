@@ -74,6 +74,12 @@ pub struct Counters {
     pub syncs: u64,
     /// Membership facts applied because they were news.
     pub updates_applied: u64,
+    /// Lifeguard: new independent confirmations of a suspicion counted.
+    pub confirmations: u64,
+    /// Lifeguard: nacks sent as a ping-req helper.
+    pub nacks_sent: u64,
+    /// Lifeguard: nacks received from ping-req helpers.
+    pub nacks_received: u64,
     drops: [u64; DropReason::ALL.len()],
 }
 
@@ -106,11 +112,6 @@ mod tests {
         assert_eq!(counters.dropped(DropReason::Malformed), 2);
         assert_eq!(counters.dropped(DropReason::Unauthenticated), 0);
         assert_eq!(counters.dropped_total(), 3);
-        assert!(
-            DropReason::ALL
-                .iter()
-                .enumerate()
-                .all(|(i, r)| r.index() == i)
-        );
+        assert!(DropReason::ALL.iter().enumerate().all(|(i, r)| r.index() == i));
     }
 }

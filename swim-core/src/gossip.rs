@@ -59,11 +59,7 @@ impl GossipQueue {
             with_metadata |= old.with_metadata;
         }
         self.next_age += 1;
-        let entry = Pending {
-            sends: 0,
-            age: u64::MAX - self.next_age,
-            with_metadata,
-        };
+        let entry = Pending { sends: 0, age: u64::MAX - self.next_age, with_metadata };
         self.order.insert(entry.key(id));
         self.pending[index] = Some(entry);
     }
@@ -108,10 +104,9 @@ impl GossipQueue {
             if Some(id) == skip {
                 continue;
             }
-            let (Some(member), Some(pending)) = (
-                members.get(id),
-                self.pending.get(id.0 as usize).copied().flatten(),
-            ) else {
+            let (Some(member), Some(pending)) =
+                (members.get(id), self.pending.get(id.0 as usize).copied().flatten())
+            else {
                 continue;
             };
             if writer.push(&member.record(pending.with_metadata)) {
@@ -169,10 +164,7 @@ mod tests {
                 members.insert(
                     name,
                     addr,
-                    State {
-                        incarnation: 0,
-                        status: Status::Online,
-                    },
+                    State { incarnation: 0, status: Status::Online },
                     Instant::ZERO,
                 )
             })
@@ -187,11 +179,8 @@ mod tests {
         limit: u32,
     ) -> Vec<alloc::string::String> {
         let mut out = Vec::new();
-        let sender = Sender {
-            name: "local",
-            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-            incarnation: 0,
-        };
+        let sender =
+            Sender { name: "local", addr: SocketAddr::from(([127, 0, 0, 1], 1)), incarnation: 0 };
         let mut writer = PacketWriter::new(&mut out, max, [0; 8], &sender, &Body::Gossip).unwrap();
         queue.fill(&mut writer, members, limit, None);
         writer.finish();
@@ -216,10 +205,7 @@ mod tests {
         for id in &ids {
             queue.enqueue(*id, false);
         }
-        assert_eq!(
-            fill(&mut queue, &members, 1452, 2),
-            ["member-2", "member-1", "member-0"]
-        );
+        assert_eq!(fill(&mut queue, &members, 1452, 2), ["member-2", "member-1", "member-0"]);
         assert_eq!(queue.len(), 3);
         fill(&mut queue, &members, 1452, 2);
         assert!(queue.is_empty());

@@ -108,12 +108,13 @@ mod metadata;
 mod node;
 mod probe;
 mod status;
+mod suspicion;
 mod sync;
 mod time;
 pub mod wire;
 
 pub use auth::{Keyring, MAX_KEYS, SALT_LEN, TAG_LEN};
-pub use config::{Config, ConfigError, MAX_MTU_SIZE, MIN_MTU_SIZE};
+pub use config::{Config, ConfigError, Lifeguard, MAX_MTU_SIZE, MIN_MTU_SIZE};
 pub use counters::{Counters, DropReason};
 pub use event::Event;
 pub use member::Member;

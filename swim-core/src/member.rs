@@ -7,6 +7,7 @@
 //! digest stays exact. Reaped members leave a tombstone for a while, so stale gossip about
 //! them cannot bring them back.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -14,6 +15,7 @@ use core::net::SocketAddr;
 
 use crate::metadata::Metadata;
 use crate::status::{Status, StatusFilter};
+use crate::suspicion::Suspicion;
 use crate::sync::Digest;
 use crate::time::Instant;
 use crate::wire::{MetadataEntries, Record};
@@ -43,6 +45,8 @@ pub struct Member {
     pub(crate) name_hash: u64,
     /// When the current status times out (suspicion to offline, offline or left to reaped).
     pub(crate) deadline: Option<Instant>,
+    /// While suspect: who accused it and since when (boxed: most members are not suspect).
+    pub(crate) suspicion: Option<Box<Suspicion>>,
 }
 
 impl Member {
@@ -94,11 +98,8 @@ impl Member {
             incarnation: self.incarnation,
             status: self.status,
             meta_version: self.meta_version,
-            metadata: self
-                .metadata
-                .as_ref()
-                .filter(|_| with_metadata)
-                .map(MetadataEntries::Map),
+            metadata: self.metadata.as_ref().filter(|_| with_metadata).map(MetadataEntries::Map),
+            accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
         }
     }
 
@@ -148,22 +149,13 @@ impl Members {
             digest: Digest::new(),
             counts: [0; 4],
         };
-        members.insert(
-            name,
-            addr,
-            State {
-                incarnation: 0,
-                status: Status::Online,
-            },
-            now,
-        );
+        members.insert(name, addr, State { incarnation: 0, status: Status::Online }, now);
         members.set_metadata(Members::LOCAL, metadata, 1);
         members
     }
 
     pub(crate) fn local(&self) -> &Member {
-        self.get(Members::LOCAL)
-            .expect("the local member is inserted first and never removed")
+        self.get(Members::LOCAL).expect("the local member is inserted first and never removed")
     }
 
     pub(crate) fn get(&self, id: MemberId) -> Option<&Member> {
@@ -189,16 +181,11 @@ impl Members {
 
     /// Number of members with a status in `filter`, the local member included.
     pub(crate) fn count(&self, filter: StatusFilter) -> usize {
-        [
-            Status::Online,
-            Status::Suspect,
-            Status::Offline,
-            Status::Left,
-        ]
-        .into_iter()
-        .filter(|s| filter.matches(*s))
-        .map(|s| self.counts[usize::from(s.precedence())])
-        .sum()
+        [Status::Online, Status::Suspect, Status::Offline, Status::Left]
+            .into_iter()
+            .filter(|s| filter.matches(*s))
+            .map(|s| self.counts[usize::from(s.precedence())])
+            .sum()
     }
 
     /// Upper bound of ids in use, for sampling.
@@ -208,9 +195,7 @@ impl Members {
 
     /// All members in name order, with their ids.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (MemberId, &Member)> + '_ {
-        self.by_name
-            .values()
-            .filter_map(|id| self.get(*id).map(|member| (*id, member)))
+        self.by_name.values().filter_map(|id| self.get(*id).map(|member| (*id, member)))
     }
 
     pub(crate) fn digest(&self) -> &Digest {
@@ -241,6 +226,7 @@ impl Members {
             status_changed_at: now,
             name_hash,
             deadline: None,
+            suspicion: None,
         };
         self.digest.add(&member);
         self.counts[usize::from(state.status.precedence())] += 1;
@@ -261,10 +247,7 @@ impl Members {
     /// Changes a member's incarnation and status; returns the previous state.
     pub(crate) fn set_state(&mut self, id: MemberId, state: State, now: Instant) -> Option<State> {
         let member = self.slots.get_mut(id.index())?.as_mut()?;
-        let previous = State {
-            incarnation: member.incarnation,
-            status: member.status,
-        };
+        let previous = State { incarnation: member.incarnation, status: member.status };
         self.digest.remove(member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         if member.status != state.status {
@@ -299,13 +282,9 @@ impl Members {
         self.free.push(id);
         self.tombstones.insert(
             member.name.clone(),
-            Tombstone {
-                incarnation: member.incarnation,
-                expires: tombstone_until,
-            },
+            Tombstone { incarnation: member.incarnation, expires: tombstone_until },
         );
-        self.tombstone_expiry
-            .insert((tombstone_until, member.name.clone()));
+        self.tombstone_expiry.insert((tombstone_until, member.name.clone()));
         Some(member)
     }
 
@@ -358,21 +337,11 @@ mod tests {
     #[test]
     fn counts_follow_state_changes() {
         let mut members = table();
-        let online = State {
-            incarnation: 0,
-            status: Status::Online,
-        };
+        let online = State { incarnation: 0, status: Status::Online };
         let a = members.insert(Arc::from("a"), addr(2), online, Instant::ZERO);
         assert_eq!(members.by_name("a").unwrap().metadata(), None);
         let t = Instant::from_secs(1);
-        let previous = members.set_state(
-            a,
-            State {
-                incarnation: 0,
-                status: Status::Suspect,
-            },
-            t,
-        );
+        let previous = members.set_state(a, State { incarnation: 0, status: Status::Suspect }, t);
         assert_eq!(previous, Some(online));
         assert_eq!(members.get(a).unwrap().status_changed_at(), t);
         assert_eq!(members.count(StatusFilter::AVAILABLE), 2);
@@ -383,10 +352,7 @@ mod tests {
     #[test]
     fn removal_tombstones_and_reuses_ids() {
         let mut members = table();
-        let online = State {
-            incarnation: 4,
-            status: Status::Online,
-        };
+        let online = State { incarnation: 4, status: Status::Online };
         let a = members.insert(Arc::from("a"), addr(2), online, Instant::ZERO);
         let root_with_a = members.digest().root();
         let until = Instant::ZERO + Duration::from_secs(30);
@@ -404,10 +370,7 @@ mod tests {
 
     #[test]
     fn digest_is_independent_of_insertion_order() {
-        let online = State {
-            incarnation: 1,
-            status: Status::Online,
-        };
+        let online = State { incarnation: 1, status: Status::Online };
         let mut one = table();
         let mut two = table();
         for name in ["x", "y", "z"] {

@@ -21,9 +21,7 @@ pub struct Metadata {
 impl Metadata {
     /// An empty map (known to be empty, unlike unknown metadata).
     pub const fn new() -> Self {
-        Metadata {
-            entries: BTreeMap::new(),
-        }
+        Metadata { entries: BTreeMap::new() }
     }
 
     /// The value of `key`.
@@ -64,12 +62,7 @@ impl Metadata {
 
 impl<K: Into<String>, V: Into<Bytes>> FromIterator<(K, V)> for Metadata {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Metadata {
-            entries: iter
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+        Metadata { entries: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 }
 
@@ -86,17 +79,12 @@ mod tests {
 
     #[test]
     fn map_operations() {
-        let mut m: Metadata = [("name", &b"one"[..])]
-            .into_iter()
-            .map(|(k, v)| (k, Bytes::from_static(v)))
-            .collect();
+        let mut m: Metadata =
+            [("name", &b"one"[..])].into_iter().map(|(k, v)| (k, Bytes::from_static(v))).collect();
         assert_eq!(m.insert("token", Bytes::from_static(b"x")), None);
         assert_eq!(m.len(), 2);
         assert_eq!(m.payload_len(), 4 + 3 + 5 + 1);
         assert_eq!(m.remove("name"), Some(Bytes::from_static(b"one")));
-        assert_eq!(
-            m.iter().map(|(k, _)| k).collect::<alloc::vec::Vec<_>>(),
-            ["token"]
-        );
+        assert_eq!(m.iter().map(|(k, _)| k).collect::<alloc::vec::Vec<_>>(), ["token"]);
     }
 }

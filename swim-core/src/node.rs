@@ -4,6 +4,7 @@
 //! (output) and queries. The failure detector lives in `probe.rs`, anti-entropy in `sync.rs`;
 //! both add `impl` blocks to [`Node`].
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -23,6 +24,7 @@ use crate::member::{Member, MemberId, Members, State};
 use crate::metadata::{MAX_KEY_LEN, Metadata};
 use crate::probe::Prober;
 use crate::status::{Status, StatusFilter};
+use crate::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::wire::{Body, DecodeError, MetadataEntries, Packet, PacketWriter, Record, Sender};
 
@@ -96,6 +98,17 @@ pub struct Node<R> {
     pub(crate) counters: Counters,
     /// Reused for member sampling.
     pub(crate) scratch: Vec<MemberId>,
+    /// Lifeguard local health score, 0 (healthy) to `lifeguard.max_health`.
+    health: u32,
+}
+
+/// Where a state change came from, beyond the state itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Fact<'a> {
+    /// The address the fact gives (applied only with a higher incarnation).
+    pub(crate) addr: Option<SocketAddr>,
+    /// For a suspicion, who suspects.
+    pub(crate) accuser: Option<&'a str>,
 }
 
 impl<R: Rng> Node<R> {
@@ -105,10 +118,7 @@ impl<R: Rng> Node<R> {
         let name: Arc<str> = Arc::from(config.local_name.as_str());
         let size = self_record_size(&config, &config.local_metadata, 1);
         if size > config.max_datagram() {
-            return Err(ConfigError::new(
-                "local_metadata",
-                "does not fit in one datagram",
-            ));
+            return Err(ConfigError::new("local_metadata", "does not fit in one datagram"));
         }
         let members = Members::new(name, config.local_addr, config.local_metadata.clone(), now);
         let mut gossip = GossipQueue::default();
@@ -140,6 +150,7 @@ impl<R: Rng> Node<R> {
             events: VecDeque::new(),
             counters: Counters::default(),
             scratch: Vec::new(),
+            health: 0,
         })
     }
 
@@ -193,11 +204,8 @@ impl<R: Rng> Node<R> {
         match packet.body {
             Body::Ping { seq, .. } => self.send(from, &Body::Ack { seq }, sender),
             Body::Ack { seq } => self.handle_ack(seq),
-            Body::PingReq {
-                seq,
-                target,
-                target_addr,
-            } => {
+            Body::Nack { seq } => self.handle_nack(seq),
+            Body::PingReq { seq, target, target_addr } => {
                 self.handle_ping_req(now, from, seq, target, target_addr);
             }
             Body::Gossip => {}
@@ -220,7 +228,7 @@ impl<R: Rng> Node<R> {
             return;
         }
         if self.due(Timer::Probe, now) {
-            self.reschedule(Timer::Probe, now, self.config.ping_interval);
+            self.reschedule(Timer::Probe, now, self.scaled(self.config.ping_interval));
             self.start_probe(now);
         }
         self.probe_timeouts(now);
@@ -251,10 +259,7 @@ impl<R: Rng> Node<R> {
             let incarnation = self.members.local().incarnation() + 1;
             self.members.set_state(
                 Members::LOCAL,
-                State {
-                    incarnation,
-                    status: Status::Online,
-                },
+                State { incarnation, status: Status::Online },
                 now,
             );
             self.timers[Timer::Probe as usize] = Some(now + self.config.ping_interval);
@@ -277,14 +282,7 @@ impl<R: Rng> Node<R> {
         }
         self.left = true;
         let incarnation = self.members.local().incarnation() + 1;
-        self.members.set_state(
-            Members::LOCAL,
-            State {
-                incarnation,
-                status: Status::Left,
-            },
-            now,
-        );
+        self.members.set_state(Members::LOCAL, State { incarnation, status: Status::Left }, now);
         self.gossip.enqueue(Members::LOCAL, false);
         self.timers = [None, Some(now), None, None];
         self.prober.clear();
@@ -309,10 +307,7 @@ impl<R: Rng> Node<R> {
         let version = self.members.local().meta_version() + 1;
         let size = self_record_size(&self.config, &metadata, version);
         if size > self.config.max_datagram() {
-            return Err(MetadataError::TooLarge {
-                size,
-                limit: self.config.max_datagram(),
-            });
+            return Err(MetadataError::TooLarge { size, limit: self.config.max_datagram() });
         }
         self.replace_local_metadata(now, metadata, version);
         Ok(())
@@ -349,10 +344,7 @@ impl<R: Rng> Node<R> {
         self.counters.datagrams_out += 1;
         self.counters.bytes_out += next.bytes.len() as u64;
         let current = self.current.insert(next);
-        Some(Transmit {
-            destination: current.to,
-            payload: &current.bytes,
-        })
+        Some(Transmit { destination: current.to, payload: &current.bytes })
     }
 
     /// When to call [`Node::handle_timeout`] next; `None` once a node that left has nothing
@@ -415,10 +407,7 @@ impl<R: Rng> Node<R> {
             candidates.swap(i, j);
         }
         candidates.truncate(count);
-        candidates
-            .iter()
-            .filter_map(|id| self.members.get(*id))
-            .collect()
+        candidates.iter().filter_map(|id| self.members.get(*id)).collect()
     }
 
     /// A member by name.
@@ -451,6 +440,12 @@ impl<R: Rng> Node<R> {
         self.gossip.len()
     }
 
+    /// The Lifeguard local health score: 0 when healthy, up to `lifeguard.max_health` when
+    /// this node appears to be the slow one. Probe interval and timeouts scale by score + 1.
+    pub fn health(&self) -> u32 {
+        self.health
+    }
+
     /// Number of reaped members still remembered as tombstones.
     pub fn tombstones(&self) -> usize {
         self.members.tombstones()
@@ -464,11 +459,9 @@ impl<R: Rng> Node<R> {
         if let Some(id) = self.members.id(sender.name) {
             let known = self.members.get(id)?.incarnation();
             if sender.incarnation > known {
-                let state = State {
-                    incarnation: sender.incarnation,
-                    status: Status::Online,
-                };
-                self.change_state(now, id, state, Some(sender.addr), true);
+                let state = State { incarnation: sender.incarnation, status: Status::Online };
+                let fact = Fact { addr: Some(sender.addr), accuser: None };
+                self.change_state(now, id, state, fact, true);
             }
             return Some(id);
         }
@@ -478,22 +471,14 @@ impl<R: Rng> Node<R> {
             // A member we reaped, talking with an old incarnation: it restarted, or its
             // side of a partition never heard it was declared offline. Bring the entry
             // back as offline so replies carry that record and it refutes.
-            let state = State {
-                incarnation: tombstone.incarnation,
-                status: Status::Offline,
-            };
-            let id = self
-                .members
-                .insert(Arc::from(sender.name), sender.addr, state, now);
+            let state = State { incarnation: tombstone.incarnation, status: Status::Offline };
+            let id = self.members.insert(Arc::from(sender.name), sender.addr, state, now);
             self.set_deadline(id, Some(now + self.config.reap_timeout));
             self.prober.insert(id, &mut self.rng);
             return Some(id);
         }
-        let state = State {
-            incarnation: sender.incarnation,
-            status: Status::Online,
-        };
-        Some(self.insert_member(now, sender.name, sender.addr, state, true))
+        let state = State { incarnation: sender.incarnation, status: Status::Online };
+        Some(self.insert_member(now, sender.name, sender.addr, state, None, true))
     }
 
     /// Applies one membership fact, if it is news.
@@ -509,12 +494,12 @@ impl<R: Rng> Node<R> {
                 let newer = record.incarnation > member.incarnation()
                     || (record.incarnation == member.incarnation()
                         && record.status.precedence() > member.status().precedence());
+                let fact = Fact { addr: Some(record.addr), accuser: record.accuser };
                 if newer {
-                    let state = State {
-                        incarnation: record.incarnation,
-                        status: record.status,
-                    };
-                    self.change_state(now, id, state, Some(record.addr), spread);
+                    let state = State { incarnation: record.incarnation, status: record.status };
+                    self.change_state(now, id, state, fact, spread);
+                } else if let (Status::Suspect, Some(accuser)) = (record.status, record.accuser) {
+                    self.confirm_suspicion(now, id, record.incarnation, accuser, spread);
                 }
                 id
             }
@@ -527,27 +512,21 @@ impl<R: Rng> Node<R> {
                 if stale || !record.status.is_available() {
                     return;
                 }
-                let state = State {
-                    incarnation: record.incarnation,
-                    status: record.status,
-                };
-                self.insert_member(now, record.name, record.addr, state, spread)
+                let state = State { incarnation: record.incarnation, status: record.status };
+                self.insert_member(now, record.name, record.addr, state, record.accuser, spread)
             }
         };
         if let Some(metadata) = &record.metadata {
             let known = self.members.get(id).map_or(u64::MAX, Member::meta_version);
             if record.meta_version > known {
-                self.members
-                    .set_metadata(id, metadata.to_metadata(), record.meta_version);
+                self.members.set_metadata(id, metadata.to_metadata(), record.meta_version);
                 self.counters.updates_applied += 1;
                 if spread {
                     self.gossip.enqueue(id, true);
                 }
                 let name = self.name_of(id);
-                self.events.push_back(Event::MetadataChanged {
-                    name,
-                    version: record.meta_version,
-                });
+                self.events
+                    .push_back(Event::MetadataChanged { name, version: record.meta_version });
             }
         }
     }
@@ -564,15 +543,14 @@ impl<R: Rng> Node<R> {
             let incarnation = record.incarnation + 1;
             self.members.set_state(
                 Members::LOCAL,
-                State {
-                    incarnation,
-                    status: Status::Online,
-                },
+                State { incarnation, status: Status::Online },
                 now,
             );
             self.gossip.enqueue(Members::LOCAL, false);
             if accused {
                 self.counters.refutations += 1;
+                // Lifeguard: having to refute hints that we are the slow one.
+                self.raise_health(1);
                 self.events.push_back(Event::Suspected {
                     accusation: record.status,
                     incarnation: record.incarnation,
@@ -583,9 +561,7 @@ impl<R: Rng> Node<R> {
         let local = self.members.local();
         let foreign_metadata = record.meta_version == local.meta_version()
             && record.metadata.is_some_and(|m| {
-                local
-                    .metadata()
-                    .is_none_or(|ours| MetadataEntries::Map(ours) != m)
+                local.metadata().is_none_or(|ours| MetadataEntries::Map(ours) != m)
             });
         if record.meta_version > local.meta_version() || foreign_metadata {
             let metadata = self.local_metadata().clone();
@@ -599,6 +575,7 @@ impl<R: Rng> Node<R> {
         name: &str,
         addr: SocketAddr,
         state: State,
+        accuser: Option<&str>,
         spread: bool,
     ) -> MemberId {
         let id = self.members.insert(Arc::from(name), addr, state, now);
@@ -609,14 +586,10 @@ impl<R: Rng> Node<R> {
         }
         let name = self.name_of(id);
         let incarnation = state.incarnation;
-        self.events.push_back(Event::MemberJoined {
-            name: name.clone(),
-            incarnation,
-        });
+        self.events.push_back(Event::MemberJoined { name: name.clone(), incarnation });
         if state.status == Status::Suspect {
-            self.set_deadline(id, Some(now + self.config.suspect_timeout));
-            self.events
-                .push_back(Event::MemberSuspect { name, incarnation });
+            self.start_suspicion(now, id, accuser);
+            self.events.push_back(Event::MemberSuspect { name, incarnation });
         }
         id
     }
@@ -627,13 +600,13 @@ impl<R: Rng> Node<R> {
         now: Instant,
         id: MemberId,
         state: State,
-        addr: Option<SocketAddr>,
+        fact: Fact<'_>,
         spread: bool,
     ) {
         let Some(previous) = self.members.set_state(id, state, now) else {
             return;
         };
-        if let (Some(addr), Some(member)) = (addr, self.members.get_mut(id)) {
+        if let (Some(addr), Some(member)) = (fact.addr, self.members.get_mut(id)) {
             // Only a newer incarnation may move a member (a restart on a new address).
             if state.incarnation > previous.incarnation {
                 member.set_addr(addr);
@@ -646,12 +619,16 @@ impl<R: Rng> Node<R> {
         let restarted_timer =
             state.status != previous.status || state.incarnation != previous.incarnation;
         if restarted_timer {
-            let deadline = match state.status {
-                Status::Online => None,
-                Status::Suspect => Some(now + self.config.suspect_timeout),
-                Status::Offline | Status::Left => Some(now + self.config.reap_timeout),
-            };
-            self.set_deadline(id, deadline);
+            if let Some(member) = self.members.get_mut(id) {
+                member.suspicion = None;
+            }
+            match state.status {
+                Status::Online => self.set_deadline(id, None),
+                Status::Suspect => self.start_suspicion(now, id, fact.accuser),
+                Status::Offline | Status::Left => {
+                    self.set_deadline(id, Some(now + self.config.reap_timeout));
+                }
+            }
         }
         if state.status == previous.status {
             return;
@@ -659,23 +636,72 @@ impl<R: Rng> Node<R> {
         let name = self.name_of(id);
         let incarnation = state.incarnation;
         self.events.push_back(match state.status {
-            Status::Online => Event::MemberAlive {
-                name,
-                incarnation,
-                previous: previous.status,
-            },
+            Status::Online => Event::MemberAlive { name, incarnation, previous: previous.status },
             Status::Suspect => Event::MemberSuspect { name, incarnation },
             Status::Offline => Event::MemberOffline { name, incarnation },
             Status::Left => Event::MemberLeft { name, incarnation },
         });
     }
 
+    /// A member just became suspect: its suspicion starts now, with `accuser` as the first
+    /// accuser, and runs for the longest timeout until confirmations shorten it.
+    fn start_suspicion(&mut self, now: Instant, id: MemberId, accuser: Option<&str>) {
+        let members = self.members.count(StatusFilter::AVAILABLE);
+        let Some(member) = self.members.get_mut(id) else { return };
+        let suspicion = Suspicion::new(now, accuser);
+        let deadline = suspicion.deadline(&self.config, members);
+        member.suspicion = Some(Box::new(suspicion));
+        self.set_deadline(id, Some(deadline));
+    }
+
+    /// Lifeguard: another member independently suspects the same incarnation. A new
+    /// confirmation shortens the suspicion and is passed on, so others count it too.
+    pub(crate) fn confirm_suspicion(
+        &mut self,
+        now: Instant,
+        id: MemberId,
+        incarnation: u64,
+        accuser: &str,
+        spread: bool,
+    ) {
+        let members = self.members.count(StatusFilter::AVAILABLE);
+        let expected = self.config.lifeguard.confirmations;
+        let Some(member) = self.members.get_mut(id) else { return };
+        if member.status() != Status::Suspect || member.incarnation() != incarnation {
+            return;
+        }
+        let Some(suspicion) = member.suspicion.as_mut() else { return };
+        if !suspicion.confirm(accuser, expected) {
+            return;
+        }
+        let deadline = suspicion.deadline(&self.config, members);
+        self.counters.confirmations += 1;
+        self.set_deadline(id, Some(deadline.max(now)));
+        if spread {
+            self.gossip.enqueue(id, false);
+        }
+    }
+
+    /// Lifeguard local health awareness: evidence that this node itself is slow.
+    pub(crate) fn raise_health(&mut self, by: u32) {
+        self.health = (self.health + by).min(self.config.lifeguard.max_health);
+    }
+
+    /// Lifeguard local health awareness: a probe succeeded.
+    pub(crate) fn lower_health(&mut self) {
+        self.health = self.health.saturating_sub(1);
+    }
+
+    /// `duration` stretched by the health score (Lifeguard: a struggling node slows down).
+    pub(crate) fn scaled(&self, duration: Duration) -> Duration {
+        duration * (self.health + 1)
+    }
+
     fn replace_local_metadata(&mut self, now: Instant, metadata: Metadata, version: u64) {
         self.members.set_metadata(Members::LOCAL, metadata, version);
         self.gossip.enqueue(Members::LOCAL, true);
         let name = self.name_of(Members::LOCAL);
-        self.events
-            .push_back(Event::MetadataChanged { name, version });
+        self.events.push_back(Event::MetadataChanged { name, version });
         // Start spreading at once rather than at the next round.
         let gossip = &mut self.timers[Timer::Gossip as usize];
         *gossip = Some(gossip.map_or(now, |at| at.min(now)));
@@ -709,11 +735,8 @@ impl<R: Rng> Node<R> {
             let (status, incarnation) = (member.status(), member.incarnation());
             match status {
                 Status::Suspect => {
-                    let state = State {
-                        incarnation,
-                        status: Status::Offline,
-                    };
-                    self.change_state(now, id, state, None, true);
+                    let state = State { incarnation, status: Status::Offline };
+                    self.change_state(now, id, state, Fact::default(), true);
                 }
                 Status::Offline | Status::Left => self.reap(now, id),
                 Status::Online => {}
@@ -725,9 +748,7 @@ impl<R: Rng> Node<R> {
         self.gossip.remove(id);
         self.prober.remove(id);
         if let Some(member) = self.members.remove(id, now + self.config.reap_timeout) {
-            self.events.push_back(Event::MemberReaped {
-                name: member.name_arc().clone(),
-            });
+            self.events.push_back(Event::MemberReaped { name: member.name_arc().clone() });
         }
     }
 
@@ -750,12 +771,7 @@ impl<R: Rng> Node<R> {
             return;
         }
         let mut targets = core::mem::take(&mut self.scratch);
-        self.sample(
-            StatusFilter::AVAILABLE,
-            self.config.gossip_fanout,
-            &[],
-            &mut targets,
-        );
+        self.sample(StatusFilter::AVAILABLE, self.config.gossip_fanout, &[], &mut targets);
         for &id in &targets {
             if let Some(addr) = self.members.get(id).map(Member::addr) {
                 self.send(addr, &Body::Gossip, Some(id));
@@ -787,15 +803,10 @@ impl<R: Rng> Node<R> {
         self.join_backoff = self.config.ping_interval;
         self.timers[Timer::Rejoin as usize] = Some(now + self.config.rejoin_interval);
         let available = |addr: &SocketAddr| {
-            self.members_with(StatusFilter::AVAILABLE)
-                .any(|m| m.addr() == *addr)
+            self.members_with(StatusFilter::AVAILABLE).any(|m| m.addr() == *addr)
         };
-        let outside_seeds: Vec<SocketAddr> = self
-            .seeds
-            .iter()
-            .copied()
-            .filter(|seed| !available(seed))
-            .collect();
+        let outside_seeds: Vec<SocketAddr> =
+            self.seeds.iter().copied().filter(|seed| !available(seed)).collect();
         let offline = self.members.count(StatusFilter::OFFLINE);
         let pick = random_below(&mut self.rng, outside_seeds.len() + offline.min(1));
         if let Some(seed) = outside_seeds.get(pick) {
@@ -821,26 +832,27 @@ impl<R: Rng> Node<R> {
         let mut buffer = self.take_buffer();
         let salt = self.rng.next_u64().to_be_bytes();
         let local = self.members.local();
-        let sender = Sender {
-            name: local.name(),
-            addr: local.addr(),
-            incarnation: local.incarnation(),
-        };
+        let sender =
+            Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
         let max = self.config.max_datagram();
         let Some(mut writer) = PacketWriter::new(&mut buffer, max, salt, &sender, body) else {
             return self.recycle(buffer);
         };
+        // Restarted members and the far side of a healed partition learn they were declared
+        // offline; with Lifeguard's buddy system, a suspect learns it is suspected.
+        let buddy = self.config.lifeguard.buddy;
         let correction = about.filter(|id| {
-            self.members
-                .get(*id)
-                .is_some_and(|m| m.status() != Status::Online)
+            self.members.get(*id).is_some_and(|m| match m.status() {
+                Status::Online => false,
+                Status::Suspect => buddy,
+                Status::Offline | Status::Left => true,
+            })
         });
         if let Some(member) = correction.and_then(|id| self.members.get(id)) {
             writer.push(&member.record(false));
         }
         let limit = retransmit_limit(self.config.retransmit_mult, self.members.len());
-        self.gossip
-            .fill(&mut writer, &self.members, limit, correction);
+        self.gossip.fill(&mut writer, &self.members, limit, correction);
         writer.finish();
         self.queue(to, buffer);
     }
@@ -852,9 +864,7 @@ impl<R: Rng> Node<R> {
     }
 
     pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
-        self.spare
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.config.max_datagram()))
+        self.spare.pop().unwrap_or_else(|| Vec::with_capacity(self.config.max_datagram()))
     }
 
     pub(crate) fn recycle(&mut self, buffer: Vec<u8>) {
@@ -876,9 +886,7 @@ impl<R: Rng> Node<R> {
     }
 
     fn name_of(&self, id: MemberId) -> Arc<str> {
-        self.members
-            .get(id)
-            .map_or_else(|| Arc::from(""), |m| m.name_arc().clone())
+        self.members.get(id).map_or_else(|| Arc::from(""), |m| m.name_arc().clone())
     }
 
     /// Up to `count` distinct members other than this node matching `filter` and not in
@@ -947,6 +955,7 @@ fn self_record_size(config: &Config, metadata: &Metadata, version: u64) -> usize
         status: Status::Online,
         meta_version: version.max(u64::from(u32::MAX)),
         metadata: Some(MetadataEntries::Map(metadata)),
+        accuser: None,
     };
     crate::wire::max_overhead(config.local_name.len()) + record.encoded_len()
 }

@@ -14,7 +14,7 @@ use core::net::SocketAddr;
 use rand_core::Rng;
 
 use crate::member::{MemberId, Members, State};
-use crate::node::{Node, random_below};
+use crate::node::{Fact, Node, random_below};
 use crate::status::{Status, StatusFilter};
 use crate::time::Instant;
 use crate::wire::Body;
@@ -33,6 +33,9 @@ struct Probe {
     indirect_at: Instant,
     fail_at: Instant,
     indirect_sent: bool,
+    /// Lifeguard: nacks expected from helpers, and nacks received.
+    nacks_expected: u32,
+    nacks_received: u32,
 }
 
 /// A ping-req this node is serving: ping the target, relay its ack to the requester.
@@ -42,6 +45,9 @@ struct Relay {
     requester: SocketAddr,
     requester_seq: u32,
     expires: Instant,
+    /// Lifeguard: when to nack the requester if the target stays silent (`None` once sent,
+    /// or with nacks off).
+    nack_at: Option<Instant>,
 }
 
 /// The probe order and the probes and relays in flight.
@@ -80,14 +86,10 @@ impl Prober {
 
     /// The earliest probe or relay deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let probes = self.in_flight.iter().map(|p| {
-            if p.indirect_sent {
-                p.fail_at
-            } else {
-                p.indirect_at
-            }
-        });
-        probes.chain(self.relays.iter().map(|r| r.expires)).min()
+        let probes =
+            self.in_flight.iter().map(|p| if p.indirect_sent { p.fail_at } else { p.indirect_at });
+        let relays = self.relays.iter().map(|r| r.nack_at.unwrap_or(r.expires).min(r.expires));
+        probes.chain(relays).min()
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -119,21 +121,22 @@ impl Prober {
 impl<R: Rng> Node<R> {
     /// Pings the next member of the probe order.
     pub(crate) fn start_probe(&mut self, now: Instant) {
-        let Some(id) = self.prober.next_target(&self.members, &mut self.rng) else {
-            return;
-        };
-        let Some(member) = self.members.get(id) else {
-            return;
-        };
+        let Some(id) = self.prober.next_target(&self.members, &mut self.rng) else { return };
+        let Some(member) = self.members.get(id) else { return };
         let (name, addr) = (member.name_arc().clone(), member.addr());
         let seq = self.prober.next_seq();
+        // Lifeguard: a node that keeps failing probes waits longer before blaming others.
+        let ping_timeout = self.scaled(self.config.ping_timeout);
+        let ping_req_timeout = self.scaled(self.config.ping_req_timeout);
         self.prober.in_flight.push(Probe {
             seq,
             target: id,
             name: name.clone(),
-            indirect_at: now + self.config.ping_timeout,
-            fail_at: now + self.config.ping_timeout + self.config.ping_req_timeout,
+            indirect_at: now + ping_timeout,
+            fail_at: now + ping_timeout + ping_req_timeout,
             indirect_sent: false,
+            nacks_expected: 0,
+            nacks_received: 0,
         });
         self.counters.probes += 1;
         self.send(addr, &Body::Ping { seq, target: &name }, Some(id));
@@ -143,22 +146,22 @@ impl<R: Rng> Node<R> {
     pub(crate) fn handle_ack(&mut self, seq: u32) {
         if let Some(at) = self.prober.in_flight.iter().position(|p| p.seq == seq) {
             self.prober.in_flight.swap_remove(at);
+            self.lower_health();
             return;
         }
         if let Some(at) = self.prober.relays.iter().position(|r| r.seq == seq) {
             let relay = self.prober.relays.swap_remove(at);
-            let requester = self
-                .members
-                .iter()
-                .find(|(_, m)| m.addr() == relay.requester);
+            let requester = self.members.iter().find(|(_, m)| m.addr() == relay.requester);
             let about = requester.map(|(id, _)| id);
-            self.send(
-                relay.requester,
-                &Body::Ack {
-                    seq: relay.requester_seq,
-                },
-                about,
-            );
+            self.send(relay.requester, &Body::Ack { seq: relay.requester_seq }, about);
+        }
+    }
+
+    /// Lifeguard: a helper could not reach the target either, but it did answer us.
+    pub(crate) fn handle_nack(&mut self, seq: u32) {
+        if let Some(probe) = self.prober.in_flight.iter_mut().find(|p| p.seq == seq) {
+            probe.nacks_received += 1;
+            self.counters.nacks_received += 1;
         }
     }
 
@@ -179,20 +182,33 @@ impl<R: Rng> Node<R> {
             return;
         }
         let seq = self.prober.next_seq();
+        // The nack must reach the requester within its ping_req_timeout, so it uses the
+        // plain ping_timeout, not one stretched by our own health score.
+        let nack_at = self.config.lifeguard.nacks.then(|| now + self.config.ping_timeout);
         self.prober.relays.push(Relay {
             seq,
             requester: from,
             requester_seq,
             expires: now + self.config.ping_req_timeout,
+            nack_at,
         });
         let about = self.members.id(target);
         self.send(target_addr, &Body::Ping { seq, target }, about);
     }
 
     /// Sends ping-reqs for probes whose direct ping timed out, suspects targets of probes
-    /// that failed, and forgets expired relays.
+    /// that failed, nacks for relays whose target stayed silent, and forgets expired relays.
     pub(crate) fn probe_timeouts(&mut self, now: Instant) {
         self.prober.relays.retain(|r| r.expires > now);
+        for i in 0..self.prober.relays.len() {
+            let relay = &mut self.prober.relays[i];
+            if relay.nack_at.is_some_and(|at| at <= now) {
+                relay.nack_at = None;
+                let (to, seq) = (relay.requester, relay.requester_seq);
+                self.counters.nacks_sent += 1;
+                self.send(to, &Body::Nack { seq }, None);
+            }
+        }
         let mut i = 0;
         while i < self.prober.in_flight.len() {
             let probe = &mut self.prober.in_flight[i];
@@ -204,46 +220,54 @@ impl<R: Rng> Node<R> {
             if !probe.indirect_sent && probe.indirect_at <= now {
                 probe.indirect_sent = true;
                 let (seq, target, name) = (probe.seq, probe.target, probe.name.clone());
-                self.send_ping_reqs(seq, target, &name);
+                let helpers = self.send_ping_reqs(seq, target, &name);
+                if self.config.lifeguard.nacks {
+                    self.prober.in_flight[i].nacks_expected = helpers;
+                }
             }
             i += 1;
         }
     }
 
-    fn send_ping_reqs(&mut self, seq: u32, target: MemberId, name: &str) {
-        let Some(target_addr) = self.members.get(target).map(|m| m.addr()) else {
-            return;
-        };
+    /// Asks `ping_req_count` other available members to probe `target`; returns how many.
+    fn send_ping_reqs(&mut self, seq: u32, target: MemberId, name: &str) -> u32 {
+        let Some(target_addr) = self.members.get(target).map(|m| m.addr()) else { return 0 };
         let mut helpers = core::mem::take(&mut self.scratch);
         let count = self.config.ping_req_count;
         self.sample(StatusFilter::AVAILABLE, count, &[target], &mut helpers);
+        let mut sent = 0;
         for &helper in &helpers {
             if let Some(addr) = self.members.get(helper).map(|m| m.addr()) {
                 self.counters.ping_reqs += 1;
-                let body = Body::PingReq {
-                    seq,
-                    target: name,
-                    target_addr,
-                };
+                sent += 1;
+                let body = Body::PingReq { seq, target: name, target_addr };
                 self.send(addr, &body, Some(helper));
             }
         }
         self.scratch = helpers;
+        sent
     }
 
+    /// No ack at all: the target becomes suspect (or, if it already is, we confirm it).
     fn probe_failed(&mut self, now: Instant, probe: &Probe) {
-        let Some(member) = self.members.get(probe.target) else {
-            return;
-        };
-        if *member.name_arc() != probe.name || member.status() != Status::Online {
+        // Lifeguard: every helper that did not even nack suggests the problem is ours.
+        self.raise_health(1 + probe.nacks_expected.saturating_sub(probe.nacks_received));
+        let Some(member) = self.members.get(probe.target) else { return };
+        if *member.name_arc() != probe.name {
             return;
         }
-        self.counters.suspicions += 1;
-        let state = State {
-            incarnation: member.incarnation(),
-            status: Status::Suspect,
-        };
-        self.change_state(now, probe.target, state, None, true);
+        let incarnation = member.incarnation();
+        let local = self.members.local().name_arc().clone();
+        match member.status() {
+            Status::Online => {
+                self.counters.suspicions += 1;
+                let state = State { incarnation, status: Status::Suspect };
+                let fact = Fact { addr: None, accuser: Some(&local) };
+                self.change_state(now, probe.target, state, fact, true);
+            }
+            Status::Suspect => self.confirm_suspicion(now, probe.target, incarnation, &local, true),
+            Status::Offline | Status::Left => {}
+        }
     }
 }
 
@@ -260,10 +284,7 @@ mod tests {
         let ids = (0..n)
             .map(|i| {
                 let name = alloc::format!("m{i}");
-                let state = State {
-                    incarnation: 0,
-                    status: Status::Online,
-                };
+                let state = State { incarnation: 0, status: Status::Online };
                 members.insert(Arc::from(name.as_str()), addr, state, Instant::ZERO)
             })
             .collect();
@@ -279,9 +300,8 @@ mod tests {
             prober.insert(*id, &mut rng);
         }
         for _pass in 0..3 {
-            let mut seen: Vec<MemberId> = (0..10)
-                .map(|_| prober.next_target(&members, &mut rng).unwrap())
-                .collect();
+            let mut seen: Vec<MemberId> =
+                (0..10).map(|_| prober.next_target(&members, &mut rng).unwrap()).collect();
             seen.sort();
             assert_eq!(seen, ids);
         }
@@ -295,14 +315,7 @@ mod tests {
         for id in &ids {
             prober.insert(*id, &mut rng);
         }
-        members.set_state(
-            ids[0],
-            State {
-                incarnation: 0,
-                status: Status::Offline,
-            },
-            Instant::ZERO,
-        );
+        members.set_state(ids[0], State { incarnation: 0, status: Status::Offline }, Instant::ZERO);
         prober.remove(ids[1]);
         for _ in 0..5 {
             assert_eq!(prober.next_target(&members, &mut rng), Some(ids[2]));

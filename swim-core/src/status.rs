@@ -124,12 +124,8 @@ impl BitOr<Status> for StatusFilter {
 mod tests {
     use super::*;
 
-    const ALL_STATUSES: [Status; 4] = [
-        Status::Online,
-        Status::Offline,
-        Status::Suspect,
-        Status::Left,
-    ];
+    const ALL_STATUSES: [Status; 4] =
+        [Status::Online, Status::Offline, Status::Suspect, Status::Left];
 
     #[test]
     fn aggregates_match_the_seed() {
@@ -142,10 +138,7 @@ mod tests {
         assert!(StatusFilter::UNAVAILABLE.matches(Status::Left));
         assert!(!StatusFilter::UNAVAILABLE.matches(Status::Online));
         assert!(ALL_STATUSES.iter().all(|s| StatusFilter::ALL.matches(*s)));
-        assert_eq!(
-            StatusFilter::ONLINE | Status::Suspect,
-            StatusFilter::AVAILABLE
-        );
+        assert_eq!(StatusFilter::ONLINE | Status::Suspect, StatusFilter::AVAILABLE);
     }
 
     #[test]

@@ -35,10 +35,7 @@ pub(crate) struct Digest {
 
 impl Digest {
     pub(crate) fn new() -> Self {
-        Digest {
-            buckets: [0; FINE_BUCKETS],
-            root: 0,
-        }
+        Digest { buckets: [0; FINE_BUCKETS], root: 0 }
     }
 
     pub(crate) fn root(&self) -> u64 {
@@ -156,14 +153,7 @@ impl<R: Rng> Node<R> {
         let shift = shift_for(members.max(self.members.len()));
         let mut hashes = self.take_buffer();
         self.members.digest().write_buckets(shift, &mut hashes);
-        self.send(
-            from,
-            &Body::SyncBuckets {
-                shift,
-                hashes: &hashes,
-            },
-            sender,
-        );
+        self.send(from, &Body::SyncBuckets { shift, hashes: &hashes }, sender);
         self.recycle(hashes);
     }
 
@@ -201,19 +191,12 @@ impl<R: Rng> Node<R> {
         let max = self.config.max_datagram();
         let mut next = 0;
         for datagram in 0..MAX_ENTRY_DATAGRAMS {
-            let want = if datagram == 0 {
-                want
-            } else {
-                BucketSet::default()
-            };
+            let want = if datagram == 0 { want } else { BucketSet::default() };
             let salt = self.salt();
             let mut buffer = self.take_buffer();
             let local = self.members.local();
-            let sender = Sender {
-                name: local.name(),
-                addr: local.addr(),
-                incarnation: local.incarnation(),
-            };
+            let sender =
+                Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
             let body = Body::SyncEntries { shift, want };
             let Some(mut writer) = PacketWriter::new(&mut buffer, max, salt, &sender, &body) else {
                 self.recycle(buffer);

@@ -76,6 +76,7 @@ enum MessageType {
     Ping = 1,
     Ack = 2,
     PingReq = 3,
+    Nack = 4,
     Gossip = 5,
     SyncDigest = 6,
     SyncBuckets = 7,
@@ -88,6 +89,7 @@ impl MessageType {
             1 => MessageType::Ping,
             2 => MessageType::Ack,
             3 => MessageType::PingReq,
+            4 => MessageType::Nack,
             5 => MessageType::Gossip,
             6 => MessageType::SyncDigest,
             7 => MessageType::SyncBuckets,
@@ -165,6 +167,12 @@ pub enum Body<'a> {
         /// Its address.
         target_addr: SocketAddr,
     },
+    /// Lifeguard: a ping-req helper heard nothing from the target within its own timeout.
+    /// Tells the requester that the helper, at least, is reachable.
+    Nack {
+        /// The requester's sequence number from the ping-req.
+        seq: u32,
+    },
     /// Records only: the periodic gossip round.
     Gossip,
     /// Anti-entropy, step 1: a summary of the sender's whole membership table.
@@ -197,6 +205,7 @@ impl Body<'_> {
             Body::Ping { .. } => MessageType::Ping,
             Body::Ack { .. } => MessageType::Ack,
             Body::PingReq { .. } => MessageType::PingReq,
+            Body::Nack { .. } => MessageType::Nack,
             Body::Gossip => MessageType::Gossip,
             Body::SyncDigest { .. } => MessageType::SyncDigest,
             Body::SyncBuckets { .. } => MessageType::SyncBuckets,
@@ -237,22 +246,14 @@ impl<'a> Packet<'a> {
         let minor_version = r.u8()?;
         r.bytes(SALT_LEN)?;
         let message_type = MessageType::from_wire(r.u8()?)?;
-        let sender = Sender {
-            name: r.name()?,
-            addr: r.addr()?,
-            incarnation: r.varint()?,
-        };
+        let sender = Sender { name: r.name()?, addr: r.addr()?, incarnation: r.varint()? };
         let body = match message_type {
-            MessageType::Ping => Body::Ping {
-                seq: r.u32()?,
-                target: r.name()?,
-            },
+            MessageType::Ping => Body::Ping { seq: r.u32()?, target: r.name()? },
             MessageType::Ack => Body::Ack { seq: r.u32()? },
-            MessageType::PingReq => Body::PingReq {
-                seq: r.u32()?,
-                target: r.name()?,
-                target_addr: r.addr()?,
-            },
+            MessageType::PingReq => {
+                Body::PingReq { seq: r.u32()?, target: r.name()?, target_addr: r.addr()? }
+            }
+            MessageType::Nack => Body::Nack { seq: r.u32()? },
             MessageType::Gossip => Body::Gossip,
             MessageType::SyncDigest => {
                 let root = r.u64()?;
@@ -262,10 +263,7 @@ impl<'a> Packet<'a> {
             }
             MessageType::SyncBuckets => {
                 let shift = r.shift()?;
-                Body::SyncBuckets {
-                    shift,
-                    hashes: r.bytes(4 << shift)?,
-                }
+                Body::SyncBuckets { shift, hashes: r.bytes(4 << shift)? }
             }
             MessageType::SyncEntries => {
                 let shift = r.shift()?;
@@ -288,12 +286,7 @@ impl<'a> Packet<'a> {
         if !r.is_empty() {
             return Err(DecodeError::TrailingBytes(r.remaining()));
         }
-        Ok(Packet {
-            minor_version,
-            sender,
-            body,
-            records,
-        })
+        Ok(Packet { minor_version, sender, body, records })
     }
 }
 
@@ -312,10 +305,7 @@ impl<'a> Records<'a> {
             let len = r.len_prefix()?;
             Record::decode(r.bytes(len)?)?;
         }
-        Ok(Records {
-            bytes: &r.buf[start..r.position()],
-            count,
-        })
+        Ok(Records { bytes: &r.buf[start..r.position()], count })
     }
 
     /// Number of records.
@@ -356,10 +346,13 @@ pub struct Record<'a> {
     pub meta_version: u64,
     /// The metadata itself, when the sender chose to include it.
     pub metadata: Option<MetadataEntries<'a>>,
+    /// For a suspicion: the member that suspects (Lifeguard counts distinct accusers).
+    pub accuser: Option<&'a str>,
 }
 
 impl<'a> Record<'a> {
     const FLAG_METADATA: u8 = 1;
+    const FLAG_ACCUSER: u8 = 2;
 
     fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
@@ -378,15 +371,9 @@ impl<'a> Record<'a> {
         } else {
             None
         };
+        let accuser = if flags & Self::FLAG_ACCUSER != 0 { Some(r.name()?) } else { None };
         // Anything after the known fields belongs to a newer minor version: skipped.
-        Ok(Record {
-            name,
-            addr,
-            incarnation,
-            status,
-            meta_version,
-            metadata,
-        })
+        Ok(Record { name, addr, incarnation, status, meta_version, metadata, accuser })
     }
 
     /// Bytes this record takes on the wire, including its length prefix.
@@ -402,10 +389,8 @@ impl<'a> Record<'a> {
             + 1
             + varint_len(self.meta_version)
             + 1
-            + self
-                .metadata
-                .as_ref()
-                .map_or(0, MetadataEntries::encoded_len)
+            + self.metadata.as_ref().map_or(0, MetadataEntries::encoded_len)
+            + self.accuser.map_or(0, |a| 1 + a.len().min(MAX_NAME_LEN))
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -415,12 +400,19 @@ impl<'a> Record<'a> {
         put_varint(out, self.incarnation);
         out.push(self.status.to_wire());
         put_varint(out, self.meta_version);
-        match &self.metadata {
-            Some(entries) => {
-                out.push(Self::FLAG_METADATA);
-                entries.encode(out);
-            }
-            None => out.push(0),
+        let mut flags = 0;
+        if self.metadata.is_some() {
+            flags |= Self::FLAG_METADATA;
+        }
+        if self.accuser.is_some() {
+            flags |= Self::FLAG_ACCUSER;
+        }
+        out.push(flags);
+        if let Some(entries) = &self.metadata {
+            entries.encode(out);
+        }
+        if let Some(accuser) = self.accuser {
+            put_name(out, accuser);
         }
     }
 }
@@ -462,10 +454,7 @@ impl<'a> MetadataEntries<'a> {
             let len = r.len_prefix()?;
             r.bytes(len)?;
         }
-        Ok(MetadataEntries::Wire {
-            bytes: &r.buf[start..r.position()],
-            count,
-        })
+        Ok(MetadataEntries::Wire { bytes: &r.buf[start..r.position()], count })
     }
 
     /// Number of entries.
@@ -502,16 +491,12 @@ impl<'a> MetadataEntries<'a> {
 
     /// Copies the entries into a map.
     pub fn to_metadata(&self) -> Metadata {
-        self.iter()
-            .map(|(k, v)| (k, bytes::Bytes::copy_from_slice(v)))
-            .collect()
+        self.iter().map(|(k, v)| (k, bytes::Bytes::copy_from_slice(v))).collect()
     }
 
     fn encoded_len(&self) -> usize {
-        let entries: usize = self
-            .iter()
-            .map(|(k, v)| 1 + k.len() + varint_len(v.len() as u64) + v.len())
-            .sum();
+        let entries: usize =
+            self.iter().map(|(k, v)| 1 + k.len() + varint_len(v.len() as u64) + v.len()).sum();
         varint_len(self.len() as u64) + entries
     }
 
@@ -558,15 +543,12 @@ impl<'b> PacketWriter<'b> {
                 put_name(out, target);
             }
             Body::Ack { seq } => out.extend_from_slice(&seq.to_be_bytes()),
-            Body::PingReq {
-                seq,
-                target,
-                target_addr,
-            } => {
+            Body::PingReq { seq, target, target_addr } => {
                 out.extend_from_slice(&seq.to_be_bytes());
                 put_name(out, target);
                 put_addr(out, &target_addr);
             }
+            Body::Nack { seq } => out.extend_from_slice(&seq.to_be_bytes()),
             Body::Gossip => {}
             Body::SyncDigest { root, members } => {
                 out.extend_from_slice(&root.to_be_bytes());
@@ -586,12 +568,7 @@ impl<'b> PacketWriter<'b> {
         let count_at = out.len();
         out.extend_from_slice(&0u16.to_be_bytes());
         let limit = max_datagram.checked_sub(TAG_LEN)?;
-        (out.len() <= limit).then_some(PacketWriter {
-            out,
-            limit,
-            count_at,
-            count: 0,
-        })
+        (out.len() <= limit).then_some(PacketWriter { out, limit, count_at, count: 0 })
     }
 
     /// Bytes still free for records.
@@ -795,11 +772,7 @@ mod tests {
     }
 
     fn sender() -> Sender<'static> {
-        Sender {
-            name: "127.0.0.1:7001",
-            addr: addr(7001),
-            incarnation: 3,
-        }
+        Sender { name: "127.0.0.1:7001", addr: addr(7001), incarnation: 3 }
     }
 
     fn encode(body: &Body<'_>, records: &[Record<'_>]) -> Vec<u8> {
@@ -819,26 +792,14 @@ mod tests {
         want.insert(0);
         want.insert(3);
         let bodies = [
-            Body::Ping {
-                seq: 9,
-                target: "b",
-            },
+            Body::Ping { seq: 9, target: "b" },
             Body::Ping { seq: 0, target: "" },
             Body::Ack { seq: u32::MAX },
-            Body::PingReq {
-                seq: 1,
-                target: "c",
-                target_addr: "[::1]:9".parse().unwrap(),
-            },
+            Body::Nack { seq: 77 },
+            Body::PingReq { seq: 1, target: "c", target_addr: "[::1]:9".parse().unwrap() },
             Body::Gossip,
-            Body::SyncDigest {
-                root: 0x0123_4567_89ab_cdef,
-                members: 1000,
-            },
-            Body::SyncBuckets {
-                shift: 2,
-                hashes: &hashes,
-            },
+            Body::SyncDigest { root: 0x0123_4567_89ab_cdef, members: 1000 },
+            Body::SyncBuckets { shift: 2, hashes: &hashes },
             Body::SyncEntries { shift: 2, want },
             Body::SyncEntries { shift: 8, want },
         ];
@@ -853,9 +814,8 @@ mod tests {
 
     #[test]
     fn records_round_trip_with_and_without_metadata() {
-        let metadata: Metadata = [("name", Bytes::from_static(b"one")), ("z", Bytes::new())]
-            .into_iter()
-            .collect();
+        let metadata: Metadata =
+            [("name", Bytes::from_static(b"one")), ("z", Bytes::new())].into_iter().collect();
         let records = [
             Record {
                 name: "a",
@@ -864,6 +824,7 @@ mod tests {
                 status: Status::Suspect,
                 meta_version: 0,
                 metadata: None,
+                accuser: Some("c"),
             },
             Record {
                 name: "b",
@@ -872,6 +833,7 @@ mod tests {
                 status: Status::Left,
                 meta_version: 7,
                 metadata: Some(MetadataEntries::Map(&metadata)),
+                accuser: None,
             },
         ];
         let bytes = encode(&Body::Gossip, &records);
@@ -894,27 +856,15 @@ mod tests {
             status: Status::Online,
             meta_version: 1,
             metadata: Some(MetadataEntries::Map(&metadata)),
+            accuser: Some("accuser"),
         };
-        let bytes = encode(
-            &Body::PingReq {
-                seq: 5,
-                target: "x",
-                target_addr: addr(3),
-            },
-            &[record],
-        );
+        let bytes = encode(&Body::PingReq { seq: 5, target: "x", target_addr: addr(3) }, &[record]);
         for len in 0..bytes.len() {
-            assert!(
-                Packet::decode(&bytes[..len]).is_err(),
-                "prefix of {len} bytes decoded"
-            );
+            assert!(Packet::decode(&bytes[..len]).is_err(), "prefix of {len} bytes decoded");
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert_eq!(
-            Packet::decode(&longer).unwrap_err(),
-            DecodeError::TrailingBytes(1)
-        );
+        assert_eq!(Packet::decode(&longer).unwrap_err(), DecodeError::TrailingBytes(1));
     }
 
     #[test]
@@ -922,31 +872,19 @@ mod tests {
         let good = encode(&Body::Ack { seq: 1 }, &[]);
         let mut bad_version = good.clone();
         bad_version[0] = 2;
-        assert_eq!(
-            Packet::decode(&bad_version).unwrap_err(),
-            DecodeError::UnsupportedVersion(2)
-        );
+        assert_eq!(Packet::decode(&bad_version).unwrap_err(), DecodeError::UnsupportedVersion(2));
         let mut newer_minor = good.clone();
         newer_minor[1] = 9;
         assert_eq!(Packet::decode(&newer_minor).unwrap().minor_version, 9);
         let mut bad_type = good.clone();
         bad_type[HEADER_LEN] = 99;
-        assert_eq!(
-            Packet::decode(&bad_type).unwrap_err(),
-            DecodeError::UnknownMessageType(99)
-        );
+        assert_eq!(Packet::decode(&bad_type).unwrap_err(), DecodeError::UnknownMessageType(99));
         let mut bad_family = good.clone();
         bad_family[HEADER_LEN + 2 + sender().name.len()] = 5;
-        assert_eq!(
-            Packet::decode(&bad_family).unwrap_err(),
-            DecodeError::InvalidAddressFamily(5)
-        );
+        assert_eq!(Packet::decode(&bad_family).unwrap_err(), DecodeError::InvalidAddressFamily(5));
         let mut bad_utf8 = good;
         bad_utf8[HEADER_LEN + 2] = 0xff;
-        assert_eq!(
-            Packet::decode(&bad_utf8).unwrap_err(),
-            DecodeError::InvalidUtf8
-        );
+        assert_eq!(Packet::decode(&bad_utf8).unwrap_err(), DecodeError::InvalidUtf8);
     }
 
     #[test]
@@ -958,6 +896,7 @@ mod tests {
             status: Status::Online,
             meta_version: 0,
             metadata: None,
+            accuser: None,
         };
         let mut body = Vec::new();
         record.encode(&mut body);
@@ -1009,6 +948,7 @@ mod tests {
             status: Status::Online,
             meta_version: 0,
             metadata: None,
+            accuser: None,
         };
         let mut writer =
             PacketWriter::new(&mut out, 200, [0; SALT_LEN], &sender(), &Body::Gossip).unwrap();

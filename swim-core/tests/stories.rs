@@ -24,23 +24,13 @@ fn join_through_a_seed() {
     }
     // The first thing a joiner sends is an anti-entropy digest to its seed.
     cluster.step();
-    assert!(
-        cluster
-            .sent(1, "SyncDigest")
-            .iter()
-            .any(|s| s.to == addr(0))
-    );
+    assert!(cluster.sent(1, "SyncDigest").iter().any(|s| s.to == addr(0)));
     assert!(cluster.run_until(Duration::from_secs(5), Cluster::all_see_all_online));
     for i in 0..5 {
         let joined = cluster.events_of(i, |e| matches!(e, Event::MemberJoined { .. }));
         assert_eq!(joined.len(), 4, "node {i} saw {joined:?}");
         assert!(cluster.nodes[i].is_joined() || i == 0);
-        assert_eq!(
-            cluster.nodes[i]
-                .members_with(StatusFilter::AVAILABLE)
-                .count(),
-            5
-        );
+        assert_eq!(cluster.nodes[i].members_with(StatusFilter::AVAILABLE).count(), 5);
     }
 }
 
@@ -49,22 +39,13 @@ fn ping_and_ack() {
     let mut cluster = Cluster::joined(2, 2);
     cluster.run_for(Duration::from_secs(3));
     let pings = cluster.sent(0, "Ping");
-    assert!(
-        pings.len() >= 2,
-        "node 0 pinged {} times in 3 s",
-        pings.len()
-    );
+    assert!(pings.len() >= 2, "node 0 pinged {} times in 3 s", pings.len());
     for ping in &pings {
         assert_eq!(ping.to, addr(1));
-        let Body::Ping { seq, target } = ping.packet().body else {
-            unreachable!()
-        };
+        let Body::Ping { seq, target } = ping.packet().body else { unreachable!() };
         assert_eq!(target, name(1));
         // Node 1 answered this very ping with an ack carrying the same sequence number.
-        let ack = cluster
-            .sent(1, "Ack")
-            .into_iter()
-            .find(|a| a.packet().body == Body::Ack { seq });
+        let ack = cluster.sent(1, "Ack").into_iter().find(|a| a.packet().body == Body::Ack { seq });
         assert!(ack.is_some_and(|a| a.to == addr(0) && a.at == ping.at + support::LATENCY));
     }
     assert!(cluster.sent(0, "PingReq").is_empty());
@@ -84,25 +65,11 @@ fn ping_req_relays_the_ack_when_the_direct_path_fails() {
     assert!(!ping_reqs.is_empty(), "node 0 never asked for help");
     for req in &ping_reqs {
         assert_eq!(req.to, addr(2), "the target is never asked to probe itself");
-        let Body::PingReq {
-            seq,
-            target,
-            target_addr,
-        } = req.packet().body
-        else {
-            unreachable!()
-        };
+        let Body::PingReq { seq, target, target_addr } = req.packet().body else { unreachable!() };
         assert_eq!((target, target_addr), (name(1).as_str(), addr(1)));
         // Node 2 pinged node 1 and relayed its ack to node 0 with node 0's sequence number.
-        let relayed = cluster
-            .sent(2, "Ack")
-            .into_iter()
-            .filter(|a| a.to == addr(0));
-        assert!(
-            relayed
-                .into_iter()
-                .any(|a| a.packet().body == Body::Ack { seq })
-        );
+        let relayed = cluster.sent(2, "Ack").into_iter().filter(|a| a.to == addr(0));
+        assert!(relayed.into_iter().any(|a| a.packet().body == Body::Ack { seq }));
     }
     assert!(cluster.sent(2, "Ping").iter().any(|p| p.to == addr(1)));
     assert!(cluster.events_of(0, is_suspicion_or_failure).is_empty());
@@ -119,29 +86,19 @@ fn a_crashed_member_goes_suspect_then_offline_everywhere() {
     });
     assert!(detected, "not every survivor saw node 3 offline");
     for viewer in 0..3 {
-        let events: Vec<_> = cluster.events[viewer]
-            .iter()
-            .filter(|(_, e)| e.member() == Some(&name(3)))
-            .collect();
-        let suspect = events
-            .iter()
-            .find(|(_, e)| matches!(e, Event::MemberSuspect { .. }))
-            .map(|(t, _)| *t);
-        let offline = events
-            .iter()
-            .find(|(_, e)| matches!(e, Event::MemberOffline { .. }))
-            .map(|(t, _)| *t);
-        let (suspect, offline) = (
-            suspect.expect("suspect first"),
-            offline.expect("then offline"),
-        );
+        let events: Vec<_> =
+            cluster.events[viewer].iter().filter(|(_, e)| e.member() == Some(&name(3))).collect();
+        let suspect =
+            events.iter().find(|(_, e)| matches!(e, Event::MemberSuspect { .. })).map(|(t, _)| *t);
+        let offline =
+            events.iter().find(|(_, e)| matches!(e, Event::MemberOffline { .. })).map(|(t, _)| *t);
+        let (suspect, offline) = (suspect.expect("suspect first"), offline.expect("then offline"));
         assert!(suspect < offline);
         // Detection is bounded: a full probe pass, one probe period, the suspicion timeout.
         assert!(offline - crash_at <= Duration::from_millis(3 * 1000 + 1200 + 5000 + 500));
         // Nobody else was suspected.
-        let others = cluster.events_of(viewer, |e| {
-            is_suspicion_or_failure(e) && e.member() != Some(&name(3))
-        });
+        let others = cluster
+            .events_of(viewer, |e| is_suspicion_or_failure(e) && e.member() != Some(&name(3)));
         assert!(others.is_empty(), "{others:?}");
     }
     assert!((0..3).any(|v| cluster.nodes[v].counters().suspicions > 0));
@@ -153,37 +110,24 @@ fn a_suspected_member_refutes_and_stays_online() {
     // Node 1's answers do not reach node 0 until node 0 suspects it.
     cluster.cut.insert((1, 0));
     assert!(
-        cluster.run_until(Duration::from_secs(10), |c| c.status(0, 1)
-            == Some(Status::Suspect))
+        cluster.run_until(Duration::from_secs(10), |c| c.status(0, 1) == Some(Status::Suspect))
     );
     cluster.cut.clear();
-    assert!(cluster.run_until(Duration::from_secs(3), |c| c.status(0, 1)
-        == Some(Status::Online)));
+    assert!(cluster.run_until(Duration::from_secs(3), |c| c.status(0, 1) == Some(Status::Online)));
     cluster.run_for(Duration::from_secs(10));
     assert_eq!(cluster.status(0, 1), Some(Status::Online));
     let refuted = cluster.events_of(1, |e| matches!(e, Event::Refuted { .. }));
     assert_eq!(refuted, [Event::Refuted { incarnation: 1 }]);
     assert!(matches!(
         cluster.events_of(1, |e| matches!(e, Event::Suspected { .. }))[..],
-        [Event::Suspected {
-            accusation: Status::Suspect,
-            incarnation: 0
-        }]
+        [Event::Suspected { accusation: Status::Suspect, incarnation: 0 }]
     ));
     let alive = cluster.events_of(0, |e| matches!(e, Event::MemberAlive { .. }));
     assert!(matches!(
         &alive[..],
-        [Event::MemberAlive {
-            incarnation: 1,
-            previous: Status::Suspect,
-            ..
-        }]
+        [Event::MemberAlive { incarnation: 1, previous: Status::Suspect, .. }]
     ));
-    assert!(
-        cluster
-            .events_of(0, |e| matches!(e, Event::MemberOffline { .. }))
-            .is_empty()
-    );
+    assert!(cluster.events_of(0, |e| matches!(e, Event::MemberOffline { .. })).is_empty());
     assert_eq!(cluster.nodes[1].local_member().incarnation(), 1);
     assert_eq!(cluster.nodes[1].counters().refutations, 1);
 }
@@ -200,24 +144,15 @@ fn a_graceful_leave_is_seen_as_left_at_once() {
     assert!(seen, "the leave did not reach everyone within 2 s");
     assert!(cluster.now - left_at < Duration::from_secs(1));
     // Once the leave has been gossiped enough, the node has nothing more to do.
-    assert!(cluster.run_until(Duration::from_secs(10), |c| {
-        c.nodes[3].poll_timeout().is_none()
-    }));
+    assert!(
+        cluster.run_until(Duration::from_secs(10), |c| { c.nodes[3].poll_timeout().is_none() })
+    );
     cluster.down.insert(3);
     cluster.run_for(Duration::from_secs(20));
     for viewer in 0..3 {
         assert_eq!(cluster.status(viewer, 3), Some(Status::Left));
-        assert!(
-            cluster
-                .events_of(viewer, is_suspicion_or_failure)
-                .is_empty()
-        );
-        assert_eq!(
-            cluster
-                .events_of(viewer, |e| matches!(e, Event::MemberLeft { .. }))
-                .len(),
-            1
-        );
+        assert!(cluster.events_of(viewer, is_suspicion_or_failure).is_empty());
+        assert_eq!(cluster.events_of(viewer, |e| matches!(e, Event::MemberLeft { .. })).len(), 1);
     }
 }
 
@@ -239,13 +174,7 @@ fn a_restarted_member_is_recognised_as_newer() {
         let member = cluster.nodes[viewer].member(&name(2)).unwrap();
         assert!(member.incarnation() > offline_incarnation);
         let alive = cluster.events_of(viewer, |e| {
-            matches!(
-                e,
-                Event::MemberAlive {
-                    previous: Status::Offline,
-                    ..
-                }
-            )
+            matches!(e, Event::MemberAlive { previous: Status::Offline, .. })
         });
         assert_eq!(alive.len(), 1, "viewer {viewer}");
     }
@@ -263,15 +192,11 @@ fn a_restart_after_reaping_is_not_blocked_by_the_tombstone() {
     }
     assert!(cluster.run_until(Duration::from_secs(10), Cluster::all_see_all_online));
     cluster.down.insert(2);
-    assert!(cluster.run_until(Duration::from_secs(40), |c| {
-        (0..2).all(|v| c.status(v, 2).is_none())
-    }));
     assert!(
         cluster
-            .events_of(0, |e| matches!(e, Event::MemberReaped { .. }))
-            .len()
-            == 1
+            .run_until(Duration::from_secs(40), |c| { (0..2).all(|v| c.status(v, 2).is_none()) })
     );
+    assert!(cluster.events_of(0, |e| matches!(e, Event::MemberReaped { .. })).len() == 1);
     assert_eq!(cluster.nodes[0].tombstones(), 1);
     let mut restarted = configs[2].clone();
     restarted.peers = vec![addr(1)];
@@ -283,29 +208,18 @@ fn a_restart_after_reaping_is_not_blocked_by_the_tombstone() {
 #[test]
 fn metadata_reaches_every_member() {
     let mut cluster = Cluster::joined(5, 9);
-    cluster.nodes[2]
-        .set_metadata(cluster.now, "token", Bytes::from_static(b"abc"))
-        .unwrap();
+    cluster.nodes[2].set_metadata(cluster.now, "token", Bytes::from_static(b"abc")).unwrap();
     let version = cluster.nodes[2].local_member().meta_version();
     let reached = cluster.run_until(Duration::from_secs(3), |c| {
         (0..5).all(|v| {
-            c.nodes[v]
-                .member(&name(2))
-                .and_then(|m| m.metadata())
-                .and_then(|m| m.get("token"))
+            c.nodes[v].member(&name(2)).and_then(|m| m.metadata()).and_then(|m| m.get("token"))
                 == Some(&Bytes::from_static(b"abc"))
         })
     });
     assert!(reached);
     for viewer in [0, 1, 3, 4] {
         let changed = cluster.events_of(viewer, |e| matches!(e, Event::MetadataChanged { .. }));
-        assert_eq!(
-            changed,
-            [Event::MetadataChanged {
-                name: name(2).into(),
-                version
-            }]
-        );
+        assert_eq!(changed, [Event::MetadataChanged { name: name(2).into(), version }]);
     }
     assert_eq!(
         cluster.nodes[2].remove_metadata(cluster.now, "token"),
@@ -314,10 +228,7 @@ fn metadata_reaches_every_member() {
     assert_eq!(cluster.nodes[2].remove_metadata(cluster.now, "token"), None);
     let removed = cluster.run_until(Duration::from_secs(3), |c| {
         (0..5).all(|v| {
-            c.nodes[v]
-                .member(&name(2))
-                .and_then(|m| m.metadata())
-                .is_some_and(|m| m.is_empty())
+            c.nodes[v].member(&name(2)).and_then(|m| m.metadata()).is_some_and(|m| m.is_empty())
         })
     });
     assert!(removed);
@@ -327,27 +238,11 @@ fn metadata_reaches_every_member() {
 fn oversized_metadata_is_refused_and_changes_nothing() {
     let mut cluster = Cluster::joined(2, 10);
     let before = cluster.nodes[0].local_member().meta_version();
-    let error = cluster.nodes[0]
-        .set_metadata(cluster.now, "blob", vec![0u8; 2000])
-        .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            swim_core::MetadataError::TooLarge { limit: 1452, .. }
-        ),
-        "{error}"
-    );
-    assert!(
-        cluster.nodes[0]
-            .set_metadata(cluster.now, "k".repeat(256), Bytes::new())
-            .is_err()
-    );
+    let error = cluster.nodes[0].set_metadata(cluster.now, "blob", vec![0u8; 2000]).unwrap_err();
+    assert!(matches!(error, swim_core::MetadataError::TooLarge { limit: 1452, .. }), "{error}");
+    assert!(cluster.nodes[0].set_metadata(cluster.now, "k".repeat(256), Bytes::new()).is_err());
     assert_eq!(cluster.nodes[0].local_member().meta_version(), before);
-    assert!(
-        cluster.nodes[0]
-            .set_metadata(cluster.now, "blob", vec![0u8; 1300])
-            .is_ok()
-    );
+    assert!(cluster.nodes[0].set_metadata(cluster.now, "blob", vec![0u8; 1300]).is_ok());
 }
 
 #[test]
@@ -363,10 +258,8 @@ fn bad_datagrams_are_dropped_counted_and_change_nothing() {
         .bytes
         .clone();
     let node = &mut cluster.nodes[0];
-    let before: Vec<_> = node
-        .members()
-        .map(|m| (m.name().to_string(), m.status(), m.incarnation()))
-        .collect();
+    let before: Vec<_> =
+        node.members().map(|m| (m.name().to_string(), m.status(), m.incarnation())).collect();
     let counters_before = node.counters().clone();
     let from = addr(1);
     let now = cluster.now;
@@ -399,20 +292,12 @@ fn bad_datagrams_are_dropped_counted_and_change_nothing() {
     assert_eq!(node.counters().dropped(DropReason::UnknownMessage), 1);
     assert_eq!(node.counters().dropped_total(), 8);
 
-    let after: Vec<_> = node
-        .members()
-        .map(|m| (m.name().to_string(), m.status(), m.incarnation()))
-        .collect();
+    let after: Vec<_> =
+        node.members().map(|m| (m.name().to_string(), m.status(), m.incarnation())).collect();
     assert_eq!(before, after);
-    assert!(
-        node.poll_transmit().is_none(),
-        "a dropped datagram is never answered"
-    );
+    assert!(node.poll_transmit().is_none(), "a dropped datagram is never answered");
     assert!(node.poll_event().is_none());
-    assert_eq!(
-        node.counters().updates_applied,
-        counters_before.updates_applied
-    );
+    assert_eq!(node.counters().updates_applied, counters_before.updates_applied);
 
     // The untouched original is still accepted and answered.
     node.handle_datagram(now, from, &valid);
@@ -452,30 +337,14 @@ fn keys_rotate_without_downtime() {
             "node {i}: {:?}",
             cluster.events[i]
         );
-        assert_eq!(
-            cluster.nodes[i]
-                .counters()
-                .dropped(DropReason::Unauthenticated),
-            0
-        );
+        assert_eq!(cluster.nodes[i].counters().dropped(DropReason::Unauthenticated), 0);
     }
     // A node still on the old key alone is locked out.
-    cluster.nodes[2]
-        .set_keyring(Keyring::new("test secret"))
-        .unwrap();
+    cluster.nodes[2].set_keyring(Keyring::new("test secret")).unwrap();
     cluster.run_for(Duration::from_secs(15));
     assert_eq!(cluster.status(0, 2), Some(Status::Offline));
-    assert!(
-        cluster.nodes[0]
-            .counters()
-            .dropped(DropReason::Unauthenticated)
-            > 0
-    );
-    assert!(
-        cluster.nodes[0]
-            .set_keyring(Keyring::from_secrets(Vec::<&str>::new()))
-            .is_err()
-    );
+    assert!(cluster.nodes[0].counters().dropped(DropReason::Unauthenticated) > 0);
+    assert!(cluster.nodes[0].set_keyring(Keyring::from_secrets(Vec::<&str>::new())).is_err());
 }
 
 #[test]
@@ -487,15 +356,10 @@ fn same_seed_same_bytes() {
         }
         cluster.run_for(Duration::from_secs(5));
         cluster.down.insert(3);
-        cluster.nodes[1]
-            .set_metadata(cluster.now, "k", Bytes::from_static(b"v"))
-            .unwrap();
+        cluster.nodes[1].set_metadata(cluster.now, "k", Bytes::from_static(b"v")).unwrap();
         cluster.run_for(Duration::from_secs(15));
-        let bytes: Vec<_> = cluster
-            .log
-            .iter()
-            .map(|s| (s.at, s.from, s.to, s.bytes.clone()))
-            .collect();
+        let bytes: Vec<_> =
+            cluster.log.iter().map(|s| (s.at, s.from, s.to, s.bytes.clone())).collect();
         let events: Vec<_> = cluster.events.clone();
         (bytes, events)
     };

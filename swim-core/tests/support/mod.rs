@@ -33,10 +33,7 @@ impl Sent {
     /// The message type's name, e.g. "Ping".
     pub fn kind(&self) -> String {
         let body = format!("{:?}", self.packet().body);
-        body.split([' ', '{'])
-            .next()
-            .unwrap_or_default()
-            .to_string()
+        body.split([' ', '{']).next().unwrap_or_default().to_string()
     }
 }
 
@@ -81,12 +78,8 @@ impl Cluster {
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
-                Node::new(
-                    c,
-                    ChaCha8Rng::seed_from_u64(seed * 1000 + i as u64),
-                    Instant::ZERO,
-                )
-                .unwrap()
+                Node::new(c, ChaCha8Rng::seed_from_u64(seed * 1000 + i as u64), Instant::ZERO)
+                    .unwrap()
             })
             .collect();
         Cluster {
@@ -141,12 +134,7 @@ impl Cluster {
         for i in 0..self.nodes.len() {
             while let Some(t) = self.nodes[i].poll_transmit() {
                 let (to, bytes) = (t.destination, t.payload.to_vec());
-                self.log.push(Sent {
-                    at: self.now,
-                    from: i,
-                    to,
-                    bytes: bytes.clone(),
-                });
+                self.log.push(Sent { at: self.now, from: i, to, bytes: bytes.clone() });
                 self.in_flight.push_back((self.now + LATENCY, i, to, bytes));
             }
             while let Some(event) = self.nodes[i].poll_event() {
@@ -170,11 +158,7 @@ impl Cluster {
             (None, None) => return,
         };
         self.now = self.now.max(next);
-        while self
-            .in_flight
-            .front()
-            .is_some_and(|(at, ..)| *at <= self.now)
-        {
+        while self.in_flight.front().is_some_and(|(at, ..)| *at <= self.now) {
             let (_, from, to, bytes) = self.in_flight.pop_front().unwrap();
             let Some(to_index) = self.index_of(to) else {
                 continue;
@@ -218,36 +202,21 @@ impl Cluster {
 
     /// The status node `viewer` holds about node `subject`.
     pub fn status(&self, viewer: usize, subject: usize) -> Option<Status> {
-        self.nodes[viewer]
-            .member(&name(subject))
-            .map(|m| m.status())
+        self.nodes[viewer].member(&name(subject)).map(|m| m.status())
     }
 
     pub fn all_see_all_online(&self) -> bool {
-        let up: Vec<usize> = (0..self.nodes.len())
-            .filter(|i| !self.down.contains(i))
-            .collect();
-        up.iter().all(|&v| {
-            up.iter()
-                .all(|&s| self.status(v, s) == Some(Status::Online))
-        })
+        let up: Vec<usize> = (0..self.nodes.len()).filter(|i| !self.down.contains(i)).collect();
+        up.iter().all(|&v| up.iter().all(|&s| self.status(v, s) == Some(Status::Online)))
     }
 
     /// Events of node `i` matching `pred`.
     pub fn events_of(&self, i: usize, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
-        self.events[i]
-            .iter()
-            .filter(|(_, e)| pred(e))
-            .map(|(_, e)| e.clone())
-            .collect()
+        self.events[i].iter().filter(|(_, e)| pred(e)).map(|(_, e)| e.clone()).collect()
     }
 
     /// Datagrams sent by `from` of the given kind.
     pub fn sent(&self, from: usize, kind: &str) -> Vec<Sent> {
-        self.log
-            .iter()
-            .filter(|s| s.from == from && s.kind() == kind)
-            .cloned()
-            .collect()
+        self.log.iter().filter(|s| s.from == from && s.kind() == kind).cloned().collect()
     }
 }
