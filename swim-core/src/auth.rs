@@ -1,6 +1,7 @@
-//! Datagram authentication: a keyring of shared secrets and salted, truncated HMAC-SHA256.
+//! Datagram authentication: a keyring of shared secrets, truncated HMAC-SHA256, and replay
+//! windows.
 //!
-//! Every datagram ends in a tag over everything before it (version, salt and payload). The
+//! Every datagram ends in a tag over everything before it (version, nonce and payload). The
 //! first key of the [`Keyring`] signs; every key verifies, so a cluster rotates keys without
 //! downtime: add the new key everywhere, make it first everywhere, then drop the old one.
 //! Verification runs before a single byte of payload is parsed, in constant time per key.
@@ -11,8 +12,12 @@ use core::fmt;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-/// Length of the random salt after the version bytes of every datagram.
-pub const SALT_LEN: usize = 8;
+/// Length of the nonce after the version bytes of every datagram: a sequence number when the
+/// sender has an epoch (replay-protected), random salt otherwise.
+pub const NONCE_LEN: usize = 8;
+
+/// Top bit of a nonce: set when the rest is a sequence number that only grows.
+pub const SEQUENCED: u64 = 1 << 63;
 
 /// Length of the authentication tag: HMAC-SHA256 truncated to its first 128 bits
 /// (as HMAC-SHA-256-128 in RFC 4868), which halves the per-datagram overhead.
@@ -122,6 +127,51 @@ impl fmt::Debug for Keyring {
     }
 }
 
+/// Which sequenced nonces of one sender were already accepted: the highest, and a bitmap of
+/// the 64 below it (as in IPsec's anti-replay window), so reordered datagrams still pass but
+/// no datagram is accepted twice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ReplayWindow {
+    highest: u64,
+    seen: u64,
+}
+
+impl ReplayWindow {
+    /// A window that rejects everything up to `highest` (a tombstone's memory).
+    pub(crate) fn after(highest: u64) -> Self {
+        ReplayWindow { highest, seen: u64::MAX }
+    }
+
+    /// The highest nonce accepted.
+    pub(crate) fn highest(&self) -> u64 {
+        self.highest
+    }
+
+    /// Whether `nonce` is new: unsequenced nonces always are (the sender has no epoch).
+    pub(crate) fn is_fresh(&self, nonce: u64) -> bool {
+        if nonce & SEQUENCED == 0 || nonce > self.highest {
+            return true;
+        }
+        let behind = self.highest - nonce;
+        behind < 64 && self.seen & (1 << behind) == 0
+    }
+
+    /// Records `nonce` as accepted (call only after [`ReplayWindow::is_fresh`]).
+    pub(crate) fn accept(&mut self, nonce: u64) {
+        if nonce & SEQUENCED == 0 {
+            return;
+        }
+        if nonce > self.highest {
+            let ahead = nonce - self.highest;
+            self.seen = if ahead >= 64 { 0 } else { self.seen << ahead };
+            self.seen |= 1;
+            self.highest = nonce;
+        } else if self.highest - nonce < 64 {
+            self.seen |= 1 << (self.highest - nonce);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +186,27 @@ mod tests {
         assert_eq!(datagram.len(), 3 + TAG_LEN);
         assert_eq!(rotating.verify(&datagram), Some(&[1u8, 2, 3][..]));
         assert_eq!(Keyring::new("other").verify(&datagram), None);
+    }
+
+    #[test]
+    fn replay_window_accepts_each_nonce_once() {
+        let mut window = ReplayWindow::default();
+        let base = SEQUENCED | 1_000;
+        for nonce in [base, base + 2, base + 1, base + 70] {
+            assert!(window.is_fresh(nonce), "{nonce}");
+            window.accept(nonce);
+            assert!(!window.is_fresh(nonce));
+        }
+        // Within the window but seen, or too old: replays.
+        assert!(!window.is_fresh(base + 2));
+        assert!(!window.is_fresh(base + 6));
+        assert!(window.is_fresh(base + 69));
+        assert!(window.is_fresh(base + 71));
+        // Unsequenced nonces carry no order.
+        assert!(window.is_fresh(5));
+        let tomb = ReplayWindow::after(window.highest());
+        assert!(!tomb.is_fresh(base + 69));
+        assert!(tomb.is_fresh(base + 71));
     }
 
     #[test]

@@ -75,6 +75,21 @@ pub struct Config {
     /// The Lifeguard extensions (Dadgar, Phillips, Currey, 2017), all on by default; see
     /// [`Lifeguard`].
     pub lifeguard: Lifeguard,
+    /// Wall-clock milliseconds since the Unix epoch when this process started, or 0. Must grow
+    /// across restarts of the member. When set, every datagram carries a sequence number that
+    /// starts at `epoch_ms * 2^20` and only grows, and receivers refuse any datagram of this
+    /// member they have already accepted or that is older than its predecessors (replay
+    /// protection, like WireGuard's handshake timestamps). 0 turns replay protection off for
+    /// this node's datagrams. The drivers set it from the system clock.
+    pub epoch_ms: u64,
+    /// Most members the table holds, this node included (default 65,536). Facts about new
+    /// members beyond it are refused and counted, so a misbehaving peer holding the key
+    /// cannot exhaust memory by inventing members.
+    pub max_members: usize,
+    /// Largest metadata of a member, counted as the bytes of its keys and values (default
+    /// 1024). Local metadata beyond it is refused when set; remote metadata beyond it is
+    /// ignored and counted.
+    pub max_metadata_size: usize,
 }
 
 /// HashiCorp's Lifeguard extensions to SWIM, which make a slow or overloaded member far less
@@ -159,6 +174,9 @@ impl Config {
             reap_timeout: Duration::from_secs(60),
             rejoin_interval: Duration::from_secs(10),
             lifeguard: Lifeguard::default(),
+            epoch_ms: 0,
+            max_members: 65_536,
+            max_metadata_size: 1024,
         }
     }
 
@@ -201,6 +219,13 @@ impl Config {
         check(self.retransmit_mult > 0, "retransmit_mult", "must be at least 1")?;
         check(!self.reap_timeout.is_zero(), "reap_timeout", "must be above zero")?;
         check(!self.rejoin_interval.is_zero(), "rejoin_interval", "must be above zero")?;
+        check(self.epoch_ms < 1 << 43, "epoch_ms", "must be below 2^43 (year 2248)")?;
+        check(self.max_members >= 2, "max_members", "must be at least 2")?;
+        check(
+            self.local_metadata.payload_len() <= self.max_metadata_size,
+            "local_metadata",
+            "is larger than max_metadata_size",
+        )?;
         let lifeguard = &self.lifeguard;
         check(
             lifeguard.suspicion_max_mult >= 1,

@@ -18,11 +18,13 @@ pub enum DropReason {
     FromSelf,
     /// A ping meant for another member name (an address now used by someone else).
     Misdirected,
+    /// Authentic, but already accepted once or older than the sender's window: a replay.
+    Replayed,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::TooLarge,
         DropReason::Unauthenticated,
         DropReason::UnsupportedVersion,
@@ -30,6 +32,7 @@ impl DropReason {
         DropReason::UnknownMessage,
         DropReason::FromSelf,
         DropReason::Misdirected,
+        DropReason::Replayed,
     ];
 
     /// A short snake_case name, for logs and metrics.
@@ -42,6 +45,7 @@ impl DropReason {
             DropReason::UnknownMessage => "unknown_message",
             DropReason::FromSelf => "from_self",
             DropReason::Misdirected => "misdirected",
+            DropReason::Replayed => "replayed",
         }
     }
 
@@ -74,6 +78,10 @@ pub struct Counters {
     pub syncs: u64,
     /// Membership facts applied because they were news.
     pub updates_applied: u64,
+    /// New members refused because the table held `max_members`.
+    pub members_refused: u64,
+    /// Remote metadata ignored for exceeding `max_metadata_size`.
+    pub metadata_refused: u64,
     /// Lifeguard: new independent confirmations of a suspicion counted.
     pub confirmations: u64,
     /// Lifeguard: nacks sent as a ping-req helper.

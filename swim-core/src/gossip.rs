@@ -181,7 +181,7 @@ mod tests {
         let mut out = Vec::new();
         let sender =
             Sender { name: "local", addr: SocketAddr::from(([127, 0, 0, 1], 1)), incarnation: 0 };
-        let mut writer = PacketWriter::new(&mut out, max, [0; 8], &sender, &Body::Gossip).unwrap();
+        let mut writer = PacketWriter::new(&mut out, max, 0, &sender, &Body::Gossip).unwrap();
         queue.fill(&mut writer, members, limit, None);
         writer.finish();
         let packet = Packet::decode(&out).unwrap();

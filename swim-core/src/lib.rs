@@ -82,7 +82,7 @@
 //! | `gossip` | the dissemination queue, piggybacked on every datagram |
 //! | `sync` | anti-entropy: digests, bucket hashes, entry exchange |
 //! | [`wire`] | the binary codec (see `docs/PROTOCOL.md`) |
-//! | `auth` | the [`Keyring`]: salted, truncated HMAC-SHA256 |
+//! | `auth` | the [`Keyring`]: truncated HMAC-SHA256; replay windows |
 //! | `node` | the state machine tying them together |
 //!
 //! # Features
@@ -113,7 +113,7 @@ mod sync;
 mod time;
 pub mod wire;
 
-pub use auth::{Keyring, MAX_KEYS, SALT_LEN, TAG_LEN};
+pub use auth::{Keyring, MAX_KEYS, NONCE_LEN, SEQUENCED, TAG_LEN};
 pub use config::{Config, ConfigError, Lifeguard, MAX_MTU_SIZE, MIN_MTU_SIZE};
 pub use counters::{Counters, DropReason};
 pub use event::Event;

@@ -13,6 +13,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
+use crate::auth::ReplayWindow;
 use crate::metadata::Metadata;
 use crate::status::{Status, StatusFilter};
 use crate::suspicion::Suspicion;
@@ -47,6 +48,8 @@ pub struct Member {
     pub(crate) deadline: Option<Instant>,
     /// While suspect: who accused it and since when (boxed: most members are not suspect).
     pub(crate) suspicion: Option<Box<Suspicion>>,
+    /// The sequenced nonces of its datagrams already accepted.
+    pub(crate) replay: ReplayWindow,
 }
 
 impl Member {
@@ -120,6 +123,8 @@ pub(crate) struct State {
 pub(crate) struct Tombstone {
     pub(crate) incarnation: u64,
     pub(crate) expires: Instant,
+    /// The highest nonce accepted from it: older datagrams stay replays after reaping.
+    pub(crate) last_nonce: u64,
 }
 
 /// Every member this node knows, itself included (always [`Members::LOCAL`]).
@@ -227,6 +232,7 @@ impl Members {
             name_hash,
             deadline: None,
             suspicion: None,
+            replay: ReplayWindow::default(),
         };
         self.digest.add(&member);
         self.counts[usize::from(state.status.precedence())] += 1;
@@ -282,7 +288,11 @@ impl Members {
         self.free.push(id);
         self.tombstones.insert(
             member.name.clone(),
-            Tombstone { incarnation: member.incarnation, expires: tombstone_until },
+            Tombstone {
+                incarnation: member.incarnation,
+                expires: tombstone_until,
+                last_nonce: member.replay.highest(),
+            },
         );
         self.tombstone_expiry.insert((tombstone_until, member.name.clone()));
         Some(member)

@@ -15,7 +15,7 @@ use core::time::Duration;
 use bytes::Bytes;
 use rand_core::Rng;
 
-use crate::auth::Keyring;
+use crate::auth::{Keyring, ReplayWindow, SEQUENCED};
 use crate::config::{Config, ConfigError};
 use crate::counters::{Counters, DropReason};
 use crate::event::Event;
@@ -50,6 +50,14 @@ pub enum MetadataError {
         /// The signed datagram size the record alone would need.
         size: usize,
         /// The largest datagram allowed by `mtu_size`.
+        limit: usize,
+    },
+    /// Keys and values would exceed `max_metadata_size`.
+    #[error("metadata of {size} bytes exceeds max_metadata_size ({limit})")]
+    ExceedsLimit {
+        /// Bytes of keys and values with this change.
+        size: usize,
+        /// The configured limit.
         limit: usize,
     },
     /// A key longer than 255 bytes.
@@ -100,6 +108,8 @@ pub struct Node<R> {
     pub(crate) scratch: Vec<MemberId>,
     /// Lifeguard local health score, 0 (healthy) to `lifeguard.max_health`.
     health: u32,
+    /// Datagrams given a sequenced nonce so far.
+    datagrams_signed: u64,
 }
 
 /// Where a state change came from, beyond the state itself.
@@ -151,6 +161,7 @@ impl<R: Rng> Node<R> {
             counters: Counters::default(),
             scratch: Vec::new(),
             health: 0,
+            datagrams_signed: 0,
         })
     }
 
@@ -186,8 +197,11 @@ impl<R: Rng> Node<R> {
         {
             return self.counters.drop(DropReason::Misdirected);
         }
-        // Authenticated and well-formed: from here on, state may change.
-        let sender = self.note_sender(now, &packet.sender);
+        if !self.is_fresh(packet.sender.name, packet.nonce) {
+            return self.counters.drop(DropReason::Replayed);
+        }
+        // Authenticated, well-formed and new: from here on, state may change.
+        let sender = self.note_sender(now, &packet.sender, packet.nonce);
         // Facts learned by anti-entropy are old news to the cluster: applied, not re-gossiped,
         // except what the sender says about itself, which is first-hand.
         let spread = !matches!(packet.body, Body::SyncEntries { .. });
@@ -304,6 +318,10 @@ impl<R: Rng> Node<R> {
         }
         let mut metadata = self.local_metadata().clone();
         metadata.insert(key, value);
+        if metadata.payload_len() > self.config.max_metadata_size {
+            let (size, limit) = (metadata.payload_len(), self.config.max_metadata_size);
+            return Err(MetadataError::ExceedsLimit { size, limit });
+        }
         let version = self.members.local().meta_version() + 1;
         let size = self_record_size(&self.config, &metadata, version);
         if size > self.config.max_datagram() {
@@ -455,7 +473,27 @@ impl<R: Rng> Node<R> {
 
     /// Learns from the authenticated sender of a datagram: a member it did not know, or a
     /// higher incarnation of one it knew. Returns the sender's id.
-    fn note_sender(&mut self, now: Instant, sender: &Sender<'_>) -> Option<MemberId> {
+    fn note_sender(&mut self, now: Instant, sender: &Sender<'_>, nonce: u64) -> Option<MemberId> {
+        let id = self.learn_sender(now, sender)?;
+        if let Some(member) = self.members.get_mut(id) {
+            member.replay.accept(nonce);
+        }
+        Some(id)
+    }
+
+    /// Whether a datagram with `nonce` from `sender` is not a replay: new to the sender's
+    /// window, or to its tombstone's memory.
+    fn is_fresh(&self, sender: &str, nonce: u64) -> bool {
+        match self.members.by_name(sender) {
+            Some(member) => member.replay.is_fresh(nonce),
+            None => self
+                .members
+                .tombstone(sender)
+                .is_none_or(|t| ReplayWindow::after(t.last_nonce).is_fresh(nonce)),
+        }
+    }
+
+    fn learn_sender(&mut self, now: Instant, sender: &Sender<'_>) -> Option<MemberId> {
         if let Some(id) = self.members.id(sender.name) {
             let known = self.members.get(id)?.incarnation();
             if sender.incarnation > known {
@@ -471,14 +509,32 @@ impl<R: Rng> Node<R> {
             // A member we reaped, talking with an old incarnation: it restarted, or its
             // side of a partition never heard it was declared offline. Bring the entry
             // back as offline so replies carry that record and it refutes.
+            if !self.has_room() {
+                return None;
+            }
             let state = State { incarnation: tombstone.incarnation, status: Status::Offline };
             let id = self.members.insert(Arc::from(sender.name), sender.addr, state, now);
+            if let Some(member) = self.members.get_mut(id) {
+                member.replay = ReplayWindow::after(tombstone.last_nonce);
+            }
             self.set_deadline(id, Some(now + self.config.reap_timeout));
             self.prober.insert(id, &mut self.rng);
             return Some(id);
         }
+        if !self.has_room() {
+            return None;
+        }
         let state = State { incarnation: sender.incarnation, status: Status::Online };
         Some(self.insert_member(now, sender.name, sender.addr, state, None, true))
+    }
+
+    /// Whether the table can take one more member; counts a refusal if not.
+    fn has_room(&mut self) -> bool {
+        let room = self.members.len() < self.config.max_members;
+        if !room {
+            self.counters.members_refused += 1;
+        }
+        room
     }
 
     /// Applies one membership fact, if it is news.
@@ -509,26 +565,30 @@ impl<R: Rng> Node<R> {
                     .tombstone(record.name)
                     .is_some_and(|t| record.incarnation <= t.incarnation);
                 // Facts about failed members we never knew teach nothing worth storing.
-                if stale || !record.status.is_available() {
+                if stale || !record.status.is_available() || !self.has_room() {
                     return;
                 }
                 let state = State { incarnation: record.incarnation, status: record.status };
                 self.insert_member(now, record.name, record.addr, state, record.accuser, spread)
             }
         };
-        if let Some(metadata) = &record.metadata {
-            let known = self.members.get(id).map_or(u64::MAX, Member::meta_version);
-            if record.meta_version > known {
-                self.members.set_metadata(id, metadata.to_metadata(), record.meta_version);
-                self.counters.updates_applied += 1;
-                if spread {
-                    self.gossip.enqueue(id, true);
-                }
-                let name = self.name_of(id);
-                self.events
-                    .push_back(Event::MetadataChanged { name, version: record.meta_version });
-            }
+        let Some(metadata) = &record.metadata else { return };
+        let known = self.members.get(id).map_or(u64::MAX, Member::meta_version);
+        if record.meta_version <= known {
+            return;
         }
+        let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > self.config.max_metadata_size {
+            self.counters.metadata_refused += 1;
+            return;
+        }
+        self.members.set_metadata(id, metadata.to_metadata(), record.meta_version);
+        self.counters.updates_applied += 1;
+        if spread {
+            self.gossip.enqueue(id, true);
+        }
+        let name = self.name_of(id);
+        self.events.push_back(Event::MetadataChanged { name, version: record.meta_version });
     }
 
     /// A fact about this node: refute accusations, and outrank facts from a previous life
@@ -830,12 +890,12 @@ impl<R: Rng> Node<R> {
     /// pending gossip as fits.
     pub(crate) fn send(&mut self, to: SocketAddr, body: &Body<'_>, about: Option<MemberId>) {
         let mut buffer = self.take_buffer();
-        let salt = self.rng.next_u64().to_be_bytes();
+        let nonce = self.next_nonce();
         let local = self.members.local();
         let sender =
             Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
         let max = self.config.max_datagram();
-        let Some(mut writer) = PacketWriter::new(&mut buffer, max, salt, &sender, body) else {
+        let Some(mut writer) = PacketWriter::new(&mut buffer, max, nonce, &sender, body) else {
             return self.recycle(buffer);
         };
         // Restarted members and the far side of a healed partition learn they were declared
@@ -873,8 +933,14 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    pub(crate) fn salt(&mut self) -> [u8; crate::auth::SALT_LEN] {
-        self.rng.next_u64().to_be_bytes()
+    /// The next datagram's nonce: a sequence number from the epoch when there is one
+    /// (replay protection), random salt otherwise.
+    pub(crate) fn next_nonce(&mut self) -> u64 {
+        if self.config.epoch_ms == 0 {
+            return self.rng.next_u64() & !SEQUENCED;
+        }
+        self.datagrams_signed += 1;
+        SEQUENCED | ((self.config.epoch_ms << 20) + self.datagrams_signed)
     }
 
     // --------------------------------------------------------------- helpers

@@ -192,13 +192,14 @@ impl<R: Rng> Node<R> {
         let mut next = 0;
         for datagram in 0..MAX_ENTRY_DATAGRAMS {
             let want = if datagram == 0 { want } else { BucketSet::default() };
-            let salt = self.salt();
+            let nonce = self.next_nonce();
             let mut buffer = self.take_buffer();
             let local = self.members.local();
             let sender =
                 Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
             let body = Body::SyncEntries { shift, want };
-            let Some(mut writer) = PacketWriter::new(&mut buffer, max, salt, &sender, &body) else {
+            let Some(mut writer) = PacketWriter::new(&mut buffer, max, nonce, &sender, &body)
+            else {
                 self.recycle(buffer);
                 break;
             };

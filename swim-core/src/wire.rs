@@ -12,7 +12,7 @@
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::auth::{SALT_LEN, TAG_LEN};
+use crate::auth::{NONCE_LEN, TAG_LEN};
 use crate::metadata::Metadata;
 use crate::status::Status;
 
@@ -23,8 +23,8 @@ pub const VERSION_MAJOR: u8 = 1;
 /// record fields, new message types), so any minor version talks to any other.
 pub const VERSION_MINOR: u8 = 0;
 
-/// Bytes before the payload: major and minor version, then the salt.
-pub const HEADER_LEN: usize = 2 + SALT_LEN;
+/// Bytes before the payload: major and minor version, then the nonce.
+pub const HEADER_LEN: usize = 2 + NONCE_LEN;
 
 /// Longest member name, in bytes (its length travels in one byte).
 pub const MAX_NAME_LEN: usize = 255;
@@ -227,6 +227,8 @@ impl Body<'_> {
 pub struct Packet<'a> {
     /// Minor version of the sender.
     pub minor_version: u8,
+    /// The sender's nonce: a sequence number if [`SEQUENCED`](crate::SEQUENCED) is set.
+    pub nonce: u64,
     /// The sender.
     pub sender: Sender<'a>,
     /// The message.
@@ -236,7 +238,7 @@ pub struct Packet<'a> {
 }
 
 impl<'a> Packet<'a> {
-    /// Decodes an authenticated datagram without its tag: version, salt, then payload.
+    /// Decodes an authenticated datagram without its tag: version, nonce, then payload.
     pub fn decode(signed: &'a [u8]) -> Result<Packet<'a>, DecodeError> {
         let mut r = Reader::new(signed);
         let major = r.u8()?;
@@ -244,7 +246,7 @@ impl<'a> Packet<'a> {
             return Err(DecodeError::UnsupportedVersion(major));
         }
         let minor_version = r.u8()?;
-        r.bytes(SALT_LEN)?;
+        let nonce = r.u64()?;
         let message_type = MessageType::from_wire(r.u8()?)?;
         let sender = Sender { name: r.name()?, addr: r.addr()?, incarnation: r.varint()? };
         let body = match message_type {
@@ -286,7 +288,7 @@ impl<'a> Packet<'a> {
         if !r.is_empty() {
             return Err(DecodeError::TrailingBytes(r.remaining()));
         }
-        Ok(Packet { minor_version, sender, body, records })
+        Ok(Packet { minor_version, nonce, sender, body, records })
     }
 }
 
@@ -525,14 +527,14 @@ impl<'b> PacketWriter<'b> {
     pub fn new(
         out: &'b mut Vec<u8>,
         max_datagram: usize,
-        salt: [u8; SALT_LEN],
+        nonce: u64,
         sender: &Sender<'_>,
         body: &Body<'_>,
     ) -> Option<Self> {
         out.clear();
         out.push(VERSION_MAJOR);
         out.push(VERSION_MINOR);
-        out.extend_from_slice(&salt);
+        out.extend_from_slice(&nonce.to_be_bytes());
         out.push(body.message_type() as u8);
         put_name(out, sender.name);
         put_addr(out, &sender.addr);
@@ -777,7 +779,7 @@ mod tests {
 
     fn encode(body: &Body<'_>, records: &[Record<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut writer = PacketWriter::new(&mut out, 1452, [7; SALT_LEN], &sender(), body).unwrap();
+        let mut writer = PacketWriter::new(&mut out, 1452, 7, &sender(), body).unwrap();
         for record in records {
             assert!(writer.push(record));
         }
@@ -950,8 +952,7 @@ mod tests {
             metadata: None,
             accuser: None,
         };
-        let mut writer =
-            PacketWriter::new(&mut out, 200, [0; SALT_LEN], &sender(), &Body::Gossip).unwrap();
+        let mut writer = PacketWriter::new(&mut out, 200, 0, &sender(), &Body::Gossip).unwrap();
         while writer.push(&record) {}
         let pushed = writer.records();
         writer.finish();
@@ -959,6 +960,6 @@ mod tests {
         assert!(out.len() + TAG_LEN <= 200);
         assert!(out.len() + TAG_LEN + record.encoded_len() > 200);
         assert_eq!(Packet::decode(&out).unwrap().records.len(), pushed);
-        assert!(PacketWriter::new(&mut out, 20, [0; SALT_LEN], &sender(), &Body::Gossip).is_none());
+        assert!(PacketWriter::new(&mut out, 20, 0, &sender(), &Body::Gossip).is_none());
     }
 }

@@ -5,9 +5,10 @@ mod support;
 
 use std::time::Duration;
 
+use rand_core::SeedableRng;
 use support::{Cluster, addr, config, name};
 use swim_core::wire::Body;
-use swim_core::{Bytes, DropReason, Event, Instant, Keyring, Status, StatusFilter};
+use swim_core::{Bytes, DropReason, Event, Instant, Keyring, MetadataError, Status, StatusFilter};
 
 fn is_suspicion_or_failure(event: &Event) -> bool {
     matches!(
@@ -239,10 +240,102 @@ fn oversized_metadata_is_refused_and_changes_nothing() {
     let mut cluster = Cluster::joined(2, 10);
     let before = cluster.nodes[0].local_member().meta_version();
     let error = cluster.nodes[0].set_metadata(cluster.now, "blob", vec![0u8; 2000]).unwrap_err();
-    assert!(matches!(error, swim_core::MetadataError::TooLarge { limit: 1452, .. }), "{error}");
+    assert!(matches!(error, MetadataError::ExceedsLimit { size: 2004, limit: 1024 }), "{error}");
     assert!(cluster.nodes[0].set_metadata(cluster.now, "k".repeat(256), Bytes::new()).is_err());
     assert_eq!(cluster.nodes[0].local_member().meta_version(), before);
-    assert!(cluster.nodes[0].set_metadata(cluster.now, "blob", vec![0u8; 1300]).is_ok());
+    assert!(cluster.nodes[0].set_metadata(cluster.now, "blob", vec![0u8; 1000]).is_ok());
+
+    // Past the configured limit, the datagram size still bounds a member's record.
+    let mut roomy = config(2);
+    roomy.max_metadata_size = 4000;
+    let mut node =
+        swim_core::Node::new(roomy, rand_chacha::ChaCha8Rng::from_seed([0; 32]), Instant::ZERO)
+            .unwrap();
+    let error = node.set_metadata(Instant::ZERO, "blob", vec![0u8; 2000]).unwrap_err();
+    assert!(matches!(error, MetadataError::TooLarge { limit: 1452, .. }), "{error}");
+}
+
+#[test]
+fn remote_metadata_past_the_limit_is_ignored_and_counted() {
+    let mut configs: Vec<_> = (0..2).map(config).collect();
+    configs[1].max_metadata_size = 1400;
+    let mut cluster = Cluster::with_configs(configs, 17);
+    cluster.nodes[1].join(Instant::ZERO, [addr(0)]);
+    assert!(cluster.run_until(Duration::from_secs(5), Cluster::all_see_all_online));
+    cluster.nodes[1].set_metadata(cluster.now, "big", vec![1u8; 1200]).unwrap();
+    cluster.run_for(Duration::from_secs(5));
+    assert!(cluster.nodes[0].counters().metadata_refused > 0);
+    let seen = cluster.nodes[0].member(&name(1)).unwrap();
+    assert!(seen.metadata().is_some_and(|m| m.get("big").is_none()));
+    assert_eq!(cluster.status(0, 1), Some(Status::Online));
+}
+
+#[test]
+fn invented_members_cannot_grow_the_table_past_max_members() {
+    let mut configs: Vec<_> = (0..6).map(config).collect();
+    configs[0].max_members = 3;
+    let mut cluster = Cluster::with_configs(configs, 18);
+    for i in 1..6 {
+        cluster.nodes[i].join(Instant::ZERO, [addr(1)]);
+    }
+    cluster.nodes[0].join(Instant::ZERO, [addr(1)]);
+    cluster.run_for(Duration::from_secs(20));
+    assert_eq!(cluster.nodes[0].members().count(), 3);
+    assert!(cluster.nodes[0].counters().members_refused > 0);
+    assert!(cluster.nodes[0].members().all(|m| m.status() == Status::Online));
+    assert_eq!(cluster.nodes[1].members().count(), 6);
+}
+
+#[test]
+fn replayed_datagrams_are_dropped_and_change_nothing() {
+    let mut configs: Vec<_> = (0..3).map(config).collect();
+    for (i, c) in configs.iter_mut().enumerate() {
+        c.epoch_ms = 1_700_000_000_000 + i as u64;
+    }
+    let mut cluster = Cluster::with_configs(configs.clone(), 19);
+    for i in 1..3 {
+        cluster.nodes[i].join(Instant::ZERO, [addr(0)]);
+    }
+    assert!(cluster.run_until(Duration::from_secs(5), Cluster::all_see_all_online));
+    // Node 2 is suspected for a moment and refutes; record what node 1 told node 0 then.
+    cluster.cut.insert((2, 0));
+    cluster.cut.insert((2, 1));
+    assert!(
+        cluster.run_until(Duration::from_secs(10), |c| c.status(0, 2) == Some(Status::Suspect))
+    );
+    let suspicion: Vec<_> =
+        cluster.log.iter().filter(|s| s.from == 1 && s.to == addr(0)).cloned().collect();
+    assert!(suspicion.len() >= 5, "only {} datagrams recorded", suspicion.len());
+    cluster.cut.clear();
+    assert!(cluster.run_until(Duration::from_secs(10), Cluster::all_see_all_online));
+    cluster.run_for(Duration::from_secs(5));
+    let events_before: Vec<_> = cluster.events.iter().map(Vec::len).collect();
+    let node = &mut cluster.nodes[0];
+    let state = |n: &swim_core::Node<_>| {
+        n.members().map(|m| (m.name().to_string(), m.status(), m.incarnation())).collect::<Vec<_>>()
+    };
+    let before = state(node);
+    for sent in &suspicion {
+        node.handle_datagram(cluster.now, addr(1), &sent.bytes);
+    }
+    assert_eq!(node.counters().dropped(DropReason::Replayed), suspicion.len() as u64);
+    assert_eq!(state(node), before);
+    assert!(node.poll_transmit().is_none(), "a replay is never answered");
+    assert!(node.poll_event().is_none());
+    assert_eq!(cluster.events.iter().map(Vec::len).collect::<Vec<_>>(), events_before);
+
+    // A restart with a later epoch is a new sender, not a replay.
+    let mut restarted = configs[2].clone();
+    restarted.epoch_ms += 60_000;
+    restarted.peers = vec![addr(0)];
+    cluster.down.insert(2);
+    assert!(
+        cluster.run_until(Duration::from_secs(30), |c| c.status(0, 2) == Some(Status::Offline))
+    );
+    cluster.restart(2, restarted);
+    cluster.nodes[2].join(cluster.now, []);
+    assert!(cluster.run_until(Duration::from_secs(10), Cluster::all_see_all_online));
+    assert_eq!(cluster.nodes[0].counters().dropped(DropReason::Replayed), suspicion.len() as u64);
 }
 
 #[test]
