@@ -64,15 +64,11 @@ impl ClusterConfig {
     pub fn bind(&self) -> Result<Bound, Error> {
         self.protocol.validate()?;
         let named = split_host_port(&self.protocol.local_name);
-        let bind_host = (self.bind_host.as_deref())
-            .or(named.map(|(host, _)| host))
-            .unwrap_or("0.0.0.0");
+        let bind_host =
+            (self.bind_host.as_deref()).or(named.map(|(host, _)| host)).unwrap_or("0.0.0.0");
         let bind_port = self.bind_port.or(named.map(|(_, port)| port)).unwrap_or(0);
         let bind_addr = self.resolve(bind_host, bind_port, None)?[0];
-        let bind_error = |source| Error::Bind {
-            addr: bind_addr,
-            source,
-        };
+        let bind_error = |source| Error::Bind { addr: bind_addr, source };
         let socket = UdpSocket::bind(bind_addr).map_err(bind_error)?;
         let local_addr = socket.local_addr().map_err(bind_error)?;
         let mut advertise = match (self.advertise, named) {
@@ -115,11 +111,7 @@ impl ClusterConfig {
         };
         let mut node = Node::new(protocol, rng, Instant::ZERO)?;
         node.join(Instant::ZERO, []);
-        Ok(Bound {
-            socket,
-            node,
-            local_addr,
-        })
+        Ok(Bound { socket, node, local_addr })
     }
 
     /// Every address `host:port` resolves to, of `family_of`'s family if given. Any failure
@@ -251,10 +243,7 @@ impl Snapshot {
         let members: Vec<Member> = node.members().cloned().collect();
         let local_name = node.local_member().name();
         Snapshot {
-            local: members
-                .iter()
-                .position(|m| m.name() == local_name)
-                .unwrap_or(0),
+            local: members.iter().position(|m| m.name() == local_name).unwrap_or(0),
             members,
             counters: node.counters().clone(),
             joined: node.is_joined(),
@@ -269,9 +258,7 @@ impl Snapshot {
 
     /// Members whose status matches `filter`, this node included if it matches.
     pub fn members_with(&self, filter: StatusFilter) -> impl Iterator<Item = &Member> + '_ {
-        self.members
-            .iter()
-            .filter(move |m| filter.matches(m.status()))
+        self.members.iter().filter(move |m| filter.matches(m.status()))
     }
 
     /// A member by name.
@@ -327,20 +314,11 @@ mod tests {
     fn unusable_addresses_are_refused() {
         let mut config = ClusterConfig::new("node", Keyring::new("s"));
         let error = config.bind().unwrap_err();
-        assert!(matches!(
-            error,
-            Error::InvalidAddress {
-                field: "advertise",
-                ..
-            }
-        ));
+        assert!(matches!(error, Error::InvalidAddress { field: "advertise", .. }));
         config.bind_host = Some("127.0.0.1".into());
         config.peers = vec!["nowhere".into()];
         let error = config.bind().unwrap_err();
-        assert!(
-            matches!(error, Error::InvalidAddress { field: "peer", .. }),
-            "{error}"
-        );
+        assert!(matches!(error, Error::InvalidAddress { field: "peer", .. }), "{error}");
         config.peers = vec!["no-such-host.invalid:1".into()];
         let Err(Error::Transient(error)) = config.bind() else {
             panic!("an unresolvable peer is transient")

@@ -34,9 +34,7 @@ fn three() -> Vec<Handle> {
     let c = Cluster::bind(config("c", &seed)).unwrap();
     let nodes = vec![a, b, c];
     for node in &nodes {
-        let view = node.wait_for(WAIT, |v| {
-            status_of(v, ["a", "b", "c"]) == [Status::Online; 3]
-        });
+        let view = node.wait_for(WAIT, |v| status_of(v, ["a", "b", "c"]) == [Status::Online; 3]);
         assert!(view.is_some(), "{:?}", node.snapshot());
     }
     nodes
@@ -66,11 +64,8 @@ fn a_killed_node_is_detected() {
         let offline = node.wait_for(WAIT, |v| status_of(v, ["c"]) == [Status::Offline]);
         assert!(offline.is_some(), "{:?}", node.snapshot());
     }
-    let about_c: Vec<Event> = events
-        .try_iter()
-        .map(Result::unwrap)
-        .filter(|e| e.member() == Some("c"))
-        .collect();
+    let about_c: Vec<Event> =
+        events.try_iter().map(Result::unwrap).filter(|e| e.member() == Some("c")).collect();
     assert!(matches!(
         about_c.as_slice(),
         [.., Event::MemberSuspect { .. }, Event::MemberOffline { .. }]
@@ -99,10 +94,7 @@ fn a_metadata_change_propagates() {
         });
         assert!(seen.is_some(), "{:?}", node.snapshot());
     }
-    assert_eq!(
-        nodes[1].remove_metadata("token").as_deref(),
-        Some(&b"e4c1"[..])
-    );
+    assert_eq!(nodes[1].remove_metadata("token").as_deref(), Some(&b"e4c1"[..]));
     assert!(nodes[1].set_metadata("k".repeat(300), "v").is_err());
 }
 

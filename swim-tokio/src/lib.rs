@@ -1,2 +1,304 @@
-//! Placeholder: the driver lands with its own issue.
+//! A tokio driver for [`swim_core`]: one task per node selects over the socket, a sleep
+//! until the node's next deadline, and a command channel, and after every input sends every
+//! transmit and broadcasts every event. No protocol decision is made here; configuration
+//! and name resolution are swim-std's ([`ClusterConfig`]).
+//!
+//! ```no_run
+//! use swim_core::{Keyring, Status};
+//! use swim_tokio::{Cluster, ClusterConfig};
+//!
+//! # async fn run() -> Result<(), swim_tokio::Error> {
+//! let mut config = ClusterConfig::new("127.0.0.1:2001", Keyring::new("shared secret"));
+//! config.peers.push("127.0.0.1:2002".into());
+//! let node = Cluster::bind(config).await?;
+//! node.set_metadata("role", "cache").await?;
+//! let mut events = node.subscribe();
+//! node.wait_for(|view| view.member("127.0.0.1:2002").is_some_and(|m| m.status() == Status::Online))
+//!     .await?;
+//! while let Ok(event) = events.try_recv() {
+//!     println!("{event:?}");
+//! }
+//! node.leave().await
+//! # }
+//! ```
+
 #![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use swim_core::{Bytes, Counters, Event, Instant, Member, Node, StatusFilter};
+pub use swim_std::{ClusterConfig, Error, Snapshot, TransientConfigError};
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+type SharedNode = Arc<Mutex<Node<ChaCha8Rng>>>;
+type Command = Box<dyn FnOnce(&mut Node<ChaCha8Rng>, Instant) + Send>;
+
+/// Starts nodes on tokio sockets.
+#[derive(Debug)]
+pub struct Cluster;
+
+impl Cluster {
+    /// Resolves names (on a blocking thread), binds the socket, starts joining and spawns
+    /// the driver task on the current runtime.
+    pub async fn bind(config: ClusterConfig) -> Result<Handle, Error> {
+        let (capacity, leave_timeout) = (config.event_capacity.max(1), config.leave_timeout);
+        let bound = tokio::task::spawn_blocking(move || config.bind())
+            .await
+            .map_err(|_| Error::Stopped)??;
+        let addr = bound.local_addr;
+        let socket = (bound.socket.set_nonblocking(true))
+            .and_then(|()| UdpSocket::from_std(bound.socket))
+            .map_err(|source| Error::Bind { addr, source })?;
+        let node = Arc::new(Mutex::new(bound.node));
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(capacity);
+        let (changed, changes) = watch::channel(());
+        let driver = Driver {
+            node: Arc::clone(&node),
+            socket,
+            origin: tokio::time::Instant::now(),
+            events: events.clone(),
+            changed,
+        };
+        Ok(Handle {
+            task: tokio::spawn(driver.run(command_rx)),
+            node,
+            commands,
+            events,
+            changes,
+            local_addr: addr,
+            leave_timeout,
+        })
+    }
+}
+
+/// A running node. Dropping it stops the node at once (without a leave announcement).
+#[derive(Debug)]
+pub struct Handle {
+    node: SharedNode,
+    commands: mpsc::UnboundedSender<Command>,
+    events: broadcast::Sender<Event>,
+    changes: watch::Receiver<()>,
+    task: JoinHandle<()>,
+    local_addr: SocketAddr,
+    leave_timeout: Duration,
+}
+
+impl Handle {
+    /// Sets a local metadata value; it spreads from now on.
+    pub async fn set_metadata(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        let (key, value) = (key.into(), value.into());
+        Ok(self.call(|node, now| node.set_metadata(now, key, value)).await??)
+    }
+
+    /// Removes a local metadata value, returning it if it was set.
+    pub async fn remove_metadata(&self, key: &str) -> Result<Option<Bytes>, Error> {
+        let key = key.to_owned();
+        self.call(move |node, now| node.remove_metadata(now, &key)).await
+    }
+
+    /// Joins through more seeds, e.g. members added at run time.
+    pub async fn join(&self, seeds: Vec<SocketAddr>) -> Result<(), Error> {
+        self.call(|node, now| node.join(now, seeds)).await
+    }
+
+    /// Leaves gracefully: announces the departure, waits until it has been sent as often as
+    /// any fact (at most `leave_timeout`), then stops.
+    pub async fn leave(self) -> Result<(), Error> {
+        self.call(|node, now| node.leave(now)).await?;
+        let announced = self.wait_until(announced);
+        match tokio::time::timeout(self.leave_timeout, announced).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::LeaveTimedOut(self.leave_timeout)),
+        }
+    }
+
+    /// A new event stream. It never slows the node: a receiver more than `event_capacity`
+    /// events behind loses the oldest and is told so (`RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Waits until `predicate` holds for the node's view (checked after every change) and
+    /// returns that view, e.g. until a member is online. Bound it with `tokio::time::timeout`.
+    pub async fn wait_for(
+        &self,
+        mut predicate: impl FnMut(&Snapshot) -> bool,
+    ) -> Result<Snapshot, Error> {
+        let mut found = None;
+        self.wait_until(|node| {
+            let snapshot = Snapshot::of(node);
+            let done = predicate(&snapshot);
+            found = Some(snapshot);
+            done
+        })
+        .await?;
+        found.ok_or(Error::Stopped)
+    }
+
+    /// A copy of the node's view.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of(&self.lock())
+    }
+
+    /// Every member, this node included, in name order.
+    pub fn members(&self) -> Vec<Member> {
+        self.lock().members().cloned().collect()
+    }
+
+    /// Members whose status matches `filter`.
+    pub fn members_with(&self, filter: StatusFilter) -> Vec<Member> {
+        self.lock().members_with(filter).cloned().collect()
+    }
+
+    /// A member by name.
+    pub fn member(&self, name: &str) -> Option<Member> {
+        self.lock().member(name).cloned()
+    }
+
+    /// This node as a member.
+    pub fn local_member(&self) -> Member {
+        self.lock().local_member().clone()
+    }
+
+    /// The node's counters, dropped datagrams by reason included.
+    pub fn counters(&self) -> Counters {
+        self.lock().counters().clone()
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Runs `command` in the driver task, which then drives the node.
+    async fn call<T: Send + 'static>(
+        &self,
+        command: impl FnOnce(&mut Node<ChaCha8Rng>, Instant) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let (reply, result) = oneshot::channel();
+        let command: Command = Box::new(move |node, now| {
+            let _ = reply.send(command(node, now));
+        });
+        self.commands.send(command).map_err(|_| Error::Stopped)?;
+        result.await.map_err(|_| Error::Stopped)
+    }
+
+    async fn wait_until(
+        &self,
+        mut done: impl FnMut(&Node<ChaCha8Rng>) -> bool,
+    ) -> Result<(), Error> {
+        let mut changes = self.changes.clone();
+        loop {
+            changes.borrow_and_update();
+            if done(&self.lock()) {
+                return Ok(());
+            }
+            changes.changed().await.map_err(|_| Error::Stopped)?;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Node<ChaCha8Rng>> {
+        lock(&self.node)
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Driver {
+    node: SharedNode,
+    socket: UdpSocket,
+    origin: tokio::time::Instant,
+    events: broadcast::Sender<Event>,
+    /// Bumped after every step, for `wait_for` and `leave`.
+    changed: watch::Sender<()>,
+}
+
+impl Driver {
+    async fn run(self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut buffer = vec![0; 65536];
+        let mut outbox = Vec::new();
+        loop {
+            // `None`: the node left and has announced it; nothing more to do.
+            let Some(deadline) = lock(&self.node).poll_timeout() else {
+                break;
+            };
+            let wake_at = self.origin + deadline.since_origin();
+            let (mut datagram, mut command) = (None, None);
+            tokio::select! {
+                received = self.socket.recv_from(&mut buffer) => match received {
+                    Ok(received) => datagram = Some(received),
+                    Err(error) => warn!(%error, "receive failed"),
+                },
+                () = tokio::time::sleep_until(wake_at) => {}
+                received = commands.recv() => match received {
+                    Some(received) => command = Some(received),
+                    None => break,
+                },
+            }
+            self.step(&mut outbox, |node, now| {
+                if let Some((len, from)) = datagram {
+                    node.handle_datagram(now, from, &buffer[..len]);
+                }
+                if let Some(command) = command {
+                    command(node, now);
+                }
+            });
+            for (to, payload) in outbox.drain(..) {
+                if let Err(error) = self.socket.send_to(&payload, to).await {
+                    debug!(%error, %to, "send failed");
+                }
+            }
+        }
+        debug!("driver task stopped");
+    }
+
+    /// One drive step: an input or command, expired timers, then every event; transmits are
+    /// copied out so the lock is not held while sending.
+    fn step(
+        &self,
+        outbox: &mut Vec<(SocketAddr, Vec<u8>)>,
+        input: impl FnOnce(&mut Node<ChaCha8Rng>, Instant),
+    ) {
+        let mut node = lock(&self.node);
+        let now = Instant::from_micros(self.origin.elapsed().as_micros() as u64);
+        input(&mut node, now);
+        node.handle_timeout(now);
+        while let Some(transmit) = node.poll_transmit() {
+            outbox.push((transmit.destination, transmit.payload.to_vec()));
+        }
+        while let Some(event) = node.poll_event() {
+            // An error only means nobody is subscribed.
+            let _ = self.events.send(event);
+        }
+        drop(node);
+        self.changed.send_replace(());
+    }
+}
+
+/// A poisoned lock only means a thread panicked while holding it; the node's state is still
+/// consistent between calls, so keep going.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether a node that left is done announcing it. Workaround: swim-core keeps the
+/// announcement queued (and `poll_timeout()` set) while no other member is available to
+/// hear it, so a node with no one left to tell is done too.
+fn announced(node: &Node<ChaCha8Rng>) -> bool {
+    node.poll_timeout().is_none() || node.members_with(StatusFilter::AVAILABLE).next().is_none()
+}

@@ -1,0 +1,514 @@
+//! swim-demo: run one member (`node`), or a whole cluster in one process (`local`) that
+//! converges, detects a killed member, spreads a metadata change and reports how long each
+//! took.
+//!
+//! ```console
+//! cargo run --release -p swim-tokio --example swim-demo -- local --nodes 5
+//! cargo run --release -p swim-tokio --example swim-demo -- node --name 127.0.0.1:2001 --peer 127.0.0.1:2002
+//! ```
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use serde_json::json;
+use swim_core::{Bytes, Event, Keyring, Status};
+use swim_tokio::{Cluster, ClusterConfig, Handle};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "swim-demo", version, about = "SWIM cluster membership demo")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one member and print the membership changes it sees.
+    Node(NodeArgs),
+    /// Start a cluster on 127.0.0.1 in this process: converge, kill a member, change
+    /// metadata, then print how long each took.
+    Local(LocalArgs),
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// Shared secret signing every datagram. SWIM_SECRET_FILE, a file holding it, is tried
+    /// before SWIM_SECRET.
+    #[arg(long, env = "SWIM_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// File holding the shared secret (trailing newline stripped).
+    #[arg(long = "secret-file", env = "SWIM_SECRET_FILE", hide = true)]
+    secret_file: Option<PathBuf>,
+    /// This member's name, HOST:PORT: the address others send to, and by default the bind address.
+    #[arg(long, env = "SWIM_NAME")]
+    name: String,
+    /// A member to join through, HOST:PORT (repeatable; SWIM_PEERS is comma separated).
+    #[arg(long = "peer", value_name = "HOST:PORT", env = "SWIM_PEERS", value_delimiter = ',')]
+    peers: Vec<String>,
+    /// A local metadata value (repeatable).
+    #[arg(long, num_args = 2, value_names = ["KEY", "VALUE"])]
+    metadata: Vec<String>,
+    /// Randomise the `token` metadata field every SECONDS (0: never).
+    #[arg(short = 'i', long, value_name = "SECONDS", default_value_t = 10.0)]
+    token_interval: f64,
+    /// Host or IP to bind, when it differs from --name's.
+    #[arg(long = "udp-bind", value_name = "HOST")]
+    udp_bind: Option<String>,
+    /// Port to bind, when it differs from --name's.
+    #[arg(long = "udp-bind-port", value_name = "PORT")]
+    udp_bind_port: Option<u16>,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LocalArgs {
+    /// How many members to start.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..=64))]
+    nodes: u16,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let result = match cli.command {
+        Command::Node(args) => {
+            let node_matches = matches.subcommand_matches("node").expect("node was parsed");
+            run_node(args, node_matches).await
+        }
+        Command::Local(args) => run_local(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("swim-demo: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------- node
+
+async fn run_node(args: NodeArgs, matches: &ArgMatches) -> Result<(), String> {
+    if swim_std::split_host_port(&args.name).is_none() {
+        return Err(format!(
+            "invalid --name `{}`: expected HOST:PORT, e.g. 127.0.0.1:2001",
+            args.name
+        ));
+    }
+    let mut config = ClusterConfig::new(args.name.clone(), Keyring::new(secret(&args, matches)?));
+    config.peers = args.peers;
+    config.bind_host = args.udp_bind;
+    config.bind_port = args.udp_bind_port;
+    for pair in args.metadata.chunks_exact(2) {
+        config.protocol.local_metadata.insert(pair[0].clone(), pair[1].clone());
+    }
+    let node = Cluster::bind(config).await.map_err(|e| e.to_string())?;
+    eprintln!("{} bound to {}; Ctrl-C leaves", args.name, node.local_addr());
+    let mut report = Report::new(args.json);
+    let mut events = node.subscribe();
+    let period = Duration::try_from_secs_f64(args.token_interval).ok().filter(|p| !p.is_zero());
+    let mut token = tokio::time::interval(period.unwrap_or(Duration::from_secs(3600)));
+    token.tick().await;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => report.event(&node, &event),
+                Err(broadcast::error::RecvError::Lagged(n)) => eprintln!("(missed {n} events)"),
+                Err(broadcast::error::RecvError::Closed) => return Err("the node stopped".into()),
+            },
+            _ = token.tick(), if period.is_some() => {
+                node.set_metadata("token", random_token()).await.map_err(|e| e.to_string())?;
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    eprintln!("leaving");
+    if let Err(error) = node.leave().await {
+        eprintln!("swim-demo: {error}");
+    }
+    Ok(())
+}
+
+/// `--secret`, then `--secret-file`, then SWIM_SECRET_FILE, then SWIM_SECRET: flags win over
+/// the environment, and a file wins over a value, as in the seed.
+fn secret(args: &NodeArgs, matches: &ArgMatches) -> Result<String, String> {
+    let from_flag = |id| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path)
+            .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
+            .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))
+    };
+    match (&args.secret, &args.secret_file) {
+        (Some(secret), _) if from_flag("secret") => Ok(secret.clone()),
+        (_, Some(path)) => read(path),
+        (Some(secret), None) => Ok(secret.clone()),
+        (None, None) => {
+            eprintln!(
+                "swim-demo: no secret given (--secret, SWIM_SECRET): using an insecure default"
+            );
+            Ok("swim-demo insecure default".into())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => drop(tokio::signal::ctrl_c().await),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tokio::signal::ctrl_c().await);
+}
+
+// ------------------------------------------------------------------------------ local
+
+/// Bounds on each phase of `local`, far above what the default timers need.
+const PHASE_LIMIT: Duration = Duration::from_secs(30);
+
+struct Local {
+    names: Vec<String>,
+    nodes: Vec<Option<Handle>>,
+    events: mpsc::UnboundedReceiver<(usize, Event)>,
+    report: Report,
+}
+
+async fn run_local(args: LocalArgs) -> Result<(), String> {
+    let start = Instant::now();
+    let n = usize::from(args.nodes);
+    let secret = format!("{:016x}", getrandom::u64().map_err(|e| e.to_string())?);
+    let (forward, events) = mpsc::unbounded_channel();
+    let mut local = Local {
+        names: (1..=n).map(|i| format!("node-{i}")).collect(),
+        nodes: Vec::new(),
+        events,
+        report: Report::new(args.json),
+    };
+    let mut seed = Vec::new();
+    for (i, name) in local.names.iter().enumerate() {
+        let mut config = ClusterConfig::new(name.clone(), Keyring::new(&secret));
+        config.bind_host = Some("127.0.0.1".into());
+        config.protocol.peers.clone_from(&seed);
+        config.protocol.local_metadata.insert("token", random_token());
+        let node = Cluster::bind(config).await.map_err(|e| e.to_string())?;
+        seed = vec![node.local_addr()];
+        let mut receiver = node.subscribe();
+        let forward = forward.clone();
+        tokio::spawn(async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(event) => drop(forward.send((i, event))),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        local.nodes.push(Some(node));
+    }
+    let config = ClusterConfig::new("", Keyring::new("")).protocol;
+    local.say(&format!(
+        "started {n} members on 127.0.0.1 (ping {:?}, suspect {:?}); table: O online, \
+         S suspect, X offline, L left, . unknown",
+        config.ping_interval, config.suspect_timeout
+    ));
+
+    // 1. Join: every member sees every member online.
+    let everyone = local.names.clone();
+    let joined = local
+        .phase(true, |local, _| local.all_see(&everyone))
+        .await
+        .ok_or("the cluster did not converge within 30 s")?;
+    let join_time = joined - start;
+    local.say(&format!("converged: all {n} see all {n} online after {join_time:.2?}"));
+
+    // 2. Kill the middle member without a leave; every survivor must see suspect, offline.
+    let victim = n / 2;
+    let victim_name = local.names[victim].clone();
+    local.nodes[victim] = None;
+    let killed = Instant::now();
+    local.say(&format!("killed {victim_name} (no leave announcement)"));
+    let (mut first_suspect, mut offline_at) = (None, BTreeSet::new());
+    let offline = local
+        .phase(false, |local, (observer, event)| {
+            let status = match event {
+                Event::MemberSuspect { name, .. } if **name == *victim_name => Status::Suspect,
+                Event::MemberOffline { name, .. } if **name == *victim_name => Status::Offline,
+                _ => return false,
+            };
+            if status == Status::Suspect {
+                first_suspect.get_or_insert(killed.elapsed());
+            } else {
+                offline_at.insert(*observer);
+            }
+            let observer = &local.names[*observer];
+            local.say(&format!(
+                "{observer} sees {victim_name} {status} after {:.2?}",
+                killed.elapsed()
+            ));
+            offline_at.len() == n - 1
+        })
+        .await
+        .ok_or_else(|| format!("{victim_name} was not offline everywhere within 30 s"))?;
+    let detection = offline - killed;
+
+    // 3. Change one metadata value and watch it arrive at every survivor.
+    let token_value = random_token();
+    let changed = Instant::now();
+    let source = local.names[0].clone();
+    let first = local.nodes[0].as_ref().expect("node-1 is never the victim");
+    first.set_metadata("token", token_value.clone()).await.map_err(|e| e.to_string())?;
+    local.say(&format!("{source} set token={token_value}"));
+    let mut arrived_at = BTreeSet::new();
+    let arrived = local
+        .phase(false, |local, (observer, event)| {
+            let Event::MetadataChanged { name, .. } = event else {
+                return false;
+            };
+            let view = local.nodes[*observer].as_ref().and_then(|node| node.member(name));
+            let token = view.and_then(|m| m.metadata().and_then(|md| md.get("token")).cloned());
+            if **name == *source && token.is_some_and(|t| t == token_value.as_bytes()) {
+                arrived_at.insert(*observer);
+                let observer = &local.names[*observer];
+                if *observer == *source {
+                    return arrived_at.len() == n - 1;
+                }
+                local.say(&format!(
+                    "{observer} has {source}'s token={token_value} after {:.2?}",
+                    changed.elapsed()
+                ));
+            }
+            arrived_at.len() == n - 1
+        })
+        .await
+        .ok_or("the metadata change did not reach every member within 30 s")?;
+    let dissemination = arrived - changed;
+
+    let seconds = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e6;
+    if args.json {
+        let summary = json!({
+            "t": unix_time(),
+            "summary": {
+                "nodes": n,
+                "join_seconds": seconds(join_time),
+                "first_suspect_seconds": first_suspect.map(seconds),
+                "offline_everywhere_seconds": seconds(detection),
+                "dissemination_seconds": seconds(dissemination),
+            }
+        });
+        println!("{summary}");
+    } else {
+        println!(
+            "\nsummary ({n} members, ping {:?}, suspect {:?})",
+            config.ping_interval, config.suspect_timeout
+        );
+        println!("  join:          all {n} saw all {n} online after {join_time:.2?}");
+        match first_suspect {
+            Some(suspect) => println!(
+                "  detection:     {victim_name} first suspected after {suspect:.2?}, offline at every survivor after {detection:.2?}"
+            ),
+            None => println!(
+                "  detection:     {victim_name} offline at every survivor after {detection:.2?}"
+            ),
+        }
+        println!(
+            "  dissemination: token from {source} known to all {} survivors after {dissemination:.2?}",
+            n - 1
+        );
+    }
+    Ok(())
+}
+
+impl Local {
+    /// Handles events until `done` (checked after each event) holds, or `PHASE_LIMIT`
+    /// passes; with `table`, prints every member's view whenever it changed, 10 times a
+    /// second at most.
+    async fn phase(
+        &mut self,
+        table: bool,
+        mut done: impl FnMut(&Local, &(usize, Event)) -> bool,
+    ) -> Option<Instant> {
+        let limit = tokio::time::sleep(PHASE_LIMIT);
+        tokio::pin!(limit);
+        let mut ticks = tokio::time::interval(Duration::from_millis(100));
+        let mut shown = String::new();
+        loop {
+            tokio::select! {
+                event = self.events.recv() => {
+                    let event = event?;
+                    if let Some(node) = &self.nodes[event.0]
+                        && self.report.json
+                    {
+                        self.report.event(node, &event.1);
+                    }
+                    if done(self, &event) {
+                        break;
+                    }
+                }
+                _ = ticks.tick(), if table => self.table(&mut shown),
+                () = &mut limit => return None,
+            }
+        }
+        let at = Instant::now();
+        if table {
+            self.table(&mut shown);
+        }
+        Some(at)
+    }
+
+    /// Whether every running member sees every one of `names` online.
+    fn all_see(&self, names: &[String]) -> bool {
+        self.nodes.iter().flatten().all(|node| {
+            let view = node.snapshot();
+            (names.iter())
+                .all(|name| view.member(name).is_some_and(|m| m.status() == Status::Online))
+        })
+    }
+
+    /// Prints what each member sees, unless it is what was `shown` last.
+    fn table(&self, shown: &mut String) {
+        let short = |name: &str| name.replace("node-", "n");
+        let mut table: String = self.names.iter().map(|n| format!("{:>4}", short(n))).collect();
+        table.insert_str(0, "        ");
+        for (name, node) in self.names.iter().zip(&self.nodes) {
+            let row: String = match node {
+                None => "  (killed)".into(),
+                Some(node) => {
+                    let view = node.snapshot();
+                    let cell = |n: &String| match view.member(n).map(|m| m.status()) {
+                        Some(Status::Online) => "   O",
+                        Some(Status::Suspect) => "   S",
+                        Some(Status::Offline) => "   X",
+                        Some(Status::Left) => "   L",
+                        None => "   .",
+                    };
+                    self.names.iter().map(cell).collect()
+                }
+            };
+            table.push_str(&format!("\n{name:>8}{row}"));
+        }
+        if *shown != table && !self.report.json {
+            self.say("membership as each member sees it:");
+            println!("{table}");
+            *shown = table;
+        }
+    }
+
+    fn say(&self, line: &str) {
+        if !self.report.json {
+            println!("[{:>7.2?}] {line}", self.report.start.elapsed());
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- output
+
+struct Report {
+    json: bool,
+    start: Instant,
+    /// The last change printed per (observer, member): a member seen for the first time
+    /// reports both joined and metadata, which would print the same line twice.
+    last: HashMap<(String, String), String>,
+}
+
+impl Report {
+    fn new(json: bool) -> Self {
+        Report { json, start: Instant::now(), last: HashMap::new() }
+    }
+
+    /// One line per membership change `observer` reports.
+    fn event(&mut self, observer: &Handle, event: &Event) {
+        let me = observer.local_member();
+        let (member, status, incarnation) = match event {
+            Event::MemberSuspect { name, incarnation } => (name, Status::Suspect, *incarnation),
+            Event::MemberOffline { name, incarnation } => (name, Status::Offline, *incarnation),
+            Event::MemberLeft { name, incarnation } => (name, Status::Left, *incarnation),
+            Event::MemberAlive { name, incarnation, .. } => (name, Status::Online, *incarnation),
+            Event::MemberJoined { name, .. } | Event::MetadataChanged { name, .. } => {
+                let Some(m) = observer.member(name) else { return };
+                (name, m.status(), m.incarnation())
+            }
+            Event::Refuted { incarnation } => (me.name_arc(), Status::Online, *incarnation),
+            other => {
+                if !self.json {
+                    println!("[{:>7.2?}] {}: {other:?}", self.start.elapsed(), me.name());
+                }
+                return;
+            }
+        };
+        let metadata: Vec<(String, String)> = observer
+            .member(member)
+            .and_then(|m| m.metadata().cloned())
+            .map(|md| md.iter().map(|(k, v)| (k.to_owned(), text(v))).collect())
+            .unwrap_or_default();
+        let key = (me.name().to_owned(), member.to_string());
+        let line = format!("{status} {incarnation} {metadata:?}");
+        if self.last.get(&key) == Some(&line) {
+            return;
+        }
+        self.last.insert(key, line);
+        if self.json {
+            let metadata: serde_json::Map<_, _> =
+                metadata.into_iter().map(|(k, v)| (k, v.into())).collect();
+            let line = json!({
+                "t": unix_time(),
+                "self": me.name(),
+                "member": &**member,
+                "status": status.as_str(),
+                "incarnation": incarnation,
+                "metadata": metadata,
+            });
+            println!("{line}");
+        } else {
+            let metadata: Vec<String> = metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "[{:>7.2?}] {} sees {member} {status} (incarnation {incarnation}) {}",
+                self.start.elapsed(),
+                me.name(),
+                metadata.join(" ")
+            );
+        }
+    }
+}
+
+/// UTF-8 as text, anything else as hex.
+fn text(value: &Bytes) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.to_owned(),
+        Err(_) => value.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+fn unix_time() -> f64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (now.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+fn random_token() -> String {
+    format!("{:08x}", getrandom::u32().unwrap_or_default())
+}
