@@ -613,6 +613,11 @@ impl Protocol for Foca {
             .any(|m| m.id().index() == Some(subject))
     }
 
+    fn sees_available(&self, subject: u32) -> bool {
+        // foca's active members are the alive and the suspect ones.
+        self.sees_online(subject)
+    }
+
     fn knows(&self, subject: u32) -> bool {
         self.find(subject).is_some()
     }

@@ -11,6 +11,7 @@
 
 pub mod digest;
 pub mod foca_impl;
+pub mod pair;
 pub mod plot;
 pub mod protocol;
 pub mod scenario;

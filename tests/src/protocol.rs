@@ -130,6 +130,9 @@ pub trait Protocol: Sized {
     fn poll_report(&mut self) -> Option<Report>;
     /// Whether this node sees node `subject` as online.
     fn sees_online(&self, subject: u32) -> bool;
+    /// Whether this node sees node `subject` as a member: online or suspect (not offline,
+    /// left or unknown).
+    fn sees_available(&self, subject: u32) -> bool;
     /// Whether this node holds an entry about node `subject`, whatever its status.
     fn knows(&self, subject: u32) -> bool;
     /// Member entries this node holds, itself included, whatever their status.

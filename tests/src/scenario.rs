@@ -452,8 +452,13 @@ fn loss<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bool
     out.false_offline = Some(reports.offline);
     out.forced_rejoins = Some(reports.rejoined);
     out.refutations = Some(reports.refuted);
+    // A complete live view holds every other node as a member (online, or suspect while
+    // it refutes: at 5% loss some suspicion is always in flight somewhere).
     let full = (0..n as u32)
-        .filter(|&v| (0..n as u32).all(|s| s == v || sim.sees_online(v, s)))
+        .filter(|&v| {
+            sim.node(v)
+                .is_some_and(|p| (0..n as u32).all(|s| s == v || p.sees_available(s)))
+        })
         .count();
     out.full_views = Some(full);
     out.duration_s = Some(secs(run.opts.loss_duration));

@@ -63,8 +63,12 @@ impl Protocol for Swim {
         seed: u64,
         now: Instant,
     ) -> Self {
+        let mut config = Self::config(index, timing);
+        // Replay protection on, as the drivers run it: the epoch is the process's start in
+        // (virtual) milliseconds, so it grows across restarts.
+        config.epoch_ms = 1_600_000_000_000 + now.as_micros() / 1000;
         let node = Node::new(
-            Self::config(index, timing),
+            config,
             ChaCha8Rng::seed_from_u64(seed),
             now,
         )
@@ -139,6 +143,12 @@ impl Protocol for Swim {
         self.node
             .member(&addr(subject).to_string())
             .is_some_and(|m| m.status() == Status::Online)
+    }
+
+    fn sees_available(&self, subject: u32) -> bool {
+        self.node
+            .member(&addr(subject).to_string())
+            .is_some_and(|m| m.status().is_available())
     }
 
     fn knows(&self, subject: u32) -> bool {

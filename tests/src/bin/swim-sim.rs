@@ -69,10 +69,10 @@ fn main() {
     outcome.wall_s = wall.elapsed().as_secs_f64();
     outcome.cpu_s = sys::cpu_s();
     outcome.peak_rss_mib = sys::peak_rss_mib();
-    if let Some(path) = &args.svg {
-        if let Err(e) = swim_tests::plot::dissemination(path, &outcome) {
-            eprintln!("could not draw {}: {e}", path.display());
-        }
+    if let Some(path) = &args.svg
+        && let Err(e) = swim_tests::plot::dissemination(path, &outcome)
+    {
+        eprintln!("could not draw {}: {e}", path.display());
     }
     if !args.json {
         print_summary(&outcome);
