@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand_chacha::ChaCha8Rng;
 use swim_core::rand_core::Rng;
@@ -43,11 +43,15 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// A configuration with the core's defaults and nothing to resolve yet.
+    /// A configuration with the core's defaults and nothing to resolve yet; replay
+    /// protection is on, with `protocol.epoch_ms` taken from the system clock now.
     pub fn new(local_name: impl Into<String>, secret: Keyring) -> Self {
         let placeholder = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut protocol = swim_core::Config::new(local_name, placeholder, secret);
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        protocol.epoch_ms = since_epoch.as_millis() as u64;
         ClusterConfig {
-            protocol: swim_core::Config::new(local_name, placeholder, secret),
+            protocol,
             peers: Vec::new(),
             bind_host: None,
             bind_port: None,

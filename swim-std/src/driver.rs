@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
-use swim_core::{Bytes, Counters, Event, Instant, Member, Node, StatusFilter};
+use swim_core::{Bytes, Event, Instant, Node, StatusFilter};
 use tracing::{debug, warn};
 
 use crate::config::{ClusterConfig, Error, Snapshot};
@@ -123,34 +123,9 @@ impl Handle {
         found
     }
 
-    /// A copy of the node's view.
+    /// A copy of the node's view: members (with status filters), counters, state.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::of(&self.shared.lock())
-    }
-
-    /// Every member, this node included, in name order.
-    pub fn members(&self) -> Vec<Member> {
-        self.shared.lock().members().cloned().collect()
-    }
-
-    /// Members whose status matches `filter`.
-    pub fn members_with(&self, filter: StatusFilter) -> Vec<Member> {
-        self.shared.lock().members_with(filter).cloned().collect()
-    }
-
-    /// A member by name.
-    pub fn member(&self, name: &str) -> Option<Member> {
-        self.shared.lock().member(name).cloned()
-    }
-
-    /// This node as a member.
-    pub fn local_member(&self) -> Member {
-        self.shared.lock().local_member().clone()
-    }
-
-    /// The node's counters, dropped datagrams by reason included.
-    pub fn counters(&self) -> Counters {
-        self.shared.lock().counters().clone()
     }
 
     /// The address the socket is bound to.

@@ -18,7 +18,7 @@
 //! let view = node.wait_for(Duration::from_secs(10), |view| {
 //!     view.member("127.0.0.1:2002").is_some_and(|m| m.status().is_available())
 //! });
-//! println!("available: {}", node.members_with(StatusFilter::AVAILABLE).len());
+//! println!("available: {}", node.snapshot().members_with(StatusFilter::AVAILABLE).count());
 //! node.leave()?;
 //! # Ok::<(), swim_std::Error>(())
 //! ```

@@ -290,7 +290,8 @@ async fn run_local(args: LocalArgs) -> Result<(), String> {
             let Event::MetadataChanged { name, .. } = event else {
                 return false;
             };
-            let view = local.nodes[*observer].as_ref().and_then(|node| node.member(name));
+            let view = local.nodes[*observer].as_ref().map(Handle::snapshot);
+            let view = view.as_ref().and_then(|v| v.member(name));
             let token = view.and_then(|m| m.metadata().and_then(|md| md.get("token")).cloned());
             if **name == *source && token.is_some_and(|t| t == token_value.as_bytes()) {
                 arrived_at.insert(*observer);
@@ -337,7 +338,7 @@ async fn run_local(args: LocalArgs) -> Result<(), String> {
             ),
         }
         println!(
-            "  dissemination: token from {source} known to all {} survivors after {dissemination:.2?}",
+            "  dissemination: token from {source} known to every survivor ({}) after {dissemination:.2?}",
             n - 1
         );
     }
@@ -392,20 +393,29 @@ impl Local {
 
     /// Prints what each member sees, unless it is what was `shown` last.
     fn table(&self, shown: &mut String) {
-        let short = |name: &str| name.replace("node-", "n");
-        let mut table: String = self.names.iter().map(|n| format!("{:>4}", short(n))).collect();
+        // Columns are members, in the order of the rows; wide clusters get narrow columns
+        // headed by the last digit of the member's number.
+        let width = if self.names.len() > 16 { 2 } else { 4 };
+        let header = |i: usize| match width {
+            2 => format!("{:>2}", (i + 1) % 10),
+            _ => format!("{:>4}", format!("n{}", i + 1)),
+        };
+        let mut table: String = (0..self.names.len()).map(header).collect();
         table.insert_str(0, "        ");
         for (name, node) in self.names.iter().zip(&self.nodes) {
             let row: String = match node {
                 None => "  (killed)".into(),
                 Some(node) => {
                     let view = node.snapshot();
-                    let cell = |n: &String| match view.member(n).map(|m| m.status()) {
-                        Some(Status::Online) => "   O",
-                        Some(Status::Suspect) => "   S",
-                        Some(Status::Offline) => "   X",
-                        Some(Status::Left) => "   L",
-                        None => "   .",
+                    let cell = |n: &String| {
+                        let symbol = match view.member(n).map(|m| m.status()) {
+                            Some(Status::Online) => 'O',
+                            Some(Status::Suspect) => 'S',
+                            Some(Status::Offline) => 'X',
+                            Some(Status::Left) => 'L',
+                            None => '.',
+                        };
+                        format!("{symbol:>width$}")
                     };
                     self.names.iter().map(cell).collect()
                 }
@@ -443,14 +453,15 @@ impl Report {
 
     /// One line per membership change `observer` reports.
     fn event(&mut self, observer: &Handle, event: &Event) {
-        let me = observer.local_member();
+        let view = observer.snapshot();
+        let me = view.local_member();
         let (member, status, incarnation) = match event {
             Event::MemberSuspect { name, incarnation } => (name, Status::Suspect, *incarnation),
             Event::MemberOffline { name, incarnation } => (name, Status::Offline, *incarnation),
             Event::MemberLeft { name, incarnation } => (name, Status::Left, *incarnation),
             Event::MemberAlive { name, incarnation, .. } => (name, Status::Online, *incarnation),
             Event::MemberJoined { name, .. } | Event::MetadataChanged { name, .. } => {
-                let Some(m) = observer.member(name) else { return };
+                let Some(m) = view.member(name) else { return };
                 (name, m.status(), m.incarnation())
             }
             Event::Refuted { incarnation } => (me.name_arc(), Status::Online, *incarnation),
@@ -461,7 +472,7 @@ impl Report {
                 return;
             }
         };
-        let metadata: Vec<(String, String)> = observer
+        let metadata: Vec<(String, String)> = view
             .member(member)
             .and_then(|m| m.metadata().cloned())
             .map(|md| md.iter().map(|(k, v)| (k.to_owned(), text(v))).collect())

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
-use swim_core::{Bytes, Counters, Event, Instant, Member, Node, StatusFilter};
+use swim_core::{Bytes, Event, Instant, Node, StatusFilter};
 pub use swim_std::{ClusterConfig, Error, Snapshot, TransientConfigError};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -146,34 +146,9 @@ impl Handle {
         found.ok_or(Error::Stopped)
     }
 
-    /// A copy of the node's view.
+    /// A copy of the node's view: members (with status filters), counters, state.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::of(&self.lock())
-    }
-
-    /// Every member, this node included, in name order.
-    pub fn members(&self) -> Vec<Member> {
-        self.lock().members().cloned().collect()
-    }
-
-    /// Members whose status matches `filter`.
-    pub fn members_with(&self, filter: StatusFilter) -> Vec<Member> {
-        self.lock().members_with(filter).cloned().collect()
-    }
-
-    /// A member by name.
-    pub fn member(&self, name: &str) -> Option<Member> {
-        self.lock().member(name).cloned()
-    }
-
-    /// This node as a member.
-    pub fn local_member(&self) -> Member {
-        self.lock().local_member().clone()
-    }
-
-    /// The node's counters, dropped datagrams by reason included.
-    pub fn counters(&self) -> Counters {
-        self.lock().counters().clone()
     }
 
     /// The address the socket is bound to.
