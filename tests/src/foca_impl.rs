@@ -560,7 +560,7 @@ impl Protocol for Foca {
             return Some(Report {
                 change: Change::Metadata,
                 subject: Some(subject).filter(|&s| s != self.index),
-                online: self.sees_online(subject),
+                online: None,
             });
         }
         loop {
@@ -572,7 +572,7 @@ impl Protocol for Foca {
                     Report {
                         change: if first { Change::Joined } else { Change::Alive },
                         subject: Some(s),
-                        online: true,
+                        online: Some(true),
                     }
                 }
                 Note::Down(id) => {
@@ -586,21 +586,22 @@ impl Protocol for Foca {
                     Report {
                         change: Change::Offline,
                         subject: Some(s),
-                        online: false,
+                        online: Some(false),
                     }
                 }
                 Note::SuspectStarted(id) => {
                     let Some(s) = id.index() else { continue };
+                    // foca keeps suspects among its active members.
                     Report {
                         change: Change::Suspect,
                         subject: Some(s),
-                        online: true,
+                        online: None,
                     }
                 }
                 Note::Rejoined => Report {
                     change: Change::Rejoined,
                     subject: None,
-                    online: true,
+                    online: None,
                 },
             };
             return Some(report);

@@ -92,8 +92,9 @@ pub struct Report {
     pub change: Change,
     /// The node index it is about; `None` for reports about the node itself.
     pub subject: Option<u32>,
-    /// Whether, after the input that caused it, the node sees the subject as online.
-    pub online: bool,
+    /// Whether, after the input that caused it, the node sees the subject as online;
+    /// `None` when the report does not change that (a metadata change).
+    pub online: Option<bool>,
 }
 
 /// A membership implementation the simulator can drive. Every method is deterministic:

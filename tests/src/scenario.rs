@@ -113,9 +113,10 @@ pub struct Outcome {
     pub loss: f64,
     /// Whether the scenario's goal was reached.
     pub converged: bool,
-    /// Datagrams sent per member per virtual second, over the whole run.
+    /// Datagrams sent per member per virtual second, over the scenario's phase: the join
+    /// for `join`, everything after the join phase otherwise.
     pub msgs_per_member_s: f64,
-    /// Bytes sent per member per virtual second, over the whole run.
+    /// Bytes sent per member per virtual second, over the same phase.
     pub bytes_per_member_s: f64,
     /// Wall seconds (filled in by the runner).
     pub wall_s: f64,
@@ -345,6 +346,12 @@ pub fn run<P: Protocol>(scenario: Scenario, opts: &Options) -> Outcome {
         ..Outcome::default()
     };
     let joined = run.join(&mut sim, &mut out);
+    // Traffic is measured over the scenario's own phase (the join phase for `join`).
+    let phase = if scenario == Scenario::Join {
+        (0, 0, Instant::ZERO)
+    } else {
+        (sim.stats().datagrams_sent, sim.stats().bytes_sent, sim.instant())
+    };
     out.converged = match scenario {
         Scenario::Join => joined,
         _ if !joined => {
@@ -359,9 +366,10 @@ pub fn run<P: Protocol>(scenario: Scenario, opts: &Options) -> Outcome {
     };
     let stats = sim.stats();
     let elapsed = secs(sim.instant().since_origin()).max(1e-9);
+    let phase_s = since(sim.instant(), phase.2).max(1e-9);
     let members = opts.nodes.max(1) as f64;
-    out.msgs_per_member_s = stats.datagrams_sent as f64 / members / elapsed;
-    out.bytes_per_member_s = stats.bytes_sent as f64 / members / elapsed;
+    out.msgs_per_member_s = (stats.datagrams_sent - phase.0) as f64 / members / phase_s;
+    out.bytes_per_member_s = (stats.bytes_sent - phase.1) as f64 / members / phase_s;
     out.sim_events = stats.events;
     out.trace_digest = format!("{:016x}", sim.digest());
     out.virtual_s = elapsed;

@@ -562,11 +562,11 @@ impl<P: Protocol> Sim<P> {
         while let Some(report) = proto.poll_report() {
             if let Some(s) = report.subject.filter(|&s| (s as usize) < n) {
                 let (word, bit) = ((s / 64) as usize, 1u64 << (s % 64));
-                if let Some(w) = slot.online.get_mut(word) {
+                if let (Some(w), Some(online)) = (slot.online.get_mut(word), report.online) {
                     let was = *w & bit != 0;
-                    if was != report.online {
+                    if was != online {
                         *w ^= bit;
-                        if report.online {
+                        if online {
                             slot.online_count += 1;
                         } else {
                             slot.online_count -= 1;

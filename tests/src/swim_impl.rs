@@ -40,10 +40,13 @@ impl Swim {
 
     fn report(&self, change: Change, name: &str) -> Report {
         let subject = index_of_name(name).filter(|&s| s != self.index);
-        let online = self
-            .node
-            .member(name)
-            .is_some_and(|m| m.status() == Status::Online);
+        // The event says what the status became, without a lookup: a member inserted as
+        // suspect reports `MemberJoined` then `MemberSuspect`, so the last word is right.
+        let online = match change {
+            Change::Joined | Change::Alive => Some(true),
+            Change::Suspect | Change::Offline | Change::Left | Change::Reaped => Some(false),
+            _ => None,
+        };
         Report {
             change,
             subject,
@@ -123,14 +126,14 @@ impl Protocol for Swim {
                     return Some(Report {
                         change: Change::JoinedCluster,
                         subject: None,
-                        online: true,
+                        online: None,
                     });
                 }
                 Event::Refuted { .. } => {
                     return Some(Report {
                         change: Change::Refuted,
                         subject: None,
-                        online: true,
+                        online: None,
                     });
                 }
                 _ => continue,

@@ -29,9 +29,9 @@ struct Args {
     /// Master seed: the same seed gives the same trace.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Datagram loss probability (0..1).
-    #[arg(long, default_value_t = 0.0)]
-    loss: f64,
+    /// Datagram loss probability (0..1); default 0.05 for `loss`, 0 otherwise.
+    #[arg(long)]
+    loss: Option<f64>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -52,11 +52,11 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let mut opts = Options::new(args.nodes, args.seed);
-    if args.scenario == Scenario::Loss && args.loss == 0.0 {
-        opts.loss = 0.05;
-    } else {
-        opts.loss = args.loss;
-    }
+    opts.loss = match (args.loss, args.scenario) {
+        (Some(loss), _) => loss,
+        (None, Scenario::Loss) => 0.05,
+        (None, _) => 0.0,
+    };
     opts.loss_duration = std::time::Duration::from_secs(args.duration);
     opts.join_limit = std::time::Duration::from_secs(args.limit);
     opts.goal_limit = std::time::Duration::from_secs(args.limit);
