@@ -466,8 +466,14 @@ impl Report {
             }
             Event::Refuted { incarnation } => (me.name_arc(), Status::Online, *incarnation),
             other => {
+                let what = match other {
+                    Event::Joined => "joined the cluster".to_owned(),
+                    Event::MemberReaped { name } => format!("forgot {name}"),
+                    Event::Suspected { accusation, .. } => format!("is said to be {accusation}"),
+                    other => format!("{other:?}"),
+                };
                 if !self.json {
-                    println!("[{:>7.2?}] {}: {other:?}", self.start.elapsed(), me.name());
+                    println!("[{:>7.2?}] {} {what}", self.start.elapsed(), me.name());
                 }
                 return;
             }
