@@ -315,6 +315,21 @@ mod tests {
     }
 
     #[test]
+    fn the_bind_address_can_differ_from_the_advertised_one() {
+        let mut config = ClusterConfig::new("127.0.0.1:0", Keyring::new("s"));
+        config.bind_host = Some("0.0.0.0".into());
+        let bound = config.bind().unwrap();
+        assert!(bound.local_addr.ip().is_unspecified());
+        let advertised = bound.node.config().local_addr;
+        assert_eq!(advertised, SocketAddr::from(([127, 0, 0, 1], bound.local_addr.port())));
+        // A port in use is refused with the address tried.
+        let mut taken = ClusterConfig::new("127.0.0.1:0", Keyring::new("s"));
+        taken.bind_port = Some(bound.local_addr.port());
+        let error = taken.bind().unwrap_err();
+        assert!(matches!(error, Error::Bind { .. }), "{error}");
+    }
+
+    #[test]
     fn unusable_addresses_are_refused() {
         let mut config = ClusterConfig::new("node", Keyring::new("s"));
         let error = config.bind().unwrap_err();
