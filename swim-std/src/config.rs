@@ -196,6 +196,9 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// The driver thread could not be started. Nothing was started.
+    #[error("cannot start the driver thread: {0}")]
+    Start(io::Error),
     /// The OS gave no randomness for the RNG seed. Nothing was started.
     #[error("cannot seed the RNG from the OS: {0}")]
     Random(getrandom::Error),

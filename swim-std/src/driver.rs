@@ -42,7 +42,7 @@ impl Cluster {
         let thread = std::thread::Builder::new()
             .name(format!("swim {}", config.protocol.local_name))
             .spawn(move || driver.run())
-            .map_err(|source| Error::Bind { addr: bound.local_addr, source })?;
+            .map_err(Error::Start)?;
         Ok(Handle {
             shared,
             thread: Some(thread),
