@@ -249,11 +249,19 @@ impl<'a> Packet<'a> {
         let nonce = r.u64()?;
         let message_type = MessageType::from_wire(r.u8()?)?;
         let sender = Sender { name: r.name()?, addr: r.addr()?, incarnation: r.varint()? };
+        if sender.name.is_empty() {
+            // Every member has a name: an empty one would enter tables and gossip.
+            return Err(DecodeError::InvalidField("sender name"));
+        }
         let body = match message_type {
             MessageType::Ping => Body::Ping { seq: r.u32()?, target: r.name()? },
             MessageType::Ack => Body::Ack { seq: r.u32()? },
             MessageType::PingReq => {
-                Body::PingReq { seq: r.u32()?, target: r.name()?, target_addr: r.addr()? }
+                let (seq, target, target_addr) = (r.u32()?, r.name()?, r.addr()?);
+                if target.is_empty() {
+                    return Err(DecodeError::InvalidField("ping-req target"));
+                }
+                Body::PingReq { seq, target, target_addr }
             }
             MessageType::Nack => Body::Nack { seq: r.u32()? },
             MessageType::Gossip => Body::Gossip,
@@ -887,6 +895,21 @@ mod tests {
         let mut bad_utf8 = good;
         bad_utf8[HEADER_LEN + 2] = 0xff;
         assert_eq!(Packet::decode(&bad_utf8).unwrap_err(), DecodeError::InvalidUtf8);
+    }
+
+    #[test]
+    fn empty_sender_names_and_ping_req_targets_are_malformed() {
+        let mut out = Vec::new();
+        let anonymous = Sender { name: "", ..sender() };
+        let writer = PacketWriter::new(&mut out, 1452, 0, &anonymous, &Body::Gossip).unwrap();
+        writer.finish();
+        assert_eq!(Packet::decode(&out).unwrap_err(), DecodeError::InvalidField("sender name"));
+        let body = Body::PingReq { seq: 1, target: "", target_addr: addr(3) };
+        let bytes = encode(&body, &[]);
+        assert_eq!(
+            Packet::decode(&bytes).unwrap_err(),
+            DecodeError::InvalidField("ping-req target")
+        );
     }
 
     #[test]
