@@ -200,4 +200,13 @@ async fn hostile_datagrams_are_dropped_and_counted() {
     assert_eq!(names, ["a", "b"]);
     assert_eq!(status_of(&view, ["a", "b"]), [Status::Online; 2]);
     assert_eq!(b.snapshot().members().len(), 2);
+
+    // Once b is dead, its old datagram does not bring it back.
+    drop(b);
+    wait_for(&a, |v| status_of(v, ["b"]) == [Status::Offline]).await;
+    for _ in 0..5 {
+        attacker.send_to(&captured, a.local_addr()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_of(&a.snapshot(), ["b"]), [Status::Offline]);
 }
