@@ -370,7 +370,9 @@ impl<R: Rng> Node<R> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let gossip = self.timers[Timer::Gossip as usize].filter(|_| !self.gossip.is_empty());
         if self.left {
-            return gossip;
+            // Done once the announcement is spent, or when no one is left to tell.
+            let audience = self.members.count(StatusFilter::AVAILABLE) > 0;
+            return gossip.filter(|_| audience);
         }
         [
             gossip,

@@ -158,6 +158,21 @@ fn a_graceful_leave_is_seen_as_left_at_once() {
 }
 
 #[test]
+fn leaving_alone_finishes_at_once() {
+    let mut cluster = Cluster::new(1, 20);
+    cluster.nodes[0].leave(Instant::ZERO);
+    assert_eq!(cluster.nodes[0].poll_timeout(), None);
+    // The last member of a cluster that is going away has no one to tell either.
+    let mut cluster = Cluster::joined(2, 20);
+    cluster.down.insert(1);
+    assert!(
+        cluster.run_until(Duration::from_secs(30), |c| c.status(0, 1) == Some(Status::Offline))
+    );
+    cluster.nodes[0].leave(cluster.now);
+    assert_eq!(cluster.nodes[0].poll_timeout(), None);
+}
+
+#[test]
 fn a_restarted_member_is_recognised_as_newer() {
     let mut cluster = Cluster::joined(3, 7);
     cluster.down.insert(2);
