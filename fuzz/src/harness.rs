@@ -119,8 +119,8 @@ struct FuzzRecord {
 
 #[derive(Arbitrary, Debug)]
 enum FuzzBody {
-    Ping { target: Option<u8> },
-    Ack,
+    Ping { root: u64, target: Option<u8> },
+    Ack { root: u64 },
     PingReq { target: u8 },
     Nack,
     Gossip,
@@ -234,12 +234,12 @@ fn build(
     let target_name;
     let hashes;
     let body = match body {
-        FuzzBody::Ping { target } => {
+        FuzzBody::Ping { root, target } => {
             target_name =
                 target.map(|t| peer_name(usize::from(t) % (PEERS + 1))).unwrap_or_default();
-            Body::Ping { seq, target: &target_name }
+            Body::Ping { seq, root: *root, target: &target_name }
         }
-        FuzzBody::Ack => Body::Ack { seq },
+        FuzzBody::Ack { root } => Body::Ack { seq, root: *root },
         FuzzBody::PingReq { target } => {
             let t = usize::from(*target) % (PEERS + 1);
             target_name = peer_name(t);

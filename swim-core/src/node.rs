@@ -110,6 +110,8 @@ pub struct Node<R> {
     health: u32,
     /// Datagrams given a sequenced nonce so far.
     datagrams_signed: u64,
+    /// When a ping or ack last showed a member's table equal to ours.
+    pub(crate) last_agreement: Option<Instant>,
 }
 
 /// Where a state change came from, beyond the state itself.
@@ -162,6 +164,7 @@ impl<R: Rng> Node<R> {
             scratch: Vec::new(),
             health: 0,
             datagrams_signed: 0,
+            last_agreement: None,
         })
     }
 
@@ -216,8 +219,15 @@ impl<R: Rng> Node<R> {
             self.events.push_back(Event::Joined);
         }
         match packet.body {
-            Body::Ping { seq, .. } => self.send(from, &Body::Ack { seq }, sender),
-            Body::Ack { seq } => self.handle_ack(seq),
+            Body::Ping { seq, root, .. } => {
+                self.note_root(now, root);
+                let root = self.members.digest().root();
+                self.send(from, &Body::Ack { seq, root }, sender);
+            }
+            Body::Ack { seq, root } => {
+                self.note_root(now, root);
+                self.handle_ack(seq);
+            }
             Body::Nack { seq } => self.handle_nack(seq),
             Body::PingReq { seq, target, target_addr } => {
                 self.handle_ping_req(now, from, seq, target, target_addr);
@@ -250,7 +260,7 @@ impl<R: Rng> Node<R> {
         self.members.expire_tombstones(now);
         if self.due(Timer::Sync, now) {
             self.reschedule(Timer::Sync, now, self.config.sync_interval);
-            self.sync_round();
+            self.sync_round(now);
         }
         if self.due(Timer::Rejoin, now) {
             self.rejoin_round(now);

@@ -139,7 +139,8 @@ impl<R: Rng> Node<R> {
             nacks_received: 0,
         });
         self.counters.probes += 1;
-        self.send(addr, &Body::Ping { seq, target: &name }, Some(id));
+        let root = self.members.digest().root();
+        self.send(addr, &Body::Ping { seq, root, target: &name }, Some(id));
     }
 
     /// An ack: completes one of our probes, or is relayed to whoever asked us to probe.
@@ -153,7 +154,8 @@ impl<R: Rng> Node<R> {
             let relay = self.prober.relays.swap_remove(at);
             let requester = self.members.iter().find(|(_, m)| m.addr() == relay.requester);
             let about = requester.map(|(id, _)| id);
-            self.send(relay.requester, &Body::Ack { seq: relay.requester_seq }, about);
+            let root = self.members.digest().root();
+            self.send(relay.requester, &Body::Ack { seq: relay.requester_seq, root }, about);
         }
     }
 
@@ -176,7 +178,8 @@ impl<R: Rng> Node<R> {
     ) {
         if target == self.members.local().name() {
             // We are the target: answer for ourselves.
-            return self.send(from, &Body::Ack { seq: requester_seq }, None);
+            let root = self.members.digest().root();
+            return self.send(from, &Body::Ack { seq: requester_seq, root }, None);
         }
         if self.prober.relays.len() >= MAX_RELAYS {
             return;
@@ -193,7 +196,8 @@ impl<R: Rng> Node<R> {
             nack_at,
         });
         let about = self.members.id(target);
-        self.send(target_addr, &Body::Ping { seq, target }, about);
+        let root = self.members.digest().root();
+        self.send(target_addr, &Body::Ping { seq, root, target }, about);
     }
 
     /// Sends ping-reqs for probes whose direct ping timed out, suspects targets of probes

@@ -17,6 +17,7 @@ use rand_core::Rng;
 use crate::member::{Member, MemberId};
 use crate::node::Node;
 use crate::status::StatusFilter;
+use crate::time::Instant;
 use crate::wire::{Body, BucketSet, MAX_BUCKET_SHIFT, PacketWriter, Sender};
 
 /// Datagrams of entries sent in answer to one request at most; the rest follows in later
@@ -119,8 +120,13 @@ fn shift_for(members: usize) -> u8 {
 }
 
 impl<R: Rng> Node<R> {
-    /// The periodic exchange with one random available member.
-    pub(crate) fn sync_round(&mut self) {
+    /// The periodic exchange with one random available member, unless a ping or ack showed
+    /// an equal table within the last interval: in a quiet cluster, probes carry the roots
+    /// and no separate digest is needed.
+    pub(crate) fn sync_round(&mut self, now: Instant) {
+        if self.last_agreement.is_some_and(|at| now - at < self.config.sync_interval) {
+            return;
+        }
         let mut peer = core::mem::take(&mut self.scratch);
         self.sample(StatusFilter::AVAILABLE, 1, &[], &mut peer);
         if let Some(&id) = peer.first()
@@ -129,6 +135,13 @@ impl<R: Rng> Node<R> {
             self.send_digest(addr, Some(id));
         }
         self.scratch = peer;
+    }
+
+    /// A root carried by a ping or ack: equal to ours means the two tables agree.
+    pub(crate) fn note_root(&mut self, now: Instant, root: u64) {
+        if root == self.members.digest().root() {
+            self.last_agreement = Some(now);
+        }
     }
 
     /// Step 1: our root and size.

@@ -150,6 +150,8 @@ pub enum Body<'a> {
     Ping {
         /// Sequence number to echo in the ack.
         seq: u32,
+        /// The sender's anti-entropy root: equal roots spare a separate digest.
+        root: u64,
         /// The member the probe is for.
         target: &'a str,
     },
@@ -157,6 +159,8 @@ pub enum Body<'a> {
     Ack {
         /// The sequence number of the ping (or ping-req) being answered.
         seq: u32,
+        /// The sender's anti-entropy root.
+        root: u64,
     },
     /// Asks the receiver to probe `target` and relay its ack.
     PingReq {
@@ -254,8 +258,8 @@ impl<'a> Packet<'a> {
             return Err(DecodeError::InvalidField("sender name"));
         }
         let body = match message_type {
-            MessageType::Ping => Body::Ping { seq: r.u32()?, target: r.name()? },
-            MessageType::Ack => Body::Ack { seq: r.u32()? },
+            MessageType::Ping => Body::Ping { seq: r.u32()?, root: r.u64()?, target: r.name()? },
+            MessageType::Ack => Body::Ack { seq: r.u32()?, root: r.u64()? },
             MessageType::PingReq => {
                 let (seq, target, target_addr) = (r.u32()?, r.name()?, r.addr()?);
                 if target.is_empty() {
@@ -548,11 +552,15 @@ impl<'b> PacketWriter<'b> {
         put_addr(out, &sender.addr);
         put_varint(out, sender.incarnation);
         match *body {
-            Body::Ping { seq, target } => {
+            Body::Ping { seq, root, target } => {
                 out.extend_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(&root.to_be_bytes());
                 put_name(out, target);
             }
-            Body::Ack { seq } => out.extend_from_slice(&seq.to_be_bytes()),
+            Body::Ack { seq, root } => {
+                out.extend_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(&root.to_be_bytes());
+            }
             Body::PingReq { seq, target, target_addr } => {
                 out.extend_from_slice(&seq.to_be_bytes());
                 put_name(out, target);
@@ -802,9 +810,9 @@ mod tests {
         want.insert(0);
         want.insert(3);
         let bodies = [
-            Body::Ping { seq: 9, target: "b" },
-            Body::Ping { seq: 0, target: "" },
-            Body::Ack { seq: u32::MAX },
+            Body::Ping { seq: 9, root: 5, target: "b" },
+            Body::Ping { seq: 0, root: u64::MAX, target: "" },
+            Body::Ack { seq: u32::MAX, root: 1 },
             Body::Nack { seq: 77 },
             Body::PingReq { seq: 1, target: "c", target_addr: "[::1]:9".parse().unwrap() },
             Body::Gossip,
@@ -879,7 +887,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_fields() {
-        let good = encode(&Body::Ack { seq: 1 }, &[]);
+        let good = encode(&Body::Ack { seq: 1, root: 2 }, &[]);
         let mut bad_version = good.clone();
         bad_version[0] = 2;
         assert_eq!(Packet::decode(&bad_version).unwrap_err(), DecodeError::UnsupportedVersion(2));
