@@ -16,7 +16,8 @@
 //!   [`Node::remove_metadata`];
 //! - outputs: [`Node::poll_transmit`], [`Node::poll_timeout`], [`Node::poll_event`];
 //! - queries: [`Node::local_member`], [`Node::members`], [`Node::members_with`],
-//!   [`Node::find`], [`Node::member`], [`Node::counters`].
+//!   [`Node::find`], [`Node::member`], [`Node::counters`]; for applications,
+//!   [`Node::cluster_metadata`], [`Node::is_ready`], [`Node::status_dump`], [`Node::watch`].
 //!
 //! After *every* input or command, drain the outputs in this order: send every transmit,
 //! take every event, then sleep until [`Node::poll_timeout`] (or the next datagram) and call
@@ -84,11 +85,13 @@
 //! | [`wire`] | the binary codec (see `docs/PROTOCOL.md`) |
 //! | `auth` | the [`Keyring`]: truncated HMAC-SHA256; replay windows |
 //! | `node` | the state machine tying them together |
+//! | `view` | what applications read: [`ClusterMetadata`], [`Watch`], [`StatusDump`] |
 //!
 //! # Features
 //!
 //! - `std` (default): `std::error::Error` for the error types. Without it the crate is
 //!   `no_std` and needs only `alloc`.
+//! - `serde` (off by default): `serde::Serialize` for the [`StatusDump`].
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -111,6 +114,7 @@ mod status;
 mod suspicion;
 mod sync;
 mod time;
+mod view;
 pub mod wire;
 
 pub use auth::{Keyring, MAX_KEYS, NONCE_LEN, SEQUENCED, TAG_LEN};
@@ -122,6 +126,9 @@ pub use metadata::{MAX_KEY_LEN, Metadata};
 pub use node::{MetadataError, Node, Transmit};
 pub use status::{Status, StatusFilter};
 pub use time::Instant;
+pub use view::{
+    ClusterMetadata, CounterStatus, MemberStatus, StatusDump, Watch, WatchFilter, Watched,
+};
 
 /// Re-exported so users can name metadata values without depending on `bytes` themselves.
 pub use bytes::Bytes;
