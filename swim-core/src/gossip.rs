@@ -10,7 +10,12 @@
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
-use crate::member::{MemberId, Members};
+use rand_core::Rng;
+
+use crate::member::{Member, MemberId, Members};
+use crate::node::Node;
+use crate::status::StatusFilter;
+use crate::wire::Body;
 use crate::wire::PacketWriter;
 
 /// Smallest record there is (one-byte name, IPv4): once less room remains, stop looking.
@@ -129,6 +134,23 @@ impl GossipQueue {
                 *slot = Some(entry);
             }
         }
+    }
+}
+
+impl<R: Rng> Node<R> {
+    /// The periodic gossip round: pending facts to `gossip_fanout` random available members.
+    pub(crate) fn gossip_round(&mut self) {
+        if self.gossip.is_empty() {
+            return;
+        }
+        let mut targets = core::mem::take(&mut self.scratch);
+        self.sample(StatusFilter::AVAILABLE, self.config.gossip_fanout, &[], &mut targets);
+        for &id in &targets {
+            if let Some(addr) = self.members.get(id).map(Member::addr) {
+                self.send(addr, &Body::Gossip, Some(id));
+            }
+        }
+        self.scratch = targets;
     }
 }
 

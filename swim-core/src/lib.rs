@@ -79,7 +79,9 @@
 //! | module | concept |
 //! |---|---|
 //! | `member` | a [`Member`] and the membership table, with tombstones for reaped members |
-//! | `probe` | failure detection: round-robin probes, ping-req, suspicion |
+//! | `facts` | applying what a node hears: precedence, refutation, restarts, tombstones |
+//! | `probe` | failure detection: round-robin probes, ping-req, nacks, local health |
+//! | `suspicion` | suspicion timeouts, with Lifeguard's confirmations |
 //! | `gossip` | the dissemination queue, piggybacked on every datagram |
 //! | `sync` | anti-entropy: digests, bucket hashes, entry exchange |
 //! | [`wire`] | the binary codec (see `docs/PROTOCOL.md`) |
@@ -105,6 +107,7 @@ mod auth;
 mod config;
 mod counters;
 mod event;
+mod facts;
 mod gossip;
 mod member;
 mod metadata;

@@ -4,7 +4,6 @@
 //! (output) and queries. The failure detector lives in `probe.rs`, anti-entropy in `sync.rs`;
 //! both add `impl` blocks to [`Node`].
 
-use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -15,7 +14,7 @@ use core::time::Duration;
 use bytes::Bytes;
 use rand_core::Rng;
 
-use crate::auth::{Keyring, ReplayWindow, SEQUENCED};
+use crate::auth::{Keyring, SEQUENCED};
 use crate::config::{Config, ConfigError};
 use crate::counters::{Counters, DropReason};
 use crate::event::Event;
@@ -24,7 +23,6 @@ use crate::member::{Member, MemberId, Members, State};
 use crate::metadata::{MAX_KEY_LEN, Metadata};
 use crate::probe::Prober;
 use crate::status::{Status, StatusFilter};
-use crate::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::wire::{Body, DecodeError, MetadataEntries, Packet, PacketWriter, Record, Sender};
 
@@ -92,22 +90,22 @@ pub struct Node<R> {
     pub(crate) gossip: GossipQueue,
     pub(crate) prober: Prober,
     /// Suspicion expiries and reap times, by member.
-    deadlines: BTreeSet<(Instant, MemberId)>,
+    pub(crate) deadlines: BTreeSet<(Instant, MemberId)>,
     timers: [Option<Instant>; 4],
     pub(crate) seeds: Vec<SocketAddr>,
     /// Heard from another member since `join` (or ever).
     joined: bool,
-    left: bool,
+    pub(crate) left: bool,
     join_backoff: Duration,
     outgoing: VecDeque<Outgoing>,
     current: Option<Outgoing>,
     spare: Vec<Vec<u8>>,
-    events: VecDeque<Event>,
+    pub(crate) events: VecDeque<Event>,
     pub(crate) counters: Counters,
     /// Reused for member sampling.
     pub(crate) scratch: Vec<MemberId>,
     /// Lifeguard local health score, 0 (healthy) to `lifeguard.max_health`.
-    health: u32,
+    pub(crate) health: u32,
     /// Datagrams given a sequenced nonce so far.
     datagrams_signed: u64,
     /// When a ping or ack last showed a member's table equal to ours.
@@ -481,295 +479,12 @@ impl<R: Rng> Node<R> {
         self.members.tombstones()
     }
 
-    // ------------------------------------------------------- state changes
-
-    /// Learns from the authenticated sender of a datagram: a member it did not know, or a
-    /// higher incarnation of one it knew. Returns the sender's id.
-    fn note_sender(&mut self, now: Instant, sender: &Sender<'_>, nonce: u64) -> Option<MemberId> {
-        let id = self.learn_sender(now, sender)?;
-        if let Some(member) = self.members.get_mut(id) {
-            member.replay.accept(nonce);
-        }
-        Some(id)
-    }
-
-    /// Whether a datagram with `nonce` from `sender` is not a replay: new to the sender's
-    /// window, or to its tombstone's memory.
-    fn is_fresh(&self, sender: &str, nonce: u64) -> bool {
-        match self.members.by_name(sender) {
-            Some(member) => member.replay.is_fresh(nonce),
-            None => self
-                .members
-                .tombstone(sender)
-                .is_none_or(|t| ReplayWindow::after(t.last_nonce).is_fresh(nonce)),
-        }
-    }
-
-    fn learn_sender(&mut self, now: Instant, sender: &Sender<'_>) -> Option<MemberId> {
-        if let Some(id) = self.members.id(sender.name) {
-            let known = self.members.get(id)?.incarnation();
-            if sender.incarnation > known {
-                let state = State { incarnation: sender.incarnation, status: Status::Online };
-                let fact = Fact { addr: Some(sender.addr), accuser: None };
-                self.change_state(now, id, state, fact, true);
-            }
-            return Some(id);
-        }
-        if let Some(tombstone) = self.members.tombstone(sender.name)
-            && sender.incarnation <= tombstone.incarnation
-        {
-            // A member we reaped, talking with an old incarnation: it restarted, or its
-            // side of a partition never heard it was declared offline. Bring the entry
-            // back as offline so replies carry that record and it refutes.
-            if !self.has_room() {
-                return None;
-            }
-            let state = State { incarnation: tombstone.incarnation, status: Status::Offline };
-            let id = self.members.insert(Arc::from(sender.name), sender.addr, state, now);
-            if let Some(member) = self.members.get_mut(id) {
-                member.replay = ReplayWindow::after(tombstone.last_nonce);
-            }
-            self.set_deadline(id, Some(now + self.config.reap_timeout));
-            self.prober.insert(id, &mut self.rng);
-            return Some(id);
-        }
-        if !self.has_room() {
-            return None;
-        }
-        let state = State { incarnation: sender.incarnation, status: Status::Online };
-        Some(self.insert_member(now, sender.name, sender.addr, state, None, true))
-    }
-
-    /// Whether the table can take one more member; counts a refusal if not.
-    fn has_room(&mut self) -> bool {
-        let room = self.members.len() < self.config.max_members;
-        if !room {
-            self.counters.members_refused += 1;
-        }
-        room
-    }
-
-    /// Applies one membership fact, if it is news.
-    fn apply_record(&mut self, now: Instant, record: &Record<'_>, spread: bool) {
-        if record.name == self.members.local().name() {
-            return self.apply_self_record(now, record);
-        }
-        let id = match self.members.id(record.name) {
-            Some(id) => {
-                let Some(member) = self.members.get(id) else {
-                    return;
-                };
-                let newer = record.incarnation > member.incarnation()
-                    || (record.incarnation == member.incarnation()
-                        && record.status.precedence() > member.status().precedence());
-                let fact = Fact { addr: Some(record.addr), accuser: record.accuser };
-                if newer {
-                    let state = State { incarnation: record.incarnation, status: record.status };
-                    self.change_state(now, id, state, fact, spread);
-                } else if let (Status::Suspect, Some(accuser)) = (record.status, record.accuser) {
-                    self.confirm_suspicion(now, id, record.incarnation, accuser, spread);
-                }
-                id
-            }
-            None => {
-                let stale = self
-                    .members
-                    .tombstone(record.name)
-                    .is_some_and(|t| record.incarnation <= t.incarnation);
-                // Facts about failed members we never knew teach nothing worth storing.
-                if stale || !record.status.is_available() || !self.has_room() {
-                    return;
-                }
-                let state = State { incarnation: record.incarnation, status: record.status };
-                self.insert_member(now, record.name, record.addr, state, record.accuser, spread)
-            }
-        };
-        let Some(metadata) = &record.metadata else { return };
-        let known = self.members.get(id).map_or(u64::MAX, Member::meta_version);
-        if record.meta_version <= known {
-            return;
-        }
-        let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if size > self.config.max_metadata_size {
-            self.counters.metadata_refused += 1;
-            return;
-        }
-        self.members.set_metadata(id, metadata.to_metadata(), record.meta_version);
-        self.counters.updates_applied += 1;
-        if spread {
-            self.gossip.enqueue(id, true);
-        }
-        let name = self.name_of(id);
-        self.events.push_back(Event::MetadataChanged { name, version: record.meta_version });
-    }
-
-    /// A fact about this node: refute accusations, and outrank facts from a previous life
-    /// (a restart under the same name) so our current state and metadata win.
-    fn apply_self_record(&mut self, now: Instant, record: &Record<'_>) {
-        if self.left {
-            return;
-        }
-        let local = self.members.local();
-        let accused = record.status != Status::Online && record.incarnation >= local.incarnation();
-        if accused || record.incarnation > local.incarnation() {
-            let incarnation = record.incarnation + 1;
-            self.members.set_state(
-                Members::LOCAL,
-                State { incarnation, status: Status::Online },
-                now,
-            );
-            self.gossip.enqueue(Members::LOCAL, false);
-            if accused {
-                self.counters.refutations += 1;
-                // Lifeguard: having to refute hints that we are the slow one.
-                self.raise_health(1);
-                self.events.push_back(Event::Suspected {
-                    accusation: record.status,
-                    incarnation: record.incarnation,
-                });
-                self.events.push_back(Event::Refuted { incarnation });
-            }
-        }
-        let local = self.members.local();
-        let foreign_metadata = record.meta_version == local.meta_version()
-            && record.metadata.is_some_and(|m| {
-                local.metadata().is_none_or(|ours| MetadataEntries::Map(ours) != m)
-            });
-        if record.meta_version > local.meta_version() || foreign_metadata {
-            let metadata = self.local_metadata().clone();
-            self.replace_local_metadata(now, metadata, record.meta_version + 1);
-        }
-    }
-
-    fn insert_member(
+    pub(crate) fn replace_local_metadata(
         &mut self,
         now: Instant,
-        name: &str,
-        addr: SocketAddr,
-        state: State,
-        accuser: Option<&str>,
-        spread: bool,
-    ) -> MemberId {
-        let id = self.members.insert(Arc::from(name), addr, state, now);
-        self.counters.updates_applied += 1;
-        self.prober.insert(id, &mut self.rng);
-        if spread {
-            self.gossip.enqueue(id, false);
-        }
-        let name = self.name_of(id);
-        let incarnation = state.incarnation;
-        self.events.push_back(Event::MemberJoined { name: name.clone(), incarnation });
-        if state.status == Status::Suspect {
-            self.start_suspicion(now, id, accuser);
-            self.events.push_back(Event::MemberSuspect { name, incarnation });
-        }
-        id
-    }
-
-    /// Moves a member to a newer state: events, deadlines and (if `spread`) gossip.
-    pub(crate) fn change_state(
-        &mut self,
-        now: Instant,
-        id: MemberId,
-        state: State,
-        fact: Fact<'_>,
-        spread: bool,
+        metadata: Metadata,
+        version: u64,
     ) {
-        let Some(previous) = self.members.set_state(id, state, now) else {
-            return;
-        };
-        if let (Some(addr), Some(member)) = (fact.addr, self.members.get_mut(id)) {
-            // Only a newer incarnation may move a member (a restart on a new address).
-            if state.incarnation > previous.incarnation {
-                member.set_addr(addr);
-            }
-        }
-        self.counters.updates_applied += 1;
-        if spread {
-            self.gossip.enqueue(id, false);
-        }
-        let restarted_timer =
-            state.status != previous.status || state.incarnation != previous.incarnation;
-        if restarted_timer {
-            if let Some(member) = self.members.get_mut(id) {
-                member.suspicion = None;
-            }
-            match state.status {
-                Status::Online => self.set_deadline(id, None),
-                Status::Suspect => self.start_suspicion(now, id, fact.accuser),
-                Status::Offline | Status::Left => {
-                    self.set_deadline(id, Some(now + self.config.reap_timeout));
-                }
-            }
-        }
-        if state.status == previous.status {
-            return;
-        }
-        let name = self.name_of(id);
-        let incarnation = state.incarnation;
-        self.events.push_back(match state.status {
-            Status::Online => Event::MemberAlive { name, incarnation, previous: previous.status },
-            Status::Suspect => Event::MemberSuspect { name, incarnation },
-            Status::Offline => Event::MemberOffline { name, incarnation },
-            Status::Left => Event::MemberLeft { name, incarnation },
-        });
-    }
-
-    /// A member just became suspect: its suspicion starts now, with `accuser` as the first
-    /// accuser, and runs for the longest timeout until confirmations shorten it.
-    fn start_suspicion(&mut self, now: Instant, id: MemberId, accuser: Option<&str>) {
-        let members = self.members.count(StatusFilter::AVAILABLE);
-        let Some(member) = self.members.get_mut(id) else { return };
-        let suspicion = Suspicion::new(now, accuser);
-        let deadline = suspicion.deadline(&self.config, members);
-        member.suspicion = Some(Box::new(suspicion));
-        self.set_deadline(id, Some(deadline));
-    }
-
-    /// Lifeguard: another member independently suspects the same incarnation. A new
-    /// confirmation shortens the suspicion and is passed on, so others count it too.
-    pub(crate) fn confirm_suspicion(
-        &mut self,
-        now: Instant,
-        id: MemberId,
-        incarnation: u64,
-        accuser: &str,
-        spread: bool,
-    ) {
-        let members = self.members.count(StatusFilter::AVAILABLE);
-        let expected = self.config.lifeguard.confirmations;
-        let Some(member) = self.members.get_mut(id) else { return };
-        if member.status() != Status::Suspect || member.incarnation() != incarnation {
-            return;
-        }
-        let Some(suspicion) = member.suspicion.as_mut() else { return };
-        if !suspicion.confirm(accuser, expected) {
-            return;
-        }
-        let deadline = suspicion.deadline(&self.config, members);
-        self.counters.confirmations += 1;
-        self.set_deadline(id, Some(deadline.max(now)));
-        if spread {
-            self.gossip.enqueue(id, false);
-        }
-    }
-
-    /// Lifeguard local health awareness: evidence that this node itself is slow.
-    pub(crate) fn raise_health(&mut self, by: u32) {
-        self.health = (self.health + by).min(self.config.lifeguard.max_health);
-    }
-
-    /// Lifeguard local health awareness: a probe succeeded.
-    pub(crate) fn lower_health(&mut self) {
-        self.health = self.health.saturating_sub(1);
-    }
-
-    /// `duration` stretched by the health score (Lifeguard: a struggling node slows down).
-    pub(crate) fn scaled(&self, duration: Duration) -> Duration {
-        duration * (self.health + 1)
-    }
-
-    fn replace_local_metadata(&mut self, now: Instant, metadata: Metadata, version: u64) {
         self.members.set_metadata(Members::LOCAL, metadata, version);
         self.gossip.enqueue(Members::LOCAL, true);
         let name = self.name_of(Members::LOCAL);
@@ -777,51 +492,6 @@ impl<R: Rng> Node<R> {
         // Start spreading at once rather than at the next round.
         let gossip = &mut self.timers[Timer::Gossip as usize];
         *gossip = Some(gossip.map_or(now, |at| at.min(now)));
-    }
-
-    fn set_deadline(&mut self, id: MemberId, deadline: Option<Instant>) {
-        let Some(member) = self.members.get_mut(id) else {
-            return;
-        };
-        if let Some(old) = member.deadline.take() {
-            self.deadlines.remove(&(old, id));
-        }
-        member.deadline = deadline;
-        if let Some(at) = deadline {
-            self.deadlines.insert((at, id));
-        }
-    }
-
-    /// Suspects whose suspicion ran out become offline; offline and left members whose reap
-    /// time came are forgotten.
-    fn expire_deadlines(&mut self, now: Instant) {
-        while let Some(&(at, id)) = self.deadlines.first() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            let Some(member) = self.members.get_mut(id) else {
-                continue;
-            };
-            member.deadline = None;
-            let (status, incarnation) = (member.status(), member.incarnation());
-            match status {
-                Status::Suspect => {
-                    let state = State { incarnation, status: Status::Offline };
-                    self.change_state(now, id, state, Fact::default(), true);
-                }
-                Status::Offline | Status::Left => self.reap(now, id),
-                Status::Online => {}
-            }
-        }
-    }
-
-    fn reap(&mut self, now: Instant, id: MemberId) {
-        self.gossip.remove(id);
-        self.prober.remove(id);
-        if let Some(member) = self.members.remove(id, now + self.config.reap_timeout) {
-            self.events.push_back(Event::MemberReaped { name: member.name_arc().clone() });
-        }
     }
 
     // ---------------------------------------------------------------- timers
@@ -836,20 +506,6 @@ impl<R: Rng> Node<R> {
         let slot = &mut self.timers[timer as usize];
         let next = slot.map_or(now, |at| at + interval);
         *slot = Some(if next <= now { now + interval } else { next });
-    }
-
-    fn gossip_round(&mut self) {
-        if self.gossip.is_empty() {
-            return;
-        }
-        let mut targets = core::mem::take(&mut self.scratch);
-        self.sample(StatusFilter::AVAILABLE, self.config.gossip_fanout, &[], &mut targets);
-        for &id in &targets {
-            if let Some(addr) = self.members.get(id).map(Member::addr) {
-                self.send(addr, &Body::Gossip, Some(id));
-            }
-        }
-        self.scratch = targets;
     }
 
     /// Joining or isolated: every seed and a few offline members, with backoff. Otherwise:
@@ -957,13 +613,13 @@ impl<R: Rng> Node<R> {
 
     // --------------------------------------------------------------- helpers
 
-    fn local_metadata(&self) -> &Metadata {
+    pub(crate) fn local_metadata(&self) -> &Metadata {
         // The local member's metadata is set at creation and only ever replaced.
         static EMPTY: Metadata = Metadata::new();
         self.members.local().metadata().unwrap_or(&EMPTY)
     }
 
-    fn name_of(&self, id: MemberId) -> Arc<str> {
+    pub(crate) fn name_of(&self, id: MemberId) -> Arc<str> {
         self.members.get(id).map_or_else(|| Arc::from(""), |m| m.name_arc().clone())
     }
 

@@ -10,6 +10,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
+use core::time::Duration;
 
 use rand_core::Rng;
 
@@ -272,6 +273,23 @@ impl<R: Rng> Node<R> {
             Status::Suspect => self.confirm_suspicion(now, probe.target, incarnation, &local, true),
             Status::Offline | Status::Left => {}
         }
+    }
+}
+
+impl<R: Rng> Node<R> {
+    /// Lifeguard local health awareness: evidence that this node itself is slow.
+    pub(crate) fn raise_health(&mut self, by: u32) {
+        self.health = (self.health + by).min(self.config.lifeguard.max_health);
+    }
+
+    /// Lifeguard local health awareness: a probe succeeded.
+    pub(crate) fn lower_health(&mut self) {
+        self.health = self.health.saturating_sub(1);
+    }
+
+    /// `duration` stretched by the health score (Lifeguard: a struggling node slows down).
+    pub(crate) fn scaled(&self, duration: Duration) -> Duration {
+        duration * (self.health + 1)
     }
 }
 

@@ -1,0 +1,304 @@
+//! Membership facts: how a node applies what it hears.
+//!
+//! Every datagram's sender and every record it carries go through here: the precedence rules
+//! (a higher incarnation wins; at equal incarnation online < suspect < offline < left),
+//! refutation of accusations about this node, recognition of restarts, tombstones, the limits
+//! on table size and metadata, and the deadlines (suspicion, reaping) that follow from a
+//! member's status. See `docs/PROTOCOL.md`, section 5.
+
+use alloc::sync::Arc;
+use core::net::SocketAddr;
+
+use rand_core::Rng;
+
+use crate::auth::ReplayWindow;
+use crate::event::Event;
+use crate::member::{Member, MemberId, Members, State};
+use crate::node::{Fact, Node};
+use crate::status::Status;
+use crate::time::Instant;
+use crate::wire::{MetadataEntries, Record, Sender};
+
+impl<R: Rng> Node<R> {
+    /// Learns from the authenticated sender of a datagram: a member it did not know, or a
+    /// higher incarnation of one it knew. Returns the sender's id.
+    pub(crate) fn note_sender(
+        &mut self,
+        now: Instant,
+        sender: &Sender<'_>,
+        nonce: u64,
+    ) -> Option<MemberId> {
+        let id = self.learn_sender(now, sender)?;
+        if let Some(member) = self.members.get_mut(id) {
+            member.replay.accept(nonce);
+        }
+        Some(id)
+    }
+
+    /// Whether a datagram with `nonce` from `sender` is not a replay: new to the sender's
+    /// window, or to its tombstone's memory.
+    pub(crate) fn is_fresh(&self, sender: &str, nonce: u64) -> bool {
+        match self.members.by_name(sender) {
+            Some(member) => member.replay.is_fresh(nonce),
+            None => self
+                .members
+                .tombstone(sender)
+                .is_none_or(|t| ReplayWindow::after(t.last_nonce).is_fresh(nonce)),
+        }
+    }
+
+    pub(crate) fn learn_sender(&mut self, now: Instant, sender: &Sender<'_>) -> Option<MemberId> {
+        if let Some(id) = self.members.id(sender.name) {
+            let known = self.members.get(id)?.incarnation();
+            if sender.incarnation > known {
+                let state = State { incarnation: sender.incarnation, status: Status::Online };
+                let fact = Fact { addr: Some(sender.addr), accuser: None };
+                self.change_state(now, id, state, fact, true);
+            }
+            return Some(id);
+        }
+        if let Some(tombstone) = self.members.tombstone(sender.name)
+            && sender.incarnation <= tombstone.incarnation
+        {
+            // A member we reaped, talking with an old incarnation: it restarted, or its
+            // side of a partition never heard it was declared offline. Bring the entry
+            // back as offline so replies carry that record and it refutes.
+            if !self.has_room() {
+                return None;
+            }
+            let state = State { incarnation: tombstone.incarnation, status: Status::Offline };
+            let id = self.members.insert(Arc::from(sender.name), sender.addr, state, now);
+            if let Some(member) = self.members.get_mut(id) {
+                member.replay = ReplayWindow::after(tombstone.last_nonce);
+            }
+            self.set_deadline(id, Some(now + self.config.reap_timeout));
+            self.prober.insert(id, &mut self.rng);
+            return Some(id);
+        }
+        if !self.has_room() {
+            return None;
+        }
+        let state = State { incarnation: sender.incarnation, status: Status::Online };
+        Some(self.insert_member(now, sender.name, sender.addr, state, None, true))
+    }
+
+    /// Whether the table can take one more member; counts a refusal if not.
+    pub(crate) fn has_room(&mut self) -> bool {
+        let room = self.members.len() < self.config.max_members;
+        if !room {
+            self.counters.members_refused += 1;
+        }
+        room
+    }
+
+    /// Applies one membership fact, if it is news.
+    pub(crate) fn apply_record(&mut self, now: Instant, record: &Record<'_>, spread: bool) {
+        if record.name == self.members.local().name() {
+            return self.apply_self_record(now, record);
+        }
+        let id = match self.members.id(record.name) {
+            Some(id) => {
+                let Some(member) = self.members.get(id) else {
+                    return;
+                };
+                let newer = record.incarnation > member.incarnation()
+                    || (record.incarnation == member.incarnation()
+                        && record.status.precedence() > member.status().precedence());
+                let fact = Fact { addr: Some(record.addr), accuser: record.accuser };
+                if newer {
+                    let state = State { incarnation: record.incarnation, status: record.status };
+                    self.change_state(now, id, state, fact, spread);
+                } else if let (Status::Suspect, Some(accuser)) = (record.status, record.accuser) {
+                    self.confirm_suspicion(now, id, record.incarnation, accuser, spread);
+                }
+                id
+            }
+            None => {
+                let stale = self
+                    .members
+                    .tombstone(record.name)
+                    .is_some_and(|t| record.incarnation <= t.incarnation);
+                // Facts about failed members we never knew teach nothing worth storing.
+                if stale || !record.status.is_available() || !self.has_room() {
+                    return;
+                }
+                let state = State { incarnation: record.incarnation, status: record.status };
+                self.insert_member(now, record.name, record.addr, state, record.accuser, spread)
+            }
+        };
+        let Some(metadata) = &record.metadata else { return };
+        let known = self.members.get(id).map_or(u64::MAX, Member::meta_version);
+        if record.meta_version <= known {
+            return;
+        }
+        let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > self.config.max_metadata_size {
+            self.counters.metadata_refused += 1;
+            return;
+        }
+        self.members.set_metadata(id, metadata.to_metadata(), record.meta_version);
+        self.counters.updates_applied += 1;
+        if spread {
+            self.gossip.enqueue(id, true);
+        }
+        let name = self.name_of(id);
+        self.events.push_back(Event::MetadataChanged { name, version: record.meta_version });
+    }
+
+    /// A fact about this node: refute accusations, and outrank facts from a previous life
+    /// (a restart under the same name) so our current state and metadata win.
+    pub(crate) fn apply_self_record(&mut self, now: Instant, record: &Record<'_>) {
+        if self.left {
+            return;
+        }
+        let local = self.members.local();
+        let accused = record.status != Status::Online && record.incarnation >= local.incarnation();
+        if accused || record.incarnation > local.incarnation() {
+            let incarnation = record.incarnation + 1;
+            self.members.set_state(
+                Members::LOCAL,
+                State { incarnation, status: Status::Online },
+                now,
+            );
+            self.gossip.enqueue(Members::LOCAL, false);
+            if accused {
+                self.counters.refutations += 1;
+                // Lifeguard: having to refute hints that we are the slow one.
+                self.raise_health(1);
+                self.events.push_back(Event::Suspected {
+                    accusation: record.status,
+                    incarnation: record.incarnation,
+                });
+                self.events.push_back(Event::Refuted { incarnation });
+            }
+        }
+        let local = self.members.local();
+        let foreign_metadata = record.meta_version == local.meta_version()
+            && record.metadata.is_some_and(|m| {
+                local.metadata().is_none_or(|ours| MetadataEntries::Map(ours) != m)
+            });
+        if record.meta_version > local.meta_version() || foreign_metadata {
+            let metadata = self.local_metadata().clone();
+            self.replace_local_metadata(now, metadata, record.meta_version + 1);
+        }
+    }
+
+    pub(crate) fn insert_member(
+        &mut self,
+        now: Instant,
+        name: &str,
+        addr: SocketAddr,
+        state: State,
+        accuser: Option<&str>,
+        spread: bool,
+    ) -> MemberId {
+        let id = self.members.insert(Arc::from(name), addr, state, now);
+        self.counters.updates_applied += 1;
+        self.prober.insert(id, &mut self.rng);
+        if spread {
+            self.gossip.enqueue(id, false);
+        }
+        let name = self.name_of(id);
+        let incarnation = state.incarnation;
+        self.events.push_back(Event::MemberJoined { name: name.clone(), incarnation });
+        if state.status == Status::Suspect {
+            self.start_suspicion(now, id, accuser);
+            self.events.push_back(Event::MemberSuspect { name, incarnation });
+        }
+        id
+    }
+
+    /// Moves a member to a newer state: events, deadlines and (if `spread`) gossip.
+    pub(crate) fn change_state(
+        &mut self,
+        now: Instant,
+        id: MemberId,
+        state: State,
+        fact: Fact<'_>,
+        spread: bool,
+    ) {
+        let Some(previous) = self.members.set_state(id, state, now) else {
+            return;
+        };
+        if let (Some(addr), Some(member)) = (fact.addr, self.members.get_mut(id)) {
+            // Only a newer incarnation may move a member (a restart on a new address).
+            if state.incarnation > previous.incarnation {
+                member.set_addr(addr);
+            }
+        }
+        self.counters.updates_applied += 1;
+        if spread {
+            self.gossip.enqueue(id, false);
+        }
+        let restarted_timer =
+            state.status != previous.status || state.incarnation != previous.incarnation;
+        if restarted_timer {
+            if let Some(member) = self.members.get_mut(id) {
+                member.suspicion = None;
+            }
+            match state.status {
+                Status::Online => self.set_deadline(id, None),
+                Status::Suspect => self.start_suspicion(now, id, fact.accuser),
+                Status::Offline | Status::Left => {
+                    self.set_deadline(id, Some(now + self.config.reap_timeout));
+                }
+            }
+        }
+        if state.status == previous.status {
+            return;
+        }
+        let name = self.name_of(id);
+        let incarnation = state.incarnation;
+        self.events.push_back(match state.status {
+            Status::Online => Event::MemberAlive { name, incarnation, previous: previous.status },
+            Status::Suspect => Event::MemberSuspect { name, incarnation },
+            Status::Offline => Event::MemberOffline { name, incarnation },
+            Status::Left => Event::MemberLeft { name, incarnation },
+        });
+    }
+
+    pub(crate) fn set_deadline(&mut self, id: MemberId, deadline: Option<Instant>) {
+        let Some(member) = self.members.get_mut(id) else {
+            return;
+        };
+        if let Some(old) = member.deadline.take() {
+            self.deadlines.remove(&(old, id));
+        }
+        member.deadline = deadline;
+        if let Some(at) = deadline {
+            self.deadlines.insert((at, id));
+        }
+    }
+
+    /// Suspects whose suspicion ran out become offline; offline and left members whose reap
+    /// time came are forgotten.
+    pub(crate) fn expire_deadlines(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(member) = self.members.get_mut(id) else {
+                continue;
+            };
+            member.deadline = None;
+            let (status, incarnation) = (member.status(), member.incarnation());
+            match status {
+                Status::Suspect => {
+                    let state = State { incarnation, status: Status::Offline };
+                    self.change_state(now, id, state, Fact::default(), true);
+                }
+                Status::Offline | Status::Left => self.reap(now, id),
+                Status::Online => {}
+            }
+        }
+    }
+
+    pub(crate) fn reap(&mut self, now: Instant, id: MemberId) {
+        self.gossip.remove(id);
+        self.prober.remove(id);
+        if let Some(member) = self.members.remove(id, now + self.config.reap_timeout) {
+            self.events.push_back(Event::MemberReaped { name: member.name_arc().clone() });
+        }
+    }
+}
