@@ -2,14 +2,20 @@
 //! bind, what to advertise, the RNG seed. Shared by swim-std and swim-tokio, so name
 //! resolution and node setup are written once.
 
+use std::collections::BTreeSet;
+use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand_chacha::ChaCha8Rng;
 use swim_core::rand_core::Rng;
 use swim_core::rand_core::SeedableRng;
-use swim_core::{Counters, Instant, Keyring, Member, Node, StatusFilter};
+use swim_core::{
+    ClusterMetadata, Counters, Instant, Keyring, Member, Node, StatusDump, StatusFilter,
+};
+use tracing::debug;
 
 /// How to start a node: the protocol settings plus what only a driver can do.
 ///
@@ -40,6 +46,18 @@ pub struct ClusterConfig {
     pub leave_timeout: Duration,
     /// Suggested retry delay carried by a [`TransientConfigError`] (default 60 s, the seed's).
     pub resolve_wait_hint: Duration,
+    /// The seed's `discovery=True`: a service name, `HOST:PORT`, resolving to every
+    /// member's address. This node's own address must be among them (until it is, binding
+    /// fails with a [`TransientConfigError`]); the others are peers. When `local_name` is
+    /// not `HOST:PORT` and no `advertise` is set, the address found is advertised.
+    pub discovery: Option<String>,
+    /// How long resolved names are trusted (PySyncObj's `dnsCacheTime`): the driver
+    /// resolves [`Self::peers`] and [`Self::discovery`] again this often and joins through
+    /// any address that is new. `None` resolves once, at bind. Default 60 s.
+    pub resolve_interval: Option<Duration>,
+    /// Turns `HOST`, `PORT` into addresses: the system's resolver unless replaced (tests,
+    /// service registries).
+    pub resolver: Resolver,
 }
 
 impl ClusterConfig {
@@ -60,6 +78,9 @@ impl ClusterConfig {
             event_capacity: 1024,
             leave_timeout: Duration::from_secs(3),
             resolve_wait_hint: Duration::from_secs(60),
+            discovery: None,
+            resolve_interval: Some(Duration::from_secs(60)),
+            resolver: Resolver::default(),
         }
     }
 
@@ -76,13 +97,18 @@ impl ClusterConfig {
         let socket = UdpSocket::bind(bind_addr).map_err(bind_error)?;
         let local_addr = socket.local_addr().map_err(bind_error)?;
         let mut advertise = match (self.advertise, named) {
-            (Some(addr), _) => addr,
-            (None, Some((host, port))) => self.resolve(host, port, Some(local_addr))?[0],
-            (None, None) => local_addr,
+            (Some(addr), _) => Some(addr),
+            (None, Some((host, port))) => Some(self.resolve(host, port, Some(local_addr))?[0]),
+            (None, None) => None,
         };
-        if advertise.port() == 0 {
+        if let Some(advertise) = advertise.as_mut().filter(|a| a.port() == 0) {
             advertise.set_port(local_addr.port());
         }
+        let discovered = match &self.discovery {
+            Some(service) => Some(self.discover(service, local_addr, advertise)?),
+            None => None,
+        };
+        let advertise = advertise.or(discovered.as_ref().map(|d| d.0)).unwrap_or(local_addr);
         if advertise.ip().is_unspecified() {
             return Err(Error::InvalidAddress {
                 field: "advertise",
@@ -93,18 +119,25 @@ impl ClusterConfig {
         let mut protocol = self.protocol.clone();
         protocol.local_addr = advertise;
         protocol.peers.retain(|peer| *peer != advertise);
+        let own = [advertise, local_addr];
+        let mut seeds = discovered.map(|d| d.1).unwrap_or_default();
         for peer in &self.peers {
-            let (host, port) = split_host_port(peer).ok_or_else(|| Error::InvalidAddress {
-                field: "peer",
-                value: peer.clone(),
-                reason: "expected HOST:PORT",
-            })?;
-            for addr in self.resolve(host, port, Some(local_addr))? {
-                if addr != advertise && addr != local_addr && !protocol.peers.contains(&addr) {
-                    protocol.peers.push(addr);
-                }
+            let (host, port) = self.peer_host_port(peer)?;
+            seeds.extend(self.resolve(host, port, Some(local_addr))?);
+        }
+        for addr in seeds {
+            if !own.contains(&addr) && !protocol.peers.contains(&addr) {
+                protocol.peers.push(addr);
             }
         }
+        let refresh = (self.resolve_interval)
+            .filter(|_| self.discovery.is_some() || !self.peers.is_empty())
+            .map(|interval| Refresh {
+                config: self.clone(),
+                own,
+                known: protocol.peers.iter().copied().collect(),
+                interval,
+            });
         let rng = match self.rng_seed {
             Some(seed) => ChaCha8Rng::seed_from_u64(seed),
             None => {
@@ -115,7 +148,71 @@ impl ClusterConfig {
         };
         let mut node = Node::new(protocol, rng, Instant::ZERO)?;
         node.join(Instant::ZERO, []);
-        Ok(Bound { socket, node, local_addr })
+        Ok(Bound { socket, node, local_addr, refresh })
+    }
+
+    /// `peer` split into host and port, or why it cannot be used.
+    fn peer_host_port<'a>(&self, peer: &'a str) -> Result<(&'a str, u16), Error> {
+        split_host_port(peer).ok_or_else(|| Error::InvalidAddress {
+            field: "peer",
+            value: peer.to_owned(),
+            reason: "expected HOST:PORT",
+        })
+    }
+
+    /// Resolves the discovery `service` and finds this node among its addresses: the one
+    /// equal to `advertise` or the bound address, else the one on the bound port whose IP
+    /// is an address of this host. Returns it and every other address.
+    fn discover(
+        &self,
+        service: &str,
+        local_addr: SocketAddr,
+        advertise: Option<SocketAddr>,
+    ) -> Result<(SocketAddr, Vec<SocketAddr>), Error> {
+        let (host, port) = split_host_port(service).ok_or_else(|| Error::InvalidAddress {
+            field: "discovery",
+            value: service.to_owned(),
+            reason: "expected HOST:PORT",
+        })?;
+        let addrs = self.resolve(host, port, Some(local_addr))?;
+        let exact = addrs.iter().find(|a| Some(**a) == advertise || **a == local_addr);
+        let own = exact.or_else(|| {
+            addrs.iter().find(|a| {
+                a.port() == local_addr.port()
+                    && (local_addr.ip().is_unspecified() || a.ip() == local_addr.ip())
+                    && advertise.is_none()
+                    && is_local_ip(a.ip())
+            })
+        });
+        let Some(own) = own.copied() else {
+            let us = advertise.unwrap_or(local_addr);
+            let missing = io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("this node ({us}) is not yet among its {} addresses", addrs.len()),
+            );
+            return Err(self.transient(service.to_owned(), missing).into());
+        };
+        Ok((own, addrs.into_iter().filter(|a| *a != own).collect()))
+    }
+
+    /// Every address [`Self::peers`] and [`Self::discovery`] name now, except `own`.
+    /// Names that fail to resolve are skipped (and logged): the others still count.
+    pub fn resolve_seeds(&self, own: &[SocketAddr]) -> Vec<SocketAddr> {
+        let family = own.first().copied();
+        let names = self.discovery.iter().chain(&self.peers);
+        let mut seeds = Vec::new();
+        for name in names {
+            let Some((host, port)) = split_host_port(name) else { continue };
+            match self.resolve(host, port, family) {
+                Ok(addrs) => seeds.extend(addrs.into_iter().filter(|a| !own.contains(a))),
+                Err(error) => debug!(%error, "re-resolving a peer failed"),
+            }
+        }
+        seeds
+    }
+
+    fn transient(&self, name: String, source: io::Error) -> TransientConfigError {
+        TransientConfigError { name, wait_hint: self.resolve_wait_hint, source }
     }
 
     /// Every address `host:port` resolves to, of `family_of`'s family if given. Any failure
@@ -126,14 +223,10 @@ impl ClusterConfig {
         port: u16,
         family_of: Option<SocketAddr>,
     ) -> Result<Vec<SocketAddr>, TransientConfigError> {
-        let transient = |source| TransientConfigError {
-            name: format!("{host}:{port}"),
-            wait_hint: self.resolve_wait_hint,
-            source,
-        };
-        let addrs: Vec<SocketAddr> = (host, port)
-            .to_socket_addrs()
+        let transient = |source| self.transient(format!("{host}:{port}"), source);
+        let addrs: Vec<SocketAddr> = (self.resolver.resolve(host, port))
             .map_err(transient)?
+            .into_iter()
             .filter(|addr| family_of.is_none_or(|f| f.is_ipv4() == addr.is_ipv4()))
             .collect();
         if addrs.is_empty() {
@@ -141,6 +234,74 @@ impl ClusterConfig {
             return Err(transient(none));
         }
         Ok(addrs)
+    }
+}
+
+/// Whether `ip` is an address of this host: a socket can be bound to it.
+fn is_local_ip(ip: IpAddr) -> bool {
+    UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+type ResolveFn = dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync;
+
+/// Turns a host and port into addresses. [`Resolver::default`] asks the system (DNS,
+/// `/etc/hosts`); [`Resolver::new`] plugs in anything else.
+#[derive(Clone)]
+pub struct Resolver(Arc<ResolveFn>);
+
+impl Resolver {
+    /// A resolver calling `resolve(host, port)`. It runs on a blocking thread.
+    pub fn new(
+        resolve: impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+    ) -> Self {
+        Resolver(Arc::new(resolve))
+    }
+
+    /// Every address `host:port` resolves to.
+    pub fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        (self.0)(host, port)
+    }
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Resolver::new(|host, port| Ok((host, port).to_socket_addrs()?.collect()))
+    }
+}
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Resolver")
+    }
+}
+
+/// What a driver needs to re-resolve names every `interval` and feed new addresses to its
+/// node as seeds (see [`ClusterConfig::resolve_interval`]).
+#[derive(Clone, Debug)]
+pub struct Refresh {
+    config: ClusterConfig,
+    own: [SocketAddr; 2],
+    known: BTreeSet<SocketAddr>,
+    /// How often to resolve again.
+    pub interval: Duration,
+}
+
+impl Refresh {
+    /// Resolves the names again (blocking) and returns the addresses not seen before.
+    pub fn resolve(&mut self) -> Vec<SocketAddr> {
+        let seeds = self.config.resolve_seeds(&self.own);
+        seeds.into_iter().filter(|addr| self.known.insert(*addr)).collect()
+    }
+
+    /// Joins `node` through those of `seeds` that are not already a member's address:
+    /// [`Node::join`] restarts joining, so it is called only for news.
+    pub fn feed<R: Rng>(node: &mut Node<R>, now: Instant, seeds: Vec<SocketAddr>) {
+        let known: BTreeSet<SocketAddr> = node.members().map(Member::addr).collect();
+        let new: Vec<SocketAddr> = seeds.into_iter().filter(|a| !known.contains(a)).collect();
+        if !new.is_empty() {
+            debug!(seeds = ?new, "joining through newly resolved addresses");
+            node.join(now, new);
+        }
     }
 }
 
@@ -166,6 +327,8 @@ pub struct Bound {
     pub node: Node<ChaCha8Rng>,
     /// The address the socket is bound to.
     pub local_addr: SocketAddr,
+    /// Names to resolve again periodically, if any and if asked to.
+    pub refresh: Option<Refresh>,
 }
 
 /// Why a node could not be started, or a command not carried out.
@@ -211,6 +374,9 @@ pub enum Error {
     /// The node is no longer running.
     #[error("the node has stopped")]
     Stopped,
+    /// What was waited for did not happen in time; nothing changed.
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
 }
 
 /// A name failed to resolve, which may pass: retry after [`Self::wait_hint`].
@@ -242,6 +408,7 @@ pub struct Snapshot {
     counters: Counters,
     joined: bool,
     left: bool,
+    health: u32,
 }
 
 impl Snapshot {
@@ -255,6 +422,7 @@ impl Snapshot {
             counters: node.counters().clone(),
             joined: node.is_joined(),
             left: node.has_left(),
+            health: node.health(),
         }
     }
 
@@ -292,6 +460,29 @@ impl Snapshot {
     /// Whether the node left the cluster.
     pub fn has_left(&self) -> bool {
         self.left
+    }
+
+    /// Whether the node has heard from the cluster (PySyncObj's `isReady`): the same as
+    /// [`Self::is_joined`]; the event stream announces it with `Event::Joined`.
+    pub fn is_ready(&self) -> bool {
+        self.joined
+    }
+
+    /// The cluster metadata view: local metadata, remote metadata by key over the
+    /// available members whose metadata is known, `get_all`.
+    pub fn cluster_metadata(&self) -> ClusterMetadata {
+        ClusterMetadata::from_members(self.local_member().name(), &self.members)
+    }
+
+    /// A status dump (serialisable): members, statuses, incarnations, metadata sizes,
+    /// counters.
+    pub fn status_dump(&self) -> StatusDump {
+        let local = self.local_member().name();
+        let mut dump = StatusDump::from_members(local, &self.members, &self.counters);
+        dump.ready = self.joined;
+        dump.left = self.left;
+        dump.health = self.health;
+        dump
     }
 }
 
@@ -335,6 +526,7 @@ mod tests {
     #[test]
     fn unusable_addresses_are_refused() {
         let mut config = ClusterConfig::new("node", Keyring::new("s"));
+        config.resolve_interval = None;
         let error = config.bind().unwrap_err();
         assert!(matches!(error, Error::InvalidAddress { field: "advertise", .. }));
         config.bind_host = Some("127.0.0.1".into());

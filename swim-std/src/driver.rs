@@ -3,16 +3,19 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
-use swim_core::{Bytes, Event, Instant, Node, StatusFilter};
+use swim_core::{
+    Bytes, ClusterMetadata, Event, Instant, Node, StatusDump, StatusFilter, Watch, WatchFilter,
+    Watched,
+};
 use tracing::{debug, warn};
 
-use crate::config::{ClusterConfig, Error, Snapshot};
+use crate::config::{ClusterConfig, Error, Refresh, Snapshot};
 
 /// Starts nodes on `std::net` sockets.
 #[derive(Debug)]
@@ -36,15 +39,31 @@ impl Cluster {
             origin: std::time::Instant::now(),
             stop: AtomicBool::new(false),
             subscribers: Mutex::new(Vec::new()),
+            watchers: Mutex::new(Vec::new()),
             wake_addr,
         });
         let driver = Arc::clone(&shared);
+        let name = &config.protocol.local_name;
         let thread = std::thread::Builder::new()
-            .name(format!("swim {}", config.protocol.local_name))
+            .name(format!("swim {name}"))
             .spawn(move || driver.run())
             .map_err(Error::Start)?;
+        let mut resolver = None;
+        if let Some(refresh) = bound.refresh {
+            let (stop, stopped) = mpsc::channel();
+            let shared = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("swim resolve {name}"))
+                .spawn(move || shared.refresh(refresh, &stopped));
+            match spawned {
+                Ok(_) => resolver = Some(stop),
+                // The node runs without re-resolution, as with `resolve_interval: None`.
+                Err(error) => warn!(%error, "cannot start the resolver thread"),
+            }
+        }
         Ok(Handle {
             shared,
+            _resolver: resolver,
             thread: Some(thread),
             local_addr: bound.local_addr,
             event_capacity: config.event_capacity.max(1),
@@ -62,6 +81,8 @@ pub struct Lagged(pub u64);
 #[derive(Debug)]
 pub struct Handle {
     shared: Arc<Shared>,
+    /// Dropped with the handle, which stops the resolver thread.
+    _resolver: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
     local_addr: SocketAddr,
     event_capacity: usize,
@@ -99,6 +120,7 @@ impl Handle {
 
     /// A new event stream. Events are never waited for: once `event_capacity` are unread,
     /// newer ones are lost and the receiver gets `Err(Lagged(n))` before the next one.
+    /// `Event::Joined` is the readiness notification (PySyncObj's `onReady`).
     pub fn subscribe(&self) -> Receiver<Result<Event, Lagged>> {
         let (sender, receiver) = mpsc::sync_channel(self.event_capacity);
         let subscriber = Subscriber { sender, missed: 0 };
@@ -106,26 +128,61 @@ impl Handle {
         receiver
     }
 
+    /// A stream of the events about members matching `filter` (names, statuses, a metadata
+    /// key), each with the member as it was when the event was published. Bounded like
+    /// [`Self::subscribe`]. Watching this node's name and a key gives pymap's listeners on
+    /// local metadata changes.
+    pub fn watch(&self, filter: WatchFilter) -> Receiver<Result<Watched, Lagged>> {
+        let (sender, receiver) = mpsc::sync_channel(self.event_capacity);
+        // Created under the node's lock, so it starts exactly where the published events do.
+        let node = self.shared.lock();
+        let watch = node.watch(filter);
+        lock(&self.shared.watchers).push(Watcher { watch, out: Subscriber { sender, missed: 0 } });
+        receiver
+    }
+
     /// Blocks until `predicate` holds for the node's view (checked after every change), and
-    /// returns that view; `None` after `timeout`.
+    /// returns that view; [`Error::TimedOut`] after `timeout`.
     pub fn wait_for(
         &self,
-        timeout: Duration,
         mut predicate: impl FnMut(&Snapshot) -> bool,
-    ) -> Option<Snapshot> {
+        timeout: Duration,
+    ) -> Result<Snapshot, Error> {
         let mut found = None;
         self.wait(timeout, |node| {
             let snapshot = Snapshot::of(node);
             let done = predicate(&snapshot);
             found = Some(snapshot);
             done
-        })?;
-        found
+        })
+        .ok_or(Error::TimedOut(timeout))?;
+        found.ok_or(Error::Stopped)
+    }
+
+    /// Blocks until the node has heard from the cluster ([`Self::is_ready`]);
+    /// [`Error::TimedOut`] after `timeout`.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
+        self.wait(timeout, |node| node.is_ready()).ok_or(Error::TimedOut(timeout))
+    }
+
+    /// Whether the node has heard from the cluster since it joined (PySyncObj's `isReady`).
+    pub fn is_ready(&self) -> bool {
+        self.shared.lock().is_ready()
     }
 
     /// A copy of the node's view: members (with status filters), counters, state.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::of(&self.shared.lock())
+    }
+
+    /// The cluster metadata view now (see [`Snapshot::cluster_metadata`]).
+    pub fn cluster_metadata(&self) -> ClusterMetadata {
+        self.shared.lock().cluster_metadata()
+    }
+
+    /// A status dump now (see [`Snapshot::status_dump`]).
+    pub fn status_dump(&self) -> StatusDump {
+        self.shared.lock().status_dump()
     }
 
     /// The address the socket is bound to.
@@ -176,7 +233,8 @@ struct Shared {
     socket: UdpSocket,
     origin: std::time::Instant,
     stop: AtomicBool,
-    subscribers: Mutex<Vec<Subscriber>>,
+    subscribers: Mutex<Vec<Subscriber<Event>>>,
+    watchers: Mutex<Vec<Watcher>>,
     /// Where an empty datagram wakes the thread: the socket's own address.
     wake_addr: SocketAddr,
 }
@@ -225,11 +283,30 @@ impl Shared {
         }
         // Published under the node's lock, so every subscriber sees events in order.
         let mut subscribers = lock(&self.subscribers);
+        let mut watchers = lock(&self.watchers);
         while let Some(event) = node.poll_event() {
             subscribers.retain_mut(|subscriber| subscriber.offer(&event));
+            let member = node.member_of(&event);
+            watchers.retain_mut(|watcher| {
+                let watched = || Watched { event: event.clone(), member: member.cloned() };
+                !watcher.watch.offer(&event, member) || watcher.out.offer(&watched())
+            });
         }
+        drop((subscribers, watchers));
         self.changed.notify_all();
         out
+    }
+
+    /// The resolver thread: every `refresh.interval`, resolve names again and join through
+    /// new addresses, until the handle is dropped.
+    fn refresh(&self, mut refresh: Refresh, stopped: &Receiver<()>) {
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(refresh.interval) {
+            let seeds = refresh.resolve();
+            if !seeds.is_empty() {
+                self.step(|node, now| Refresh::feed(node, now, seeds));
+                self.wake();
+            }
+        }
     }
 
     fn wake(&self) {
@@ -248,14 +325,20 @@ impl Shared {
 }
 
 #[derive(Debug)]
-struct Subscriber {
-    sender: SyncSender<Result<Event, Lagged>>,
+struct Subscriber<T> {
+    sender: SyncSender<Result<T, Lagged>>,
     missed: u64,
 }
 
-impl Subscriber {
+#[derive(Debug)]
+struct Watcher {
+    watch: Watch,
+    out: Subscriber<Watched>,
+}
+
+impl<T: Clone> Subscriber<T> {
     /// Delivers without blocking; `false` once the receiver is gone.
-    fn offer(&mut self, event: &Event) -> bool {
+    fn offer(&mut self, event: &T) -> bool {
         if self.missed > 0 {
             match self.sender.try_send(Err(Lagged(self.missed))) {
                 Ok(()) => self.missed = 0,

@@ -15,10 +15,12 @@
 //! config.peers.push("127.0.0.1:2002".into());
 //! let node = Cluster::bind(config)?;
 //! node.set_metadata("role", "cache")?;
-//! let view = node.wait_for(Duration::from_secs(10), |view| {
-//!     view.member("127.0.0.1:2002").is_some_and(|m| m.status().is_available())
-//! });
-//! println!("available: {}", node.snapshot().members_with(StatusFilter::AVAILABLE).count());
+//! let view = node.wait_for(
+//!     |view| view.member("127.0.0.1:2002").is_some_and(|m| m.status().is_available()),
+//!     Duration::from_secs(10),
+//! )?;
+//! println!("available: {}", view.members_with(StatusFilter::AVAILABLE).count());
+//! println!("roles: {:?}", node.cluster_metadata().get_all("role"));
 //! node.leave()?;
 //! # Ok::<(), swim_std::Error>(())
 //! ```
@@ -28,5 +30,8 @@
 mod config;
 mod driver;
 
-pub use config::{Bound, ClusterConfig, Error, Snapshot, TransientConfigError, split_host_port};
+pub use config::{
+    Bound, ClusterConfig, Error, Refresh, Resolver, Snapshot, TransientConfigError, split_host_port,
+};
 pub use driver::{Cluster, Handle, Lagged};
+pub use swim_core::{ClusterMetadata, StatusDump, WatchFilter, Watched};

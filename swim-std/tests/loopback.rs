@@ -34,8 +34,8 @@ fn three() -> Vec<Handle> {
     let c = Cluster::bind(config("c", &seed)).unwrap();
     let nodes = vec![a, b, c];
     for node in &nodes {
-        let view = node.wait_for(WAIT, |v| status_of(v, ["a", "b", "c"]) == [Status::Online; 3]);
-        assert!(view.is_some(), "{:?}", node.snapshot());
+        let view = node.wait_for(|v| status_of(v, ["a", "b", "c"]) == [Status::Online; 3], WAIT);
+        assert!(view.is_ok(), "{:?}", node.snapshot());
     }
     nodes
 }
@@ -61,8 +61,8 @@ fn a_killed_node_is_detected() {
     let events = nodes[0].subscribe();
     drop(nodes.pop());
     for node in &nodes {
-        let offline = node.wait_for(WAIT, |v| status_of(v, ["c"]) == [Status::Offline]);
-        assert!(offline.is_some(), "{:?}", node.snapshot());
+        let offline = node.wait_for(|v| status_of(v, ["c"]) == [Status::Offline], WAIT);
+        assert!(offline.is_ok(), "{:?}", node.snapshot());
     }
     let about_c: Vec<Event> =
         events.try_iter().map(Result::unwrap).filter(|e| e.member() == Some("c")).collect();
@@ -78,8 +78,8 @@ fn a_graceful_leave_is_seen_as_left() {
     let c = nodes.pop().unwrap();
     c.leave().unwrap();
     for node in &nodes {
-        let left = node.wait_for(WAIT, |v| status_of(v, ["c"]) == [Status::Left]);
-        assert!(left.is_some(), "{:?}", node.snapshot());
+        let left = node.wait_for(|v| status_of(v, ["c"]) == [Status::Left], WAIT);
+        assert!(left.is_ok(), "{:?}", node.snapshot());
     }
 }
 
@@ -88,11 +88,14 @@ fn a_metadata_change_propagates() {
     let nodes = three();
     nodes[1].set_metadata("token", "e4c1").unwrap();
     for node in &nodes {
-        let seen = node.wait_for(WAIT, |v| {
-            let metadata = v.member("b").and_then(|m| m.metadata().cloned());
-            metadata.is_some_and(|m| m.get("token").is_some_and(|t| t == "e4c1"))
-        });
-        assert!(seen.is_some(), "{:?}", node.snapshot());
+        let seen = node.wait_for(
+            |v| {
+                let metadata = v.member("b").and_then(|m| m.metadata().cloned());
+                metadata.is_some_and(|m| m.get("token").is_some_and(|t| t == "e4c1"))
+            },
+            WAIT,
+        );
+        assert!(seen.is_ok(), "{:?}", node.snapshot());
     }
     assert_eq!(nodes[1].remove_metadata("token").as_deref(), Some(&b"e4c1"[..]));
     assert!(nodes[1].set_metadata("k".repeat(300), "v").is_err());
