@@ -20,11 +20,13 @@ pub enum DropReason {
     Misdirected,
     /// Authentic, but already accepted once or older than the sender's window: a replay.
     Replayed,
+    /// This node left the cluster: it no longer takes part, so others forget it.
+    Left,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::TooLarge,
         DropReason::Unauthenticated,
         DropReason::UnsupportedVersion,
@@ -33,6 +35,7 @@ impl DropReason {
         DropReason::FromSelf,
         DropReason::Misdirected,
         DropReason::Replayed,
+        DropReason::Left,
     ];
 
     /// A short snake_case name, for logs and metrics.
@@ -46,6 +49,7 @@ impl DropReason {
             DropReason::FromSelf => "from_self",
             DropReason::Misdirected => "misdirected",
             DropReason::Replayed => "replayed",
+            DropReason::Left => "left",
         }
     }
 

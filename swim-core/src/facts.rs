@@ -60,6 +60,10 @@ impl<R: Rng> Node<R> {
         if let Some(tombstone) = self.members.tombstone(sender.name)
             && sender.incarnation <= tombstone.incarnation
         {
+            if tombstone.status == Status::Left {
+                // It left for good at that incarnation; coming back takes a higher one.
+                return None;
+            }
             // A member we reaped, talking with an old incarnation: it restarted, or its
             // side of a partition never heard it was declared offline. Bring the entry
             // back as offline so replies carry that record and it refutes.

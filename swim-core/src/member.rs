@@ -122,6 +122,8 @@ pub(crate) struct State {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tombstone {
     pub(crate) incarnation: u64,
+    /// Offline or left: a member that left is never brought back by its old incarnation.
+    pub(crate) status: Status,
     pub(crate) expires: Instant,
     /// The highest nonce accepted from it: older datagrams stay replays after reaping.
     pub(crate) last_nonce: u64,
@@ -290,6 +292,7 @@ impl Members {
             member.name.clone(),
             Tombstone {
                 incarnation: member.incarnation,
+                status: member.status,
                 expires: tombstone_until,
                 last_nonce: member.replay.highest(),
             },

@@ -173,6 +173,10 @@ impl<R: Rng> Node<R> {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.counters.datagrams_in += 1;
         self.counters.bytes_in += datagram.len() as u64;
+        if self.left {
+            // Answering would make others learn of us again after they reaped us.
+            return self.counters.drop(DropReason::Left);
+        }
         if datagram.len() > self.config.max_datagram() {
             return self.counters.drop(DropReason::TooLarge);
         }

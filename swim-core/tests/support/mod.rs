@@ -50,7 +50,21 @@ pub struct Cluster {
     pub down: BTreeSet<usize>,
     /// Directed links that drop everything: (from, to).
     pub cut: BTreeSet<(usize, usize)>,
+    /// Probability that any datagram is lost.
+    pub loss: f64,
+    loss_rng: ChaCha8Rng,
     seed: u64,
+}
+
+/// A uniform float in `[0, 1)` from any RNG.
+trait RandomUnit {
+    fn random_unit(&mut self) -> f64;
+}
+
+impl<R: rand_core::Rng> RandomUnit for R {
+    fn random_unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 pub fn addr(i: usize) -> SocketAddr {
@@ -78,8 +92,12 @@ impl Cluster {
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
-                Node::new(c, ChaCha8Rng::seed_from_u64(seed * 1000 + i as u64), Instant::ZERO)
-                    .unwrap()
+                Node::new(
+                    c,
+                    ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1000).wrapping_add(i as u64)),
+                    Instant::ZERO,
+                )
+                .unwrap()
             })
             .collect();
         Cluster {
@@ -91,6 +109,8 @@ impl Cluster {
             in_flight: VecDeque::new(),
             down: BTreeSet::new(),
             cut: BTreeSet::new(),
+            loss: 0.0,
+            loss_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed),
             seed,
         }
     }
@@ -119,8 +139,8 @@ impl Cluster {
 
     /// Replaces node `i` by a fresh process with the same config (a restart).
     pub fn restart(&mut self, i: usize, config: Config) {
-        self.seed += 1;
-        let rng = ChaCha8Rng::seed_from_u64(self.seed * 7919 + i as u64);
+        self.seed = self.seed.wrapping_add(1);
+        let rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(7919).wrapping_add(i as u64));
         self.nodes[i] = Node::new(config, rng, self.now).unwrap();
         self.down.remove(&i);
     }
@@ -166,6 +186,7 @@ impl Cluster {
             if self.down.contains(&from)
                 || self.down.contains(&to_index)
                 || self.cut.contains(&(from, to_index))
+                || (self.loss > 0.0 && self.loss_rng.random_unit() < self.loss)
             {
                 continue;
             }
