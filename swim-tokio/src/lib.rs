@@ -1,9 +1,11 @@
 //! A tokio driver for [`swim_core`]: one task per node selects over the socket, a sleep
 //! until the node's next deadline, and a command channel, and after every input sends every
-//! transmit and broadcasts every event. No protocol decision is made here; configuration
-//! and name resolution are swim-std's ([`ClusterConfig`]).
+//! transmit and broadcasts every event. No protocol decision is made here; configuration,
+//! name resolution and discovery are swim-std's ([`ClusterConfig`]), the application views
+//! ([`ClusterMetadata`], [`WatchFilter`], [`StatusDump`]) swim-core's, re-exported here.
 //!
 //! ```no_run
+//! use std::time::Duration;
 //! use swim_core::{Keyring, Status};
 //! use swim_tokio::{Cluster, ClusterConfig};
 //!
@@ -13,8 +15,10 @@
 //! let node = Cluster::bind(config).await?;
 //! node.set_metadata("role", "cache").await?;
 //! let mut events = node.subscribe();
-//! node.wait_for(|view| view.member("127.0.0.1:2002").is_some_and(|m| m.status() == Status::Online))
-//!     .await?;
+//! let online = |view: &swim_tokio::Snapshot| {
+//!     view.member("127.0.0.1:2002").is_some_and(|m| m.status() == Status::Online)
+//! };
+//! node.wait_for(online, Duration::from_secs(10)).await?;
 //! while let Ok(event) = events.try_recv() {
 //!     println!("{event:?}");
 //! }
@@ -29,14 +33,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
-use swim_core::{Bytes, Event, Instant, Node, StatusFilter};
-pub use swim_std::{ClusterConfig, Error, Snapshot, TransientConfigError};
+use swim_core::{Bytes, Event, Instant, Member, Node, StatusFilter, Watch};
+pub use swim_core::{ClusterMetadata, StatusDump, WatchFilter, Watched};
+use swim_std::Refresh;
+pub use swim_std::{ClusterConfig, Error, Lagged, Resolver, Snapshot, TransientConfigError};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 type SharedNode = Arc<Mutex<Node<ChaCha8Rng>>>;
+type Watchers = Arc<Mutex<Vec<Watcher>>>;
 type Command = Box<dyn FnOnce(&mut Node<ChaCha8Rng>, Instant) + Send>;
 
 /// Starts nodes on tokio sockets.
@@ -59,21 +66,28 @@ impl Cluster {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(capacity);
         let (changed, changes) = watch::channel(());
+        let watchers = Watchers::default();
         let driver = Driver {
             node: Arc::clone(&node),
             socket,
             origin: tokio::time::Instant::now(),
             events: events.clone(),
+            watchers: Arc::clone(&watchers),
             changed,
         };
+        let resolver =
+            bound.refresh.map(|refresh| tokio::spawn(resolve(refresh, commands.clone())));
         Ok(Handle {
             task: tokio::spawn(driver.run(command_rx)),
+            resolver,
             node,
             commands,
             events,
+            watchers,
             changes,
             local_addr: addr,
             leave_timeout,
+            capacity,
         })
     }
 }
@@ -84,10 +98,13 @@ pub struct Handle {
     node: SharedNode,
     commands: mpsc::UnboundedSender<Command>,
     events: broadcast::Sender<Event>,
+    watchers: Watchers,
     changes: watch::Receiver<()>,
     task: JoinHandle<()>,
+    resolver: Option<JoinHandle<()>>,
     local_addr: SocketAddr,
     leave_timeout: Duration,
+    capacity: usize,
 }
 
 impl Handle {
@@ -125,30 +142,68 @@ impl Handle {
 
     /// A new event stream. It never slows the node: a receiver more than `event_capacity`
     /// events behind loses the oldest and is told so (`RecvError::Lagged`).
+    /// `Event::Joined` is the readiness notification (PySyncObj's `onReady`).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
 
+    /// A stream of the events about members matching `filter` (names, statuses, a metadata
+    /// key), each with the member as it was when the event was published. It never slows
+    /// the node: once `event_capacity` are unread, newer ones are lost and the receiver gets
+    /// `Err(Lagged(n))` before the next one. Watching this node's name and a key gives
+    /// pymap's listeners on local metadata changes.
+    pub fn watch(&self, filter: WatchFilter) -> mpsc::Receiver<Result<Watched, Lagged>> {
+        let (sender, receiver) = mpsc::channel(self.capacity);
+        // Created under the node's lock, so it starts exactly where the published events do.
+        let node = self.lock();
+        let watch = node.watch(filter);
+        lock(&self.watchers).push(Watcher { watch, sender, missed: 0 });
+        receiver
+    }
+
     /// Waits until `predicate` holds for the node's view (checked after every change) and
-    /// returns that view, e.g. until a member is online. Bound it with `tokio::time::timeout`.
+    /// returns that view, e.g. until a member is online; [`Error::TimedOut`] after `timeout`.
     pub async fn wait_for(
         &self,
         mut predicate: impl FnMut(&Snapshot) -> bool,
+        timeout: Duration,
     ) -> Result<Snapshot, Error> {
         let mut found = None;
-        self.wait_until(|node| {
+        let waited = self.wait_until(|node| {
             let snapshot = Snapshot::of(node);
             let done = predicate(&snapshot);
             found = Some(snapshot);
             done
-        })
-        .await?;
+        });
+        tokio::time::timeout(timeout, waited).await.map_err(|_| Error::TimedOut(timeout))??;
         found.ok_or(Error::Stopped)
+    }
+
+    /// Waits until the node has heard from the cluster ([`Self::is_ready`]);
+    /// [`Error::TimedOut`] after `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
+        let ready = self.wait_until(|node| node.is_ready());
+        tokio::time::timeout(timeout, ready).await.map_err(|_| Error::TimedOut(timeout))?
+    }
+
+    /// Whether the node has heard from the cluster since it joined (PySyncObj's `isReady`).
+    pub fn is_ready(&self) -> bool {
+        self.lock().is_ready()
     }
 
     /// A copy of the node's view: members (with status filters), counters, state.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::of(&self.lock())
+    }
+
+    /// The cluster metadata view now (see [`Snapshot::cluster_metadata`]).
+    pub fn cluster_metadata(&self) -> ClusterMetadata {
+        self.lock().cluster_metadata()
+    }
+
+    /// A status dump now (see [`Snapshot::status_dump`]).
+    pub fn status_dump(&self) -> StatusDump {
+        self.lock().status_dump()
     }
 
     /// The address the socket is bound to.
@@ -191,6 +246,66 @@ impl Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(resolver) = &self.resolver {
+            resolver.abort();
+        }
+    }
+}
+
+/// Every `refresh.interval`, resolves names again (on a blocking thread) and has the driver
+/// join through new addresses.
+async fn resolve(mut refresh: Refresh, commands: mpsc::UnboundedSender<Command>) {
+    loop {
+        tokio::time::sleep(refresh.interval).await;
+        let resolved = tokio::task::spawn_blocking(move || {
+            let seeds = refresh.resolve();
+            (refresh, seeds)
+        });
+        let Ok((returned, seeds)) = resolved.await else { return };
+        refresh = returned;
+        if !seeds.is_empty() {
+            let feed: Command = Box::new(move |node, now| Refresh::feed(node, now, seeds));
+            if commands.send(feed).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A watch and where its events go.
+#[derive(Debug)]
+struct Watcher {
+    watch: Watch,
+    sender: mpsc::Sender<Result<Watched, Lagged>>,
+    missed: u64,
+}
+
+impl Watcher {
+    /// Delivers `event` if the watch selects it, without blocking; `false` once the
+    /// receiver is gone.
+    fn offer(&mut self, event: &Event, member: Option<&Member>) -> bool {
+        if !self.watch.offer(event, member) {
+            return !self.sender.is_closed();
+        }
+        if self.missed > 0 {
+            match self.sender.try_send(Err(Lagged(self.missed))) {
+                Ok(()) => self.missed = 0,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.missed += 1;
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        let watched = Watched { event: event.clone(), member: member.cloned() };
+        match self.sender.try_send(Ok(watched)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.missed += 1;
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     }
 }
 
@@ -199,6 +314,7 @@ struct Driver {
     socket: UdpSocket,
     origin: tokio::time::Instant,
     events: broadcast::Sender<Event>,
+    watchers: Watchers,
     /// Bumped after every step, for `wait_for` and `leave`.
     changed: watch::Sender<()>,
 }
@@ -256,11 +372,14 @@ impl Driver {
         while let Some(transmit) = node.poll_transmit() {
             outbox.push((transmit.destination, transmit.payload.to_vec()));
         }
+        let mut watchers = lock(&self.watchers);
         while let Some(event) = node.poll_event() {
+            let member = node.member_of(&event);
+            watchers.retain_mut(|watcher| watcher.offer(&event, member));
             // An error only means nobody is subscribed.
             let _ = self.events.send(event);
         }
-        drop(node);
+        drop((watchers, node));
         self.changed.send_replace(());
     }
 }

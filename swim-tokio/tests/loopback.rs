@@ -37,8 +37,8 @@ fn status_of<const N: usize>(view: &Snapshot, names: [&str; N]) -> [Status; N] {
 }
 
 async fn wait_for(node: &Handle, predicate: impl FnMut(&Snapshot) -> bool) {
-    let waited = timeout(WAIT, node.wait_for(predicate)).await;
-    assert!(waited.is_ok_and(|r| r.is_ok()), "{:?}", node.snapshot());
+    let waited = node.wait_for(predicate, WAIT).await;
+    assert!(waited.is_ok(), "{:?}", node.snapshot());
 }
 
 async fn all_online(node: &Handle, names: &[&str]) {
@@ -137,8 +137,8 @@ async fn tokio_and_std_nodes_form_one_cluster() {
         tokio::task::spawn_blocking(|| swim_std::Cluster::bind(std_config)).await.unwrap().unwrap();
     all_online(&a, &["tokio", "std"]).await;
     let b = tokio::task::spawn_blocking(move || {
-        let view = b.wait_for(WAIT, |v| status_of(v, ["tokio", "std"]) == [Status::Online; 2]);
-        assert!(view.is_some(), "{:?}", b.snapshot());
+        let view = b.wait_for(|v| status_of(v, ["tokio", "std"]) == [Status::Online; 2], WAIT);
+        assert!(view.is_ok(), "{:?}", b.snapshot());
         b
     })
     .await
