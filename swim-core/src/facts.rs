@@ -265,10 +265,11 @@ impl<R: Rng> Node<R> {
         let Some(member) = self.members.get_mut(id) else {
             return;
         };
-        if let Some(old) = member.deadline.take() {
+        // The member stores deadlines as non-zero microseconds.
+        let deadline = deadline.map(|at| at.max(Instant::from_micros(1)));
+        if let Some(old) = member.replace_deadline(deadline) {
             self.deadlines.remove(&(old, id));
         }
-        member.deadline = deadline;
         if let Some(at) = deadline {
             self.deadlines.insert((at, id));
         }
@@ -285,7 +286,7 @@ impl<R: Rng> Node<R> {
             let Some(member) = self.members.get_mut(id) else {
                 continue;
             };
-            member.deadline = None;
+            member.replace_deadline(None);
             let (status, incarnation) = (member.status(), member.incarnation());
             match status {
                 Status::Suspect => {

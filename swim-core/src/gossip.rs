@@ -26,14 +26,16 @@ const MAX_SKIPPED: usize = 16;
 
 #[derive(Clone, Copy, Debug)]
 struct Pending {
-    sends: u32,
-    /// Decreasing with time, so that newer facts sort first among equal send counts.
-    age: u64,
+    // Eight bytes: the queue keeps one slot per member of the table.
+    sends: u16,
+    /// Decreasing with time, so that newer facts sort first among equal send counts (it
+    /// wraps after 2^32 facts, which only perturbs that tie-break once).
+    age: u32,
     with_metadata: bool,
 }
 
 impl Pending {
-    fn key(&self, id: MemberId) -> (u32, u64, MemberId) {
+    fn key(&self, id: MemberId) -> (u16, u32, MemberId) {
         (self.sends, self.age, id)
     }
 }
@@ -41,10 +43,10 @@ impl Pending {
 /// Facts waiting to be piggybacked.
 #[derive(Debug, Default)]
 pub(crate) struct GossipQueue {
-    order: BTreeSet<(u32, u64, MemberId)>,
+    order: BTreeSet<(u16, u32, MemberId)>,
     /// Indexed by member id.
     pending: Vec<Option<Pending>>,
-    next_age: u64,
+    next_age: u32,
     /// Reused between packets so filling one never allocates in steady state.
     sent: Vec<MemberId>,
 }
@@ -63,8 +65,8 @@ impl GossipQueue {
             // A status change must not cancel the spreading of a metadata change.
             with_metadata |= old.with_metadata;
         }
-        self.next_age += 1;
-        let entry = Pending { sends: 0, age: u64::MAX - self.next_age, with_metadata };
+        self.next_age = self.next_age.wrapping_add(1);
+        let entry = Pending { sends: 0, age: u32::MAX - self.next_age, with_metadata };
         self.order.insert(entry.key(id));
         self.pending[index] = Some(entry);
     }
@@ -128,8 +130,8 @@ impl GossipQueue {
                 continue;
             };
             self.order.remove(&entry.key(id));
-            entry.sends += 1;
-            if entry.sends < limit {
+            entry.sends = entry.sends.saturating_add(1);
+            if u32::from(entry.sends) < limit {
                 self.order.insert(entry.key(id));
                 *slot = Some(entry);
             }

@@ -11,7 +11,8 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::net::SocketAddr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::num::NonZeroU64;
 
 use crate::auth::ReplayWindow;
 use crate::metadata::Metadata;
@@ -35,17 +36,20 @@ impl MemberId {
 /// A member of the cluster as this node sees it.
 #[derive(Clone, Debug)]
 pub struct Member {
+    // Every node holds one of these per member, so a cluster of N holds N² of them: the
+    // fields are packed (address, deadline, boxed metadata) to keep an entry small.
     name: Arc<str>,
-    addr: SocketAddr,
+    addr: PackedAddr,
     status: Status,
     incarnation: u64,
-    metadata: Option<Metadata>,
+    metadata: Option<Box<Metadata>>,
     meta_version: u64,
     status_changed_at: Instant,
     /// Hash of the name, fixed for life: picks the anti-entropy bucket.
     pub(crate) name_hash: u64,
-    /// When the current status times out (suspicion to offline, offline or left to reaped).
-    pub(crate) deadline: Option<Instant>,
+    /// When the current status times out (suspicion to offline, offline or left to reaped),
+    /// in microseconds; deadlines are never at the origin, so zero is free to mean none.
+    deadline: Option<NonZeroU64>,
     /// While suspect: who accused it and since when (boxed: most members are not suspect).
     pub(crate) suspicion: Option<Box<Suspicion>>,
     /// The sequenced nonces of its datagrams already accepted.
@@ -65,7 +69,7 @@ impl Member {
 
     /// The address the member advertises.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addr.get()
     }
 
     /// What this node believes about the member.
@@ -80,7 +84,7 @@ impl Member {
 
     /// The metadata, or `None` while it is unknown (which differs from known and empty).
     pub fn metadata(&self) -> Option<&Metadata> {
-        self.metadata.as_ref()
+        self.metadata.as_deref()
     }
 
     /// Version of the metadata held (0: unknown). Set by the member itself.
@@ -97,17 +101,67 @@ impl Member {
     pub(crate) fn record(&self, with_metadata: bool) -> Record<'_> {
         Record {
             name: &self.name,
-            addr: self.addr,
+            addr: self.addr.get(),
             incarnation: self.incarnation,
             status: self.status,
             meta_version: self.meta_version,
-            metadata: self.metadata.as_ref().filter(|_| with_metadata).map(MetadataEntries::Map),
+            metadata: self.metadata.as_deref().filter(|_| with_metadata).map(MetadataEntries::Map),
             accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
         }
     }
 
     pub(crate) fn set_addr(&mut self, addr: SocketAddr) {
-        self.addr = addr;
+        self.addr = PackedAddr::from(addr);
+    }
+
+    /// When the current status times out.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline.map(|at| Instant::from_micros(at.get()))
+    }
+
+    /// Replaces the deadline, returning the old one. A deadline at the origin cannot be
+    /// stored: callers keep deadlines at one microsecond or later.
+    pub(crate) fn replace_deadline(&mut self, deadline: Option<Instant>) -> Option<Instant> {
+        let old = self.deadline();
+        self.deadline = deadline.and_then(|at| NonZeroU64::new(at.as_micros()));
+        old
+    }
+}
+
+/// A socket address in 20 bytes instead of `SocketAddr`'s 32 (no IPv6 flow label or scope,
+/// which the wire format does not carry either).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PackedAddr {
+    ip: [u8; 16],
+    port: u16,
+    v6: bool,
+}
+
+impl PackedAddr {
+    fn get(&self) -> SocketAddr {
+        let ip = if self.v6 {
+            IpAddr::V6(Ipv6Addr::from(self.ip))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(self.ip[0], self.ip[1], self.ip[2], self.ip[3]))
+        };
+        SocketAddr::new(ip, self.port)
+    }
+}
+
+impl From<SocketAddr> for PackedAddr {
+    fn from(addr: SocketAddr) -> Self {
+        let mut ip = [0; 16];
+        let v6 = match addr.ip() {
+            IpAddr::V4(v4) => {
+                ip[..4].copy_from_slice(&v4.octets());
+                false
+            }
+            IpAddr::V6(v6) => {
+                ip = v6.octets();
+                true
+            }
+        };
+        PackedAddr { ip, port: addr.port(), v6 }
     }
 }
 
@@ -225,7 +279,7 @@ impl Members {
         let name_hash = crate::sync::name_hash(&name);
         let member = Member {
             name: name.clone(),
-            addr,
+            addr: PackedAddr::from(addr),
             status: state.status,
             incarnation: state.incarnation,
             metadata: None,
@@ -272,7 +326,7 @@ impl Members {
     pub(crate) fn set_metadata(&mut self, id: MemberId, metadata: Metadata, version: u64) {
         if let Some(member) = self.slots.get_mut(id.index()).and_then(Option::as_mut) {
             self.digest.remove(member);
-            member.metadata = Some(metadata);
+            member.metadata = Some(Box::new(metadata));
             member.meta_version = version;
             self.digest.add(member);
         }
@@ -336,6 +390,20 @@ mod tests {
 
     fn table() -> Members {
         Members::new(Arc::from("local"), addr(1), Metadata::new(), Instant::ZERO)
+    }
+
+    #[test]
+    fn an_entry_stays_small() {
+        // N² of these live in a cluster of N: keep an eye on the size.
+        assert!(core::mem::size_of::<Member>() <= 112, "{}", core::mem::size_of::<Member>());
+    }
+
+    #[test]
+    fn packed_addresses_round_trip() {
+        for addr in ["127.0.0.1:7000", "[2001:db8::1]:65535", "0.0.0.0:0", "[::]:1"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(PackedAddr::from(addr).get(), addr);
+        }
     }
 
     #[test]
