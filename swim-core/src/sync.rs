@@ -15,14 +15,15 @@ use core::net::SocketAddr;
 use rand_core::Rng;
 
 use crate::member::{Member, MemberId};
-use crate::node::Node;
+use crate::node::{Node, random_below};
 use crate::status::StatusFilter;
 use crate::time::Instant;
 use crate::wire::{Body, BucketSet, MAX_BUCKET_SHIFT, PacketWriter, Sender};
 
-/// Datagrams of entries sent in answer to one request at most; the rest follows in later
-/// rounds. Bounds the burst an authenticated peer can trigger.
-const MAX_ENTRY_DATAGRAMS: usize = 256;
+/// Datagrams of entries sent in answer to one request at most (about a thousand entries);
+/// the rest follows in later rounds. Bounds the burst one request can trigger, which matters
+/// when a whole cluster joins through one seed at once.
+const MAX_ENTRY_DATAGRAMS: usize = 32;
 
 /// Fine-grained buckets kept, folded to fewer on the wire.
 const FINE_BUCKETS: usize = 1 << MAX_BUCKET_SHIFT;
@@ -201,6 +202,10 @@ impl<R: Rng> Node<R> {
                 .filter(|(_, m)| buckets.contains(coarse_bucket(m.name_hash, shift)))
                 .map(|(id, _)| id),
         );
+        // When the cap cuts an answer short, a random starting point spreads what each
+        // round repairs instead of resending the same first entries.
+        let start = random_below(&mut self.rng, ids.len());
+        ids.rotate_left(start);
         let max = self.config.max_datagram();
         let mut next = 0;
         for datagram in 0..MAX_ENTRY_DATAGRAMS {
