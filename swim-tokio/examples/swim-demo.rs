@@ -5,15 +5,21 @@
 //! ```console
 //! cargo run --release -p swim-tokio --example swim-demo -- local --nodes 5
 //! cargo run --release -p swim-tokio --example swim-demo -- node --name 127.0.0.1:2001 --peer 127.0.0.1:2002
+//! cargo run --release -p swim-tokio --example swim-demo -- node --name 127.0.0.1:2001 --status-interval 5
 //! ```
+//!
+//! `node` prints its status dump as one JSON line every `--status-interval` seconds and on
+//! SIGUSR1.
+
+#[path = "common/options.rs"]
+mod options;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use options::{NodeOptions, shutdown_signal};
 use serde_json::json;
 use swim_core::{Bytes, Event, Keyring, Status};
 use swim_tokio::{Cluster, ClusterConfig, Handle};
@@ -30,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one member and print the membership changes it sees.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Start a cluster on 127.0.0.1 in this process: converge, kill a member, change
     /// metadata, then print how long each took.
     Local(LocalArgs),
@@ -38,31 +44,15 @@ enum Command {
 
 #[derive(Args)]
 struct NodeArgs {
-    /// Shared secret signing every datagram. SWIM_SECRET_FILE, a file holding it, is tried
-    /// before SWIM_SECRET.
-    #[arg(long, env = "SWIM_SECRET", hide_env_values = true)]
-    secret: Option<String>,
-    /// File holding the shared secret (trailing newline stripped).
-    #[arg(long = "secret-file", env = "SWIM_SECRET_FILE", hide = true)]
-    secret_file: Option<PathBuf>,
-    /// This member's name, HOST:PORT: the address others send to, and by default the bind address.
-    #[arg(long, env = "SWIM_NAME")]
-    name: String,
-    /// A member to join through, HOST:PORT (repeatable; SWIM_PEERS is comma separated).
-    #[arg(long = "peer", value_name = "HOST:PORT", env = "SWIM_PEERS", value_delimiter = ',')]
-    peers: Vec<String>,
-    /// A local metadata value (repeatable).
-    #[arg(long, num_args = 2, value_names = ["KEY", "VALUE"])]
-    metadata: Vec<String>,
+    #[command(flatten)]
+    node: NodeOptions,
     /// Randomise the `token` metadata field every SECONDS (0: never).
     #[arg(short = 'i', long, value_name = "SECONDS", default_value_t = 10.0)]
     token_interval: f64,
-    /// Host or IP to bind, when it differs from --name's.
-    #[arg(long = "udp-bind", value_name = "HOST")]
-    udp_bind: Option<String>,
-    /// Port to bind, when it differs from --name's.
-    #[arg(long = "udp-bind-port", value_name = "PORT")]
-    udp_bind_port: Option<u16>,
+    /// Print the status dump (JSON: members, statuses, incarnations, metadata sizes,
+    /// counters) every SECONDS (0: never); SIGUSR1 prints it at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    status_interval: f64,
     /// Print one JSON object per line.
     #[arg(long)]
     json: bool,
@@ -91,7 +81,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Node(args) => {
             let node_matches = matches.subcommand_matches("node").expect("node was parsed");
-            run_node(args, node_matches).await
+            run_node(*args, node_matches).await
         }
         Command::Local(args) => run_local(args).await,
     };
@@ -107,26 +97,19 @@ async fn main() -> ExitCode {
 // ------------------------------------------------------------------------------- node
 
 async fn run_node(args: NodeArgs, matches: &ArgMatches) -> Result<(), String> {
-    if swim_std::split_host_port(&args.name).is_none() {
-        return Err(format!(
-            "invalid --name `{}`: expected HOST:PORT, e.g. 127.0.0.1:2001",
-            args.name
-        ));
-    }
-    let mut config = ClusterConfig::new(args.name.clone(), Keyring::new(secret(&args, matches)?));
-    config.peers = args.peers;
-    config.bind_host = args.udp_bind;
-    config.bind_port = args.udp_bind_port;
-    for pair in args.metadata.chunks_exact(2) {
-        config.protocol.local_metadata.insert(pair[0].clone(), pair[1].clone());
-    }
+    let config = args.node.config(matches)?;
     let node = Cluster::bind(config).await.map_err(|e| e.to_string())?;
-    eprintln!("{} bound to {}; Ctrl-C leaves", args.name, node.local_addr());
+    eprintln!("{} bound to {}; Ctrl-C leaves", args.node.name, node.local_addr());
     let mut report = Report::new(args.json);
     let mut events = node.subscribe();
-    let period = Duration::try_from_secs_f64(args.token_interval).ok().filter(|p| !p.is_zero());
+    let every = |seconds: f64| Duration::try_from_secs_f64(seconds).ok().filter(|p| !p.is_zero());
+    let period = every(args.token_interval);
     let mut token = tokio::time::interval(period.unwrap_or(Duration::from_secs(3600)));
     token.tick().await;
+    let status_period = every(args.status_interval);
+    let mut status = tokio::time::interval(status_period.unwrap_or(Duration::from_secs(3600)));
+    status.tick().await;
+    let mut status_signal = StatusSignal::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -139,6 +122,8 @@ async fn run_node(args: NodeArgs, matches: &ArgMatches) -> Result<(), String> {
             _ = token.tick(), if period.is_some() => {
                 node.set_metadata("token", random_token()).await.map_err(|e| e.to_string())?;
             }
+            _ = status.tick(), if status_period.is_some() => print_status(&node),
+            () = status_signal.recv() => print_status(&node),
             () = &mut shutdown => break,
         }
     }
@@ -149,42 +134,39 @@ async fn run_node(args: NodeArgs, matches: &ArgMatches) -> Result<(), String> {
     Ok(())
 }
 
-/// `--secret`, then `--secret-file`, then SWIM_SECRET_FILE, then SWIM_SECRET: flags win over
-/// the environment, and a file wins over a value, as in the seed.
-fn secret(args: &NodeArgs, matches: &ArgMatches) -> Result<String, String> {
-    let from_flag = |id| matches.value_source(id) == Some(ValueSource::CommandLine);
-    let read = |path: &PathBuf| {
-        std::fs::read_to_string(path)
-            .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
-            .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))
-    };
-    match (&args.secret, &args.secret_file) {
-        (Some(secret), _) if from_flag("secret") => Ok(secret.clone()),
-        (_, Some(path)) => read(path),
-        (Some(secret), None) => Ok(secret.clone()),
-        (None, None) => {
-            eprintln!(
-                "swim-demo: no secret given (--secret, SWIM_SECRET): using an insecure default"
-            );
-            Ok("swim-demo insecure default".into())
-        }
-    }
+/// One line of JSON: the node's status dump (PySyncObj's `getStatus`).
+fn print_status(node: &Handle) {
+    let line = json!({ "t": unix_time(), "status": node.status_dump() });
+    println!("{line}");
 }
 
-async fn shutdown_signal() {
+/// SIGUSR1, where there is such a thing.
+struct StatusSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            },
-            Err(_) => drop(tokio::signal::ctrl_c().await),
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl StatusSignal {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StatusSignal { signal: signal(SignalKind::user_defined1()).ok() }
         }
+        #[cfg(not(unix))]
+        StatusSignal {}
     }
-    #[cfg(not(unix))]
-    drop(tokio::signal::ctrl_c().await);
+
+    /// Resolves on every SIGUSR1; never where there is none.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal
+            && signal.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 // ------------------------------------------------------------------------------ local

@@ -1,0 +1,202 @@
+//! swim-sync's directory logic on a temporary directory, with a real 3-member cluster on
+//! loopback plus a member and a key whose names would escape the directory.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/swim-sync/mirror.rs"]
+mod mirror;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mirror::{Mirror, check};
+use swim_core::{Keyring, Status};
+use swim_tokio::{Cluster, ClusterConfig, Snapshot};
+use tokio::sync::{mpsc, oneshot};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn config(name: &str, peers: &[SocketAddr]) -> ClusterConfig {
+    let mut config = ClusterConfig::new(name, Keyring::new("sync test"));
+    config.bind_host = Some("127.0.0.1".into());
+    config.protocol.peers = peers.to_vec();
+    let p = &mut config.protocol;
+    p.ping_interval = Duration::from_millis(250);
+    p.ping_timeout = Duration::from_millis(100);
+    p.ping_req_timeout = Duration::from_millis(150);
+    p.suspect_timeout = Duration::from_millis(750);
+    p.sync_interval = Duration::from_millis(100);
+    p.gossip_interval = Duration::from_millis(50);
+    p.rejoin_interval = Duration::from_millis(500);
+    config
+}
+
+/// A fresh directory under the system's temporary one, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("swim-sync-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `condition` every 20 ms for at most `WAIT`.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn read(path: impl AsRef<Path>) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
+fn link(path: impl AsRef<Path>) -> Option<PathBuf> {
+    fs::read_link(path).ok()
+}
+
+#[test]
+fn names_that_would_escape_are_refused() {
+    for bad in ["", ".", "..", "../x", "a/b", "a\\b", "x\0y", ".hidden", ".online", "on-update"] {
+        assert!(check("member name", bad).is_err(), "{bad:?}");
+    }
+    assert!(check("metadata key", "on-update").is_ok());
+    assert!(check("metadata key", &"k".repeat(256)).is_err());
+    for good in ["127.0.0.1:2001", "node-1", "role", "a..b", "with space"] {
+        assert!(check("member name", good).is_ok(), "{good:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_three_member_cluster_is_mirrored() {
+    let root = TempDir::new("cluster");
+    let dir = root.0.join("mirror");
+    let log = root.0.join("hook.log");
+    fs::create_dir_all(dir.join("a")).unwrap();
+    fs::write(dir.join("a/role"), "db").unwrap();
+    let hook = dir.join("on-update");
+    fs::write(&hook, format!("#!/bin/sh\necho \"$1 $2 $3\" >> '{}'\n", log.display())).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    // a mirrors; b has a key that would escape; `../evil` is a member name that would.
+    let mut mirror = Mirror::new(&dir, "a").unwrap();
+    let mut a_config = config("a", &[]);
+    for (key, value) in mirror.read_local().unwrap() {
+        a_config.protocol.local_metadata.insert(key, value);
+    }
+    let a = Cluster::bind(a_config).await.unwrap();
+    let seed = [a.local_addr()];
+    let mut b = config("b", &seed);
+    b.protocol.local_metadata.insert("role", "cache");
+    b.protocol.local_metadata.insert("../up", "escaped");
+    b.protocol.local_metadata.insert(".hidden", "hidden");
+    let b = Cluster::bind(b).await.unwrap();
+    let c = Cluster::bind(config("c", &seed)).await.unwrap();
+    let evil = Cluster::bind(config("../evil", &seed)).await.unwrap();
+
+    let (reload, reloads) = mpsc::channel(1);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            let _ = stopped.await;
+        };
+        let result = mirror::run(&a, &mut mirror, reloads, WAIT, stop).await;
+        (a, result)
+    });
+
+    eventually("b, c mirrored", || {
+        read(dir.join("b/role")).as_deref() == Some("cache")
+            && link(dir.join(".online/c")).is_some()
+            && link(dir.join(".available/b")).is_some()
+    })
+    .await;
+    assert_eq!(link(dir.join(".local")), Some(PathBuf::from("a")));
+    assert_eq!(link(dir.join(".online/b")), Some(PathBuf::from("../b")));
+    assert_eq!(read(dir.join(".online/b/role")).as_deref(), Some("cache"));
+    assert_eq!(read(dir.join(".local/role")).as_deref(), Some("db"));
+    // Nothing escaped: the key `../up`, `.hidden` and the member `../evil` were refused.
+    eventually("evil is a member", || {
+        b.snapshot().member("../evil").is_some_and(|m| m.status() == Status::Online)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut top: Vec<String> = fs::read_dir(&root.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["hook.log", "mirror"]);
+    let mut inside: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    inside.sort();
+    let expected = [
+        ".available",
+        ".local",
+        ".offline",
+        ".online",
+        ".suspect",
+        ".unavailable",
+        "a",
+        "b",
+        "c",
+        "on-update",
+    ];
+    assert_eq!(inside, expected);
+    let b_files: Vec<_> =
+        fs::read_dir(dir.join("b")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(b_files, ["role"]);
+    assert!(!dir.join(".online/..").join("evil").exists());
+
+    // Local metadata comes from a's folder, reloaded on request (SIGHUP in the program).
+    fs::write(dir.join("a/zone"), "eu").unwrap();
+    fs::remove_file(dir.join("a/role")).unwrap();
+    reload.send(()).await.unwrap();
+    let has = |v: &Snapshot| {
+        let meta = v.member("a").and_then(|m| m.metadata().cloned()).unwrap_or_default();
+        meta.get("zone").is_some_and(|z| z == "eu") && meta.get("role").is_none()
+    };
+    b.wait_for(has, WAIT).await.unwrap();
+
+    // A change of b's metadata rewrites its file; c's failure moves its links.
+    b.set_metadata("role", "search").await.unwrap();
+    drop(c);
+    eventually("c offline, b's role", || {
+        link(dir.join(".offline/c")).is_some()
+            && link(dir.join(".unavailable/c")).is_some()
+            && link(dir.join(".online/c")).is_none()
+            && link(dir.join(".available/c")).is_none()
+            && read(dir.join("b/role")).as_deref() == Some("search")
+    })
+    .await;
+    let hooked = read(&log).unwrap_or_default();
+    for line in [
+        format!("b online {}", dir.join("b").display()),
+        format!("c offline {}", dir.join("c").display()),
+    ] {
+        assert!(hooked.lines().any(|l| l == line), "{line:?} not in {hooked}");
+    }
+    assert!(!hooked.contains("evil"));
+
+    stop.send(()).unwrap();
+    let (a, result) = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    result.unwrap();
+    drop((a, b, evil));
+}
