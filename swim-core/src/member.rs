@@ -45,8 +45,8 @@ pub struct Member {
     metadata: Option<Box<Metadata>>,
     meta_version: u64,
     status_changed_at: Instant,
-    /// Hash of the name, fixed for life: picks the anti-entropy bucket.
-    pub(crate) name_hash: u64,
+    /// The anti-entropy bucket of the name (the top byte of its hash), fixed for life.
+    pub(crate) bucket: u8,
     /// When the current status times out (suspicion to offline, offline or left to reaped),
     /// in microseconds; deadlines are never at the origin, so zero is free to mean none.
     deadline: Option<NonZeroU64>,
@@ -183,10 +183,59 @@ pub(crate) struct Tombstone {
     pub(crate) last_nonce: u64,
 }
 
+/// Slots for members, in chunks of fixed capacity: a plain `Vec` would keep up to half its
+/// capacity unused after growing, and a slot is a whole [`Member`] in every node for every
+/// member of the cluster.
+#[derive(Debug, Default)]
+struct Slab {
+    chunks: Vec<Vec<Option<Member>>>,
+    len: usize,
+}
+
+impl Slab {
+    const CHUNK: usize = 256;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, index: usize) -> Option<&Member> {
+        self.chunks.get(index / Self::CHUNK)?.get(index % Self::CHUNK)?.as_ref()
+    }
+
+    fn get_mut(&mut self, index: usize) -> Option<&mut Member> {
+        self.chunks.get_mut(index / Self::CHUNK)?.get_mut(index % Self::CHUNK)?.as_mut()
+    }
+
+    /// Appends a member at index `len`.
+    fn push(&mut self, member: Member) {
+        if self.len % Self::CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(Self::CHUNK));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(Some(member));
+            self.len += 1;
+        }
+    }
+
+    /// Fills a slot freed by [`Slab::take`].
+    fn put(&mut self, index: usize, member: Member) {
+        if let Some(slot) =
+            self.chunks.get_mut(index / Self::CHUNK).and_then(|c| c.get_mut(index % Self::CHUNK))
+        {
+            *slot = Some(member);
+        }
+    }
+
+    fn take(&mut self, index: usize) -> Option<Member> {
+        self.chunks.get_mut(index / Self::CHUNK)?.get_mut(index % Self::CHUNK)?.take()
+    }
+}
+
 /// Every member this node knows, itself included (always [`Members::LOCAL`]).
 #[derive(Debug)]
 pub(crate) struct Members {
-    slots: Vec<Option<Member>>,
+    slots: Slab,
     free: Vec<MemberId>,
     by_name: BTreeMap<Arc<str>, MemberId>,
     tombstones: BTreeMap<Arc<str>, Tombstone>,
@@ -202,7 +251,7 @@ impl Members {
 
     pub(crate) fn new(name: Arc<str>, addr: SocketAddr, metadata: Metadata, now: Instant) -> Self {
         let mut members = Members {
-            slots: Vec::new(),
+            slots: Slab::default(),
             free: Vec::new(),
             by_name: BTreeMap::new(),
             tombstones: BTreeMap::new(),
@@ -220,11 +269,11 @@ impl Members {
     }
 
     pub(crate) fn get(&self, id: MemberId) -> Option<&Member> {
-        self.slots.get(id.index()).and_then(Option::as_ref)
+        self.slots.get(id.index())
     }
 
     pub(crate) fn get_mut(&mut self, id: MemberId) -> Option<&mut Member> {
-        self.slots.get_mut(id.index()).and_then(Option::as_mut)
+        self.slots.get_mut(id.index())
     }
 
     pub(crate) fn id(&self, name: &str) -> Option<MemberId> {
@@ -276,7 +325,7 @@ impl Members {
         now: Instant,
     ) -> MemberId {
         self.tombstones.remove(&*name);
-        let name_hash = crate::sync::name_hash(&name);
+        let bucket = crate::sync::fine_bucket(crate::sync::name_hash(&name));
         let member = Member {
             name: name.clone(),
             addr: PackedAddr::from(addr),
@@ -285,7 +334,7 @@ impl Members {
             metadata: None,
             meta_version: 0,
             status_changed_at: now,
-            name_hash,
+            bucket,
             deadline: None,
             suspicion: None,
             replay: ReplayWindow::default(),
@@ -294,11 +343,11 @@ impl Members {
         self.counts[usize::from(state.status.precedence())] += 1;
         let id = match self.free.pop() {
             Some(id) => {
-                self.slots[id.index()] = Some(member);
+                self.slots.put(id.index(), member);
                 id
             }
             None => {
-                self.slots.push(Some(member));
+                self.slots.push(member);
                 MemberId(self.slots.len() as u32 - 1)
             }
         };
@@ -308,7 +357,7 @@ impl Members {
 
     /// Changes a member's incarnation and status; returns the previous state.
     pub(crate) fn set_state(&mut self, id: MemberId, state: State, now: Instant) -> Option<State> {
-        let member = self.slots.get_mut(id.index())?.as_mut()?;
+        let member = self.slots.get_mut(id.index())?;
         let previous = State { incarnation: member.incarnation, status: member.status };
         self.digest.remove(member);
         self.counts[usize::from(member.status.precedence())] -= 1;
@@ -324,7 +373,7 @@ impl Members {
 
     /// Replaces a member's metadata with a newer version.
     pub(crate) fn set_metadata(&mut self, id: MemberId, metadata: Metadata, version: u64) {
-        if let Some(member) = self.slots.get_mut(id.index()).and_then(Option::as_mut) {
+        if let Some(member) = self.slots.get_mut(id.index()) {
             self.digest.remove(member);
             member.metadata = Some(Box::new(metadata));
             member.meta_version = version;
@@ -337,7 +386,7 @@ impl Members {
         if id == Members::LOCAL {
             return None;
         }
-        let member = self.slots.get_mut(id.index())?.take()?;
+        let member = self.slots.take(id.index())?;
         self.digest.remove(&member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         self.by_name.remove(&*member.name);
@@ -395,7 +444,7 @@ mod tests {
     #[test]
     fn an_entry_stays_small() {
         // N² of these live in a cluster of N: keep an eye on the size.
-        assert!(core::mem::size_of::<Member>() <= 112, "{}", core::mem::size_of::<Member>());
+        assert!(core::mem::size_of::<Member>() <= 104, "{}", core::mem::size_of::<Member>());
     }
 
     #[test]

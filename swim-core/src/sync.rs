@@ -46,14 +46,14 @@ impl Digest {
 
     pub(crate) fn add(&mut self, member: &Member) {
         let hash = entry_hash(member);
-        let bucket = &mut self.buckets[fine_bucket(member.name_hash)];
+        let bucket = &mut self.buckets[usize::from(member.bucket)];
         *bucket = bucket.wrapping_add(hash);
         self.root = self.root.wrapping_add(hash);
     }
 
     pub(crate) fn remove(&mut self, member: &Member) {
         let hash = entry_hash(member);
-        let bucket = &mut self.buckets[fine_bucket(member.name_hash)];
+        let bucket = &mut self.buckets[usize::from(member.bucket)];
         *bucket = bucket.wrapping_sub(hash);
         self.root = self.root.wrapping_sub(hash);
     }
@@ -89,7 +89,9 @@ pub(crate) fn name_hash(name: &str) -> u64 {
 
 /// The hash of what anti-entropy compares: name, incarnation, status, metadata version.
 fn entry_hash(member: &Member) -> u64 {
-    let mut hash = mix(member.name_hash ^ member.incarnation().wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    // The name is hashed again rather than stored: entries are many, changes are few.
+    let mut hash =
+        mix(name_hash(member.name()) ^ member.incarnation().wrapping_mul(0x9e37_79b9_7f4a_7c15));
     hash = mix(hash ^ member.meta_version().wrapping_mul(0xc2b2_ae3d_27d4_eb4f));
     mix(hash ^ u64::from(member.status().to_wire()))
 }
@@ -103,12 +105,14 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
-fn fine_bucket(name_hash: u64) -> usize {
-    (name_hash >> (64 - MAX_BUCKET_SHIFT)) as usize
+/// The fine bucket of a name hash: its top byte.
+pub(crate) fn fine_bucket(name_hash: u64) -> u8 {
+    (name_hash >> (64 - MAX_BUCKET_SHIFT)) as u8
 }
 
-fn coarse_bucket(name_hash: u64, shift: u8) -> usize {
-    fine_bucket(name_hash) >> (MAX_BUCKET_SHIFT - shift)
+/// The coarse bucket, out of `2^shift`, of a fine bucket.
+fn coarse_bucket(fine: u8, shift: u8) -> usize {
+    usize::from(fine) >> (MAX_BUCKET_SHIFT - shift)
 }
 
 /// Buckets for a table of `members` entries: about eight entries each, at most 256.
@@ -199,7 +203,7 @@ impl<R: Rng> Node<R> {
         ids.extend(
             self.members
                 .iter()
-                .filter(|(_, m)| buckets.contains(coarse_bucket(m.name_hash, shift)))
+                .filter(|(_, m)| buckets.contains(coarse_bucket(m.bucket, shift)))
                 .map(|(id, _)| id),
         );
         // When the cap cuts an answer short, a random starting point spreads what each
@@ -265,9 +269,10 @@ mod tests {
     #[test]
     fn coarse_buckets_fold_fine_ones() {
         for hash in [0u64, u64::MAX, 0x8000_0000_0000_0000, 0x1234_5678_9abc_def0] {
-            assert_eq!(coarse_bucket(hash, 8), fine_bucket(hash));
-            assert_eq!(coarse_bucket(hash, 0), 0);
-            assert_eq!(coarse_bucket(hash, 1), (hash >> 63) as usize);
+            let fine = fine_bucket(hash);
+            assert_eq!(coarse_bucket(fine, 8), usize::from(fine));
+            assert_eq!(coarse_bucket(fine, 0), 0);
+            assert_eq!(coarse_bucket(fine, 1), (hash >> 63) as usize);
         }
     }
 }
