@@ -209,7 +209,7 @@ impl Slab {
 
     /// Appends a member at index `len`.
     fn push(&mut self, member: Member) {
-        if self.len % Self::CHUNK == 0 {
+        if self.len.is_multiple_of(Self::CHUNK) {
             self.chunks.push(Vec::with_capacity(Self::CHUNK));
         }
         if let Some(chunk) = self.chunks.last_mut() {
