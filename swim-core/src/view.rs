@@ -169,7 +169,7 @@ impl WatchFilter {
     }
 }
 
-/// One event a [`Watch`] let through, with the member as it was right after the event
+/// One event a [`Watch`] let through, with the member as it was when the event was polled
 /// (`None` once it was reaped).
 #[derive(Clone, Debug)]
 pub struct Watched {
@@ -189,7 +189,9 @@ impl Watched {
 /// A stateful filter over a node's events: it remembers each member's value of the
 /// filter's metadata key, so it can tell which metadata changes touched that key.
 ///
-/// Drivers offer it every event as it is polled, with the node's state at that moment.
+/// Drivers offer it every event as it is polled, with the node's state at that moment
+/// (after the whole input that produced the event: two events of one input, e.g. suspect
+/// then offline, both see the later status).
 #[derive(Clone, Debug)]
 pub struct Watch {
     filter: WatchFilter,
@@ -216,8 +218,9 @@ impl Watch {
         &self.filter
     }
 
-    /// Whether `event` passes. `member` is the member the event is about, looked up right
-    /// after the event (for this node's own events: the local member); `None` if reaped.
+    /// Whether `event` passes. `member` is the member the event is about, looked up when the
+    /// event is polled (for this node's own events: the local member; see
+    /// [`Node::member_of`]); `None` if no longer known.
     pub fn offer(&mut self, event: &Event, member: Option<&Member>) -> bool {
         let Some(name) = event.member().or(member.map(Member::name)) else {
             return false;

@@ -25,6 +25,35 @@
 //! node.leave().await
 //! # }
 //! ```
+//!
+//! The cluster metadata view and a watch (the README's example):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use swim_core::Keyring;
+//! use swim_tokio::{Cluster, ClusterConfig, WatchFilter};
+//!
+//! # async fn run() -> Result<(), swim_tokio::Error> {
+//! let mut config = ClusterConfig::new("127.0.0.1:2001", Keyring::new("shared secret"));
+//! config.peers.push("127.0.0.1:2002".into());
+//! let node = Cluster::bind(config).await?;
+//! node.set_metadata("role", "cache").await?;
+//! node.wait_ready(Duration::from_secs(10)).await?; // heard from the cluster
+//!
+//! let view = node.cluster_metadata();
+//! println!("mine: {:?}", view.local().get("role"));
+//! for (member, role) in view.remote_values("role") {
+//!     println!("{member} is a {role:?}");
+//! }
+//! println!("every role: {:?}", view.get_all("role"));
+//!
+//! let mut roles = node.watch(WatchFilter::all().metadata_key("role"));
+//! while let Some(Ok(watched)) = roles.recv().await {
+//!     println!("{:?}: {:?}", watched.name(), watched.event);
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 
