@@ -34,7 +34,8 @@ pub struct ClusterConfig {
     pub peers: Vec<String>,
     /// Host or IP to bind (the seed's `udp-bind`); defaults to `local_name`'s host.
     pub bind_host: Option<String>,
-    /// Port to bind (the seed's `udp-bind-port`); defaults to `local_name`'s port, else 0.
+    /// Port to bind (the seed's `udp-bind-port`); defaults to `local_name`'s port, else the
+    /// [`Self::discovery`] service's, else 0.
     pub bind_port: Option<u16>,
     /// Address other members send to, when it differs from `local_name` (NAT, containers).
     pub advertise: Option<SocketAddr>,
@@ -53,7 +54,9 @@ pub struct ClusterConfig {
     pub discovery: Option<String>,
     /// How long resolved names are trusted (PySyncObj's `dnsCacheTime`): the driver
     /// resolves [`Self::peers`] and [`Self::discovery`] again this often and joins through
-    /// any address that is new. `None` resolves once, at bind. Default 60 s.
+    /// any address that is new. `None` resolves once, at bind. Default 60 s. Joining
+    /// through a new address restarts joining in swim-core (`Node::join`), so readiness
+    /// drops until the node hears back, and `Event::Joined` comes again.
     pub resolve_interval: Option<Duration>,
     /// Turns `HOST`, `PORT` into addresses: the system's resolver unless replaced (tests,
     /// service registries).
@@ -91,7 +94,10 @@ impl ClusterConfig {
         let named = split_host_port(&self.protocol.local_name);
         let bind_host =
             (self.bind_host.as_deref()).or(named.map(|(host, _)| host)).unwrap_or("0.0.0.0");
-        let bind_port = self.bind_port.or(named.map(|(_, port)| port)).unwrap_or(0);
+        // With discovery every member listens on the service's port, as in the seed.
+        let service_port = self.discovery.as_deref().and_then(split_host_port).map(|(_, p)| p);
+        let bind_port =
+            self.bind_port.or(named.map(|(_, port)| port)).or(service_port).unwrap_or(0);
         let bind_addr = self.resolve(bind_host, bind_port, None)?[0];
         let bind_error = |source| Error::Bind { addr: bind_addr, source };
         let socket = UdpSocket::bind(bind_addr).map_err(bind_error)?;
@@ -521,6 +527,32 @@ mod tests {
         taken.bind_port = Some(bound.local_addr.port());
         let error = taken.bind().unwrap_err();
         assert!(matches!(error, Error::Bind { .. }), "{error}");
+    }
+
+    #[test]
+    fn discovery_finds_this_node_by_port_and_advertises_it() {
+        let free = || UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let (ours, theirs) = (free(), free());
+        let mut config = ClusterConfig::new("node", Keyring::new("s"));
+        config.bind_host = Some("127.0.0.1".into());
+        config.discovery = Some(format!("svc:{}", ours.port()));
+        config.resolver = Resolver::new(move |host, port| match host {
+            "svc" => Ok(vec![theirs, ours]),
+            _ => Resolver::default().resolve(host, port),
+        });
+        let bound = config.bind().unwrap();
+        assert_eq!(bound.local_addr, ours);
+        assert_eq!(bound.node.config().local_addr, ours);
+        assert_eq!(bound.node.config().peers, [theirs]);
+        let mut refresh = bound.refresh.unwrap();
+        assert!(refresh.resolve().is_empty(), "nothing new");
+        // Not among the addresses (another port): transient, with the wait hint.
+        config.discovery = Some(format!("svc:{}", theirs.port() ^ 1));
+        config.bind_port = Some(0);
+        let Err(Error::Transient(error)) = config.bind() else { panic!("not transient") };
+        assert_eq!(error.wait_hint(), config.resolve_wait_hint);
+        config.discovery = Some("svc".into());
+        assert!(matches!(config.bind(), Err(Error::InvalidAddress { field: "discovery", .. })));
     }
 
     #[test]
