@@ -39,6 +39,7 @@ fn encode_sign(out: &mut Vec<u8>, mac: &Hmac<Sha256>, names: &[(String, SocketAd
     let target = addr(1).to_string();
     let body = Body::Ping {
         seq,
+        root: 0x0123_4567_89ab_cdef,
         target: &target,
     };
     let nonce = SEQUENCED | ((EPOCH_MS << 20) + (1 << 18) + u64::from(seq));

@@ -97,7 +97,8 @@ impl Options {
     }
 }
 
-/// What a scenario measured. Keys absent from a scenario are `None` and left out of JSON.
+/// What a scenario measured. Keys of other scenarios are `None` and left out of JSON; a
+/// time the scenario measures but never reached is `Some(None)`, printed as `null`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Outcome {
     /// Scenario name.
@@ -132,22 +133,22 @@ pub struct Outcome {
     pub virtual_s: f64,
     /// Seconds from the first start to every node seeing every other online (join phase).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub converge_s: Option<f64>,
+    pub converge_s: Option<Option<f64>>,
     /// Seconds until 99% of nodes had the full view.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub converge_p99_s: Option<f64>,
+    pub converge_p99_s: Option<Option<f64>>,
     /// `converge_s` in gossip rounds.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub converge_rounds: Option<f64>,
+    pub converge_rounds: Option<Option<f64>>,
     /// Nodes with the full view at the end of the join phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub converged_nodes: Option<usize>,
     /// Seconds from the crash until the first survivor saw the node offline.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detect_first_s: Option<f64>,
+    pub detect_first_s: Option<Option<f64>>,
     /// Seconds from the crash until every survivor saw the node offline.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detect_all_s: Option<f64>,
+    pub detect_all_s: Option<Option<f64>>,
     /// Suspicions reported about healthy members (after the join phase).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub false_suspect: Option<u64>,
@@ -168,22 +169,22 @@ pub struct Outcome {
     pub duration_s: Option<f64>,
     /// Seconds from the update until every node knew it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub update_all_s: Option<f64>,
+    pub update_all_s: Option<Option<f64>>,
     /// Seconds from the update until 99% of nodes knew it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub update_p99_s: Option<f64>,
+    pub update_p99_s: Option<Option<f64>>,
     /// `update_all_s` in gossip rounds.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub update_rounds: Option<f64>,
+    pub update_rounds: Option<Option<f64>>,
     /// `update_p99_s` in gossip rounds.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub update_p99_rounds: Option<f64>,
+    pub update_p99_rounds: Option<Option<f64>>,
     /// Seconds from the split until every node saw the other half offline.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub split_detect_s: Option<f64>,
+    pub split_detect_s: Option<Option<f64>>,
     /// Seconds from the heal until all views agree.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub heal_s: Option<f64>,
+    pub heal_s: Option<Option<f64>>,
     /// Entries about departed (crashed for good or left) members after quiescence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale_members: Option<usize>,
@@ -316,11 +317,10 @@ impl Run {
         let limit = self.opts.join_limit;
         run_until_done(sim, limit, &mut observe, |_| all_at.get().is_some());
         let all_at = all_at.get();
-        out.converge_s = all_at.map(|t| secs(t.since_origin()));
-        out.converge_p99_s = p99_at.map(|t| secs(t.since_origin()));
-        out.converge_rounds = out
-            .converge_s
-            .map(|s| s / secs(self.opts.timing.gossip_interval));
+        out.converge_s = Some(all_at.map(|t| secs(t.since_origin())));
+        out.converge_p99_s = Some(p99_at.map(|t| secs(t.since_origin())));
+        let round = secs(self.opts.timing.gossip_interval);
+        out.converge_rounds = out.converge_s.map(|s| s.map(|s| s / round));
         out.converged_nodes = Some(views.count);
         if record_curve {
             out.curve = curve;
@@ -430,8 +430,8 @@ fn detect<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bo
     };
     run_until_done(sim, run.opts.goal_limit, &mut observe, |_| all.get().is_some());
     let all = all.get();
-    out.detect_first_s = first.map(|t| since(t, crashed_at));
-    out.detect_all_s = all.map(|t| since(t, crashed_at));
+    out.detect_first_s = Some(first.map(|t| since(t, crashed_at)));
+    out.detect_all_s = Some(all.map(|t| since(t, crashed_at)));
     out.false_suspect = Some(reports.suspect);
     out.false_offline = Some(reports.offline);
     if record_curve {
@@ -517,10 +517,10 @@ fn update<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bo
         .filter(|&v| v == source || sim.node(v).is_some_and(|p| p.has_metadata(source, "version", b"2")))
         .count();
     let round = secs(run.opts.timing.gossip_interval);
-    out.update_all_s = all.map(|t| since(t, started));
-    out.update_p99_s = p99.map(|t| since(t, started));
-    out.update_rounds = out.update_all_s.map(|s| s / round);
-    out.update_p99_rounds = out.update_p99_s.map(|s| s / round);
+    out.update_all_s = Some(all.map(|t| since(t, started)));
+    out.update_p99_s = Some(p99.map(|t| since(t, started)));
+    out.update_rounds = out.update_all_s.map(|s| s.map(|s| s / round));
+    out.update_p99_rounds = out.update_p99_s.map(|s| s.map(|s| s / round));
     if record_curve {
         out.curve = curve;
     }
@@ -555,7 +555,7 @@ fn partition<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) ->
         }
         views.observe(o);
     });
-    out.split_detect_s = split_all.map(|t| since(t, split_at));
+    out.split_detect_s = Some(split_all.map(|t| since(t, split_at)));
     let healed_at = sim.instant();
     sim.heal();
     views.resync(sim);
@@ -573,7 +573,7 @@ fn partition<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) ->
     };
     run_until_done(sim, run.opts.goal_limit, &mut observe, |_| all.get().is_some());
     let all = all.get();
-    out.heal_s = all.map(|t| since(t, healed_at));
+    out.heal_s = Some(all.map(|t| since(t, healed_at)));
     if record_curve {
         out.curve = curve;
     }
