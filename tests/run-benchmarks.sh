@@ -2,8 +2,8 @@
 # Runs the swim-sim matrix recorded in docs/BENCHMARKS.md; one JSON line per run on stdout.
 # Usage: tests/run-benchmarks.sh [N...]   (default: 100 1000)
 set -eu
-cargo build --release -p swim-tests --bin swim-sim >&2
-sim=target/release/swim-sim
+[ -n "${SWIM_SIM:-}" ] || cargo build --release -p swim-tests --bin swim-sim >&2
+sim=${SWIM_SIM:-target/release/swim-sim}
 sizes=${*:-100 1000}
 for n in $sizes; do
   for impl in swim foca; do

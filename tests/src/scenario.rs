@@ -399,7 +399,8 @@ impl FalseReports {
 
 fn detect<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bool {
     let n = sim.len() as u32;
-    sim.run_for(Duration::from_secs(5), &mut |_| {});
+    let mut reports = FalseReports::default();
+    sim.run_for(Duration::from_secs(5), &mut |o| reports.observe(o, |_| true));
     let target = if n > 1 { 1 + run.below(n - 1) } else { 0 };
     let crashed_at = sim.instant();
     sim.crash(target);
@@ -409,7 +410,6 @@ fn detect<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bo
     let mut count = 0;
     let mut first = None;
     let all: Cell<Option<Instant>> = Cell::new(None);
-    let mut reports = FalseReports::default();
     let mut curve = Vec::new();
     let record_curve = run.opts.curve;
     let mut observe = |o: &Observation| {
