@@ -272,9 +272,12 @@ impl<R: Rng> Node<R> {
     // -------------------------------------------------------------- commands
 
     /// Joins the cluster through `seeds` (added to the configured `peers`): sends each an
-    /// anti-entropy digest now and retries with backoff until one answers. After
-    /// [`Node::leave`], rejoins with a higher incarnation.
+    /// anti-entropy digest now and, until one answers, retries all seeds with backoff. After
+    /// [`Node::leave`], rejoins with a higher incarnation. On a node that has already joined,
+    /// only the new seeds are contacted and readiness is kept (drivers call this when a
+    /// re-resolved name yields a new address).
     pub fn join(&mut self, now: Instant, seeds: impl IntoIterator<Item = SocketAddr>) {
+        let known = self.seeds.len();
         for seed in seeds {
             if seed != self.config.local_addr && !self.seeds.contains(&seed) {
                 self.seeds.push(seed);
@@ -282,17 +285,20 @@ impl<R: Rng> Node<R> {
         }
         if self.left {
             self.left = false;
+            self.joined = false;
             let incarnation = self.members.local().incarnation() + 1;
-            self.members.set_state(
-                Members::LOCAL,
-                State { incarnation, status: Status::Online },
-                now,
-            );
+            let online = State { incarnation, status: Status::Online };
+            self.members.set_state(Members::LOCAL, online, now);
             self.timers[Timer::Probe as usize] = Some(now + self.config.ping_interval);
             self.timers[Timer::Sync as usize] = Some(now + self.config.sync_interval);
         }
         self.gossip.enqueue(Members::LOCAL, true);
-        self.joined = false;
+        if self.joined {
+            for i in known..self.seeds.len() {
+                self.send_digest(self.seeds[i], None);
+            }
+            return;
+        }
         self.join_backoff = self.config.ping_interval;
         self.timers[Timer::Rejoin as usize] = Some(now);
         self.rejoin_round(now);

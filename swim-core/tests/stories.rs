@@ -36,6 +36,23 @@ fn join_through_a_seed() {
 }
 
 #[test]
+fn joining_again_with_a_new_seed_keeps_readiness() {
+    let mut cluster = Cluster::joined(3, 33);
+    // A new address (nobody listens there) handed to a node that has joined already.
+    let (now, new_seed) = (cluster.now, addr(9));
+    cluster.nodes[0].join(now, [new_seed]);
+    assert!(cluster.nodes[0].is_joined());
+    cluster.step();
+    let digests = cluster.sent(0, "SyncDigest");
+    assert!(
+        digests.iter().any(|s| s.to == new_seed && s.at == now),
+        "the new seed is contacted at once"
+    );
+    assert!(digests.iter().all(|s| s.at > now || s.to == new_seed), "old seeds are not retried");
+    assert!(cluster.events_of(0, |e| matches!(e, Event::Joined)).is_empty());
+}
+
+#[test]
 fn ping_and_ack() {
     let mut cluster = Cluster::joined(2, 2);
     cluster.run_for(Duration::from_secs(3));
