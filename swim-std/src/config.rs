@@ -54,9 +54,8 @@ pub struct ClusterConfig {
     pub discovery: Option<String>,
     /// How long resolved names are trusted (PySyncObj's `dnsCacheTime`): the driver
     /// resolves [`Self::peers`] and [`Self::discovery`] again this often and joins through
-    /// any address that is new. `None` resolves once, at bind. Default 60 s. Joining
-    /// through a new address restarts joining in swim-core (`Node::join`), so readiness
-    /// drops until the node hears back, and `Event::Joined` comes again.
+    /// any address that is new (`Node::join` contacts it at once; readiness is kept).
+    /// `None` resolves once, at bind. Default 60 s.
     pub resolve_interval: Option<Duration>,
     /// Turns `HOST`, `PORT` into addresses: the system's resolver unless replaced (tests,
     /// service registries).
