@@ -229,6 +229,13 @@ impl<R: Rng> Node<R> {
                 if self.config.lifeguard.nacks {
                     self.prober.in_flight[i].nacks_expected = helpers;
                 }
+                // A second direct ping with the same sequence number goes out with the
+                // ping-reqs (memberlist sends a TCP ping here): on a lossy path, one lost
+                // datagram then no longer suffices to fail a probe.
+                if let Some(addr) = self.members.get(target).map(|m| m.addr()) {
+                    let root = self.members.digest().root();
+                    self.send(addr, &Body::Ping { seq, root, target: &name }, Some(target));
+                }
             }
             i += 1;
         }
