@@ -24,24 +24,14 @@ const SECRET: &[u8] = b"simulated cluster secret";
 const UPDATES: u32 = 8;
 
 fn names() -> Vec<(String, SocketAddr)> {
-    (100..100 + UPDATES)
-        .map(|i| (addr(i).to_string(), addr(i)))
-        .collect()
+    (100..100 + UPDATES).map(|i| (addr(i).to_string(), addr(i))).collect()
 }
 
 fn encode_sign(out: &mut Vec<u8>, mac: &Hmac<Sha256>, names: &[(String, SocketAddr)], seq: u32) {
     let local = addr(0).to_string();
-    let sender = Sender {
-        name: &local,
-        addr: addr(0),
-        incarnation: 3,
-    };
+    let sender = Sender { name: &local, addr: addr(0), incarnation: 3 };
     let target = addr(1).to_string();
-    let body = Body::Ping {
-        seq,
-        root: 0x0123_4567_89ab_cdef,
-        target: &target,
-    };
+    let body = Body::Ping { seq, root: 0x0123_4567_89ab_cdef, target: &target };
     let nonce = SEQUENCED | ((EPOCH_MS << 20) + (1 << 18) + u64::from(seq));
     let mut writer =
         PacketWriter::new(out, 1452, nonce, &sender, &body).expect("a ping fits in a datagram");

@@ -52,10 +52,7 @@ impl Identity for FocaId {
     type Addr = SocketAddrV4;
 
     fn renew(&self) -> Option<Self> {
-        Some(FocaId {
-            addr: self.addr,
-            bump: self.bump.wrapping_add(1),
-        })
+        Some(FocaId { addr: self.addr, bump: self.bump.wrapping_add(1) })
     }
 
     fn addr(&self) -> SocketAddrV4 {
@@ -97,10 +94,7 @@ fn get_id(buf: &mut impl Buf) -> Result<FocaId, DecodeError> {
     let ip = buf.get_u32();
     let port = buf.get_u16();
     let bump = buf.get_u16();
-    Ok(FocaId {
-        addr: SocketAddrV4::new(ip.into(), port),
-        bump,
-    })
+    Ok(FocaId { addr: SocketAddrV4::new(ip.into(), port), bump })
 }
 
 fn get_u8(buf: &mut impl Buf) -> Result<u8, DecodeError> {
@@ -140,34 +134,22 @@ impl Codec<FocaId> for BinaryCodec {
                 buf.put_u8(1);
                 buf.put_u8(*n);
             }
-            Message::PingReq {
-                target,
-                probe_number,
-            } => {
+            Message::PingReq { target, probe_number } => {
                 buf.put_u8(2);
                 buf.put_u8(*probe_number);
                 put_id(target, &mut buf);
             }
-            Message::IndirectPing {
-                origin,
-                probe_number,
-            } => {
+            Message::IndirectPing { origin, probe_number } => {
                 buf.put_u8(3);
                 buf.put_u8(*probe_number);
                 put_id(origin, &mut buf);
             }
-            Message::IndirectAck {
-                target,
-                probe_number,
-            } => {
+            Message::IndirectAck { target, probe_number } => {
                 buf.put_u8(4);
                 buf.put_u8(*probe_number);
                 put_id(target, &mut buf);
             }
-            Message::ForwardedAck {
-                origin,
-                probe_number,
-            } => {
+            Message::ForwardedAck { origin, probe_number } => {
                 buf.put_u8(5);
                 buf.put_u8(*probe_number);
                 put_id(origin, &mut buf);
@@ -192,22 +174,10 @@ impl Codec<FocaId> for BinaryCodec {
                 let probe_number = get_u8(&mut buf)?;
                 let id = get_id(&mut buf)?;
                 match tag {
-                    2 => Message::PingReq {
-                        target: id,
-                        probe_number,
-                    },
-                    3 => Message::IndirectPing {
-                        origin: id,
-                        probe_number,
-                    },
-                    4 => Message::IndirectAck {
-                        target: id,
-                        probe_number,
-                    },
-                    _ => Message::ForwardedAck {
-                        origin: id,
-                        probe_number,
-                    },
+                    2 => Message::PingReq { target: id, probe_number },
+                    3 => Message::IndirectPing { origin: id, probe_number },
+                    4 => Message::IndirectAck { target: id, probe_number },
+                    _ => Message::ForwardedAck { origin: id, probe_number },
                 }
             }
             6 => Message::Announce,
@@ -217,12 +187,7 @@ impl Codec<FocaId> for BinaryCodec {
             10 => Message::TurnUndead,
             _ => return Err(DecodeError),
         };
-        Ok(Header {
-            src,
-            src_incarnation,
-            dst,
-            message,
-        })
+        Ok(Header { src, src_incarnation, dst, message })
     }
 
     fn encode_member(
@@ -431,9 +396,7 @@ impl Foca {
     }
 
     fn find(&self, subject: u32) -> Option<&Member<FocaId>> {
-        self.foca
-            .iter_membership_state()
-            .find(|m| m.id().index() == Some(subject))
+        self.foca.iter_membership_state().find(|m| m.id().index() == Some(subject))
     }
 }
 
@@ -448,13 +411,8 @@ impl Protocol for Foca {
         seed: u64,
         now: Instant,
     ) -> Self {
-        let SocketAddr::V4(v4) = addr(index) else {
-            unreachable!("simulated addresses are IPv4")
-        };
-        let id = FocaId {
-            addr: v4,
-            bump: life as u16,
-        };
+        let SocketAddr::V4(v4) = addr(index) else { unreachable!("simulated addresses are IPv4") };
+        let id = FocaId { addr: v4, bump: life as u16 };
         let meta = MetaHandler::default();
         let foca = FocaNode::with_custom_broadcast(
             id,
@@ -465,10 +423,7 @@ impl Protocol for Foca {
         );
         Foca {
             foca,
-            runtime: Collect {
-                now: now.as_micros(),
-                ..Collect::default()
-            },
+            runtime: Collect { now: now.as_micros(), ..Collect::default() },
             meta,
             index,
             meta_version: 0,
@@ -481,11 +436,7 @@ impl Protocol for Foca {
         self.runtime.now = now.as_micros();
         let SocketAddr::V4(addr) = seed else { return };
         // Announces are accepted by any identity at the address.
-        if self
-            .foca
-            .announce(FocaId { addr, bump: 0 }, &mut self.runtime)
-            .is_err()
-        {
+        if self.foca.announce(FocaId { addr, bump: 0 }, &mut self.runtime).is_err() {
             self.errors += 1;
         }
     }
@@ -528,21 +479,14 @@ impl Protocol for Foca {
             let Some(pending) = self.runtime.timers.pop() else {
                 break;
             };
-            if self
-                .foca
-                .handle_timer(pending.timer, &mut self.runtime)
-                .is_err()
-            {
+            if self.foca.handle_timer(pending.timer, &mut self.runtime).is_err() {
                 self.errors += 1;
             }
         }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.runtime
-            .timers
-            .peek()
-            .map(|p| Instant::from_micros(p.at))
+        self.runtime.timers.peek().map(|p| Instant::from_micros(p.at))
     }
 
     fn drain_transmits(&mut self, mut send: impl FnMut(SocketAddr, &[u8])) {
@@ -583,35 +527,21 @@ impl Protocol for Foca {
                     if online {
                         continue;
                     }
-                    Report {
-                        change: Change::Offline,
-                        subject: Some(s),
-                        online: Some(false),
-                    }
+                    Report { change: Change::Offline, subject: Some(s), online: Some(false) }
                 }
                 Note::SuspectStarted(id) => {
                     let Some(s) = id.index() else { continue };
                     // foca keeps suspects among its active members.
-                    Report {
-                        change: Change::Suspect,
-                        subject: Some(s),
-                        online: None,
-                    }
+                    Report { change: Change::Suspect, subject: Some(s), online: None }
                 }
-                Note::Rejoined => Report {
-                    change: Change::Rejoined,
-                    subject: None,
-                    online: None,
-                },
+                Note::Rejoined => Report { change: Change::Rejoined, subject: None, online: None },
             };
             return Some(report);
         }
     }
 
     fn sees_online(&self, subject: u32) -> bool {
-        self.foca
-            .iter_members()
-            .any(|m| m.id().index() == Some(subject))
+        self.foca.iter_members().any(|m| m.id().index() == Some(subject))
     }
 
     fn sees_available(&self, subject: u32) -> bool {
@@ -628,11 +558,6 @@ impl Protocol for Foca {
     }
 
     fn has_metadata(&self, subject: u32, _key: &str, value: &[u8]) -> bool {
-        self.meta
-            .0
-            .borrow()
-            .values
-            .get(&subject)
-            .is_some_and(|(_, v)| v.as_slice() == value)
+        self.meta.0.borrow().values.get(&subject).is_some_and(|(_, v)| v.as_slice() == value)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`sim`]: the discrete-event engine and virtual network (latency, loss, duplication,
 //!   reordering, partitions, crash, restart, pause).
-//! - [`protocol`]: the [`Protocol`](protocol::Protocol) trait an implementation provides.
+//! - [`protocol`]: the [`Protocol`] trait an implementation provides.
 //! - [`swim_impl`] and [`foca_impl`]: the two implementations.
 //! - [`scenario`]: the scenarios `swim-sim` runs and the tests assert on.
 //!

@@ -288,9 +288,8 @@ impl Run {
     /// runs until every node sees every other online or the join limit passes.
     fn join<P: Protocol>(&mut self, sim: &mut Sim<P>, out: &mut Outcome) -> bool {
         let n = sim.len();
-        let mut starts: Vec<(u64, u32)> = (1..n as u32)
-            .map(|i| (self.rng.next_u64() % 1_000_000, i))
-            .collect();
+        let mut starts: Vec<(u64, u32)> =
+            (1..n as u32).map(|i| (self.rng.next_u64() % 1_000_000, i)).collect();
         starts.sort_unstable();
         let mut views = FullViews::new(n);
         let mut p99_at = None;
@@ -464,8 +463,7 @@ fn loss<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bool
     // it refutes: at 5% loss some suspicion is always in flight somewhere).
     let full = (0..n as u32)
         .filter(|&v| {
-            sim.node(v)
-                .is_some_and(|p| (0..n as u32).all(|s| s == v || p.sees_available(s)))
+            sim.node(v).is_some_and(|p| (0..n as u32).all(|s| s == v || p.sees_available(s)))
         })
         .count();
     out.full_views = Some(full);
@@ -514,7 +512,9 @@ fn update<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bo
     let all = all.get();
     // Reports say when; the final state must agree.
     let known = (0..n)
-        .filter(|&v| v == source || sim.node(v).is_some_and(|p| p.has_metadata(source, "version", b"2")))
+        .filter(|&v| {
+            v == source || sim.node(v).is_some_and(|p| p.has_metadata(source, "version", b"2"))
+        })
         .count();
     let round = secs(run.opts.timing.gossip_interval);
     out.update_all_s = Some(all.map(|t| since(t, started)));
@@ -531,9 +531,10 @@ fn partition<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) ->
     let n = sim.len();
     let half = (n / 2) as u32;
     let timing = run.opts.timing.clone();
-    let duration = run.opts.partition_duration.unwrap_or(
-        timing.reap_timeout + timing.suspect_timeout + Duration::from_secs(30),
-    );
+    let duration = run
+        .opts
+        .partition_duration
+        .unwrap_or(timing.reap_timeout + timing.suspect_timeout + Duration::from_secs(30));
     sim.run_for(Duration::from_secs(5), &mut |_| {});
     let split_at = sim.instant();
     sim.partition(|i| u8::from(i >= half));
@@ -662,9 +663,7 @@ fn churn<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> boo
     out.stale_members = Some(stale);
     let agree = sim.views_agree();
     out.full_views = Some(
-        live.iter()
-            .filter(|&&v| live.iter().all(|&s| s == v || sim.sees_online(v, s)))
-            .count(),
+        live.iter().filter(|&&v| live.iter().all(|&s| s == v || sim.sees_online(v, s))).count(),
     );
     agree && stale == 0
 }

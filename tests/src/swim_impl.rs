@@ -47,11 +47,7 @@ impl Swim {
             Change::Suspect | Change::Offline | Change::Left | Change::Reaped => Some(false),
             _ => None,
         };
-        Report {
-            change,
-            subject,
-            online,
-        }
+        Report { change, subject, online }
     }
 }
 
@@ -70,12 +66,8 @@ impl Protocol for Swim {
         // Replay protection on, as the drivers run it: the epoch is the process's start in
         // (virtual) milliseconds, so it grows across restarts.
         config.epoch_ms = 1_600_000_000_000 + now.as_micros() / 1000;
-        let node = Node::new(
-            config,
-            ChaCha8Rng::seed_from_u64(seed),
-            now,
-        )
-        .expect("the simulator's configuration is valid");
+        let node = Node::new(config, ChaCha8Rng::seed_from_u64(seed), now)
+            .expect("the simulator's configuration is valid");
         Swim { node, index }
     }
 
@@ -88,9 +80,7 @@ impl Protocol for Swim {
     }
 
     fn set_metadata(&mut self, now: Instant, key: &str, value: &[u8]) -> bool {
-        self.node
-            .set_metadata(now, key, value.to_vec())
-            .is_ok()
+        self.node.set_metadata(now, key, value.to_vec()).is_ok()
     }
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
@@ -130,11 +120,7 @@ impl Protocol for Swim {
                     });
                 }
                 Event::Refuted { .. } => {
-                    return Some(Report {
-                        change: Change::Refuted,
-                        subject: None,
-                        online: None,
-                    });
+                    return Some(Report { change: Change::Refuted, subject: None, online: None });
                 }
                 _ => continue,
             };
@@ -143,15 +129,11 @@ impl Protocol for Swim {
     }
 
     fn sees_online(&self, subject: u32) -> bool {
-        self.node
-            .member(&addr(subject).to_string())
-            .is_some_and(|m| m.status() == Status::Online)
+        self.node.member(&addr(subject).to_string()).is_some_and(|m| m.status() == Status::Online)
     }
 
     fn sees_available(&self, subject: u32) -> bool {
-        self.node
-            .member(&addr(subject).to_string())
-            .is_some_and(|m| m.status().is_available())
+        self.node.member(&addr(subject).to_string()).is_some_and(|m| m.status().is_available())
     }
 
     fn knows(&self, subject: u32) -> bool {

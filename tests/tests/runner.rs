@@ -30,13 +30,9 @@ fn keys(scenario: Scenario) -> &'static [&'static str] {
     match scenario {
         Scenario::Join => &["converge_s", "converge_p99_s", "converge_rounds", "converged_nodes"],
         Scenario::Detect => &["detect_first_s", "detect_all_s", "false_suspect", "false_offline"],
-        Scenario::Loss => &[
-            "false_suspect",
-            "false_offline",
-            "forced_rejoins",
-            "full_views",
-            "duration_s",
-        ],
+        Scenario::Loss => {
+            &["false_suspect", "false_offline", "forced_rejoins", "full_views", "duration_s"]
+        }
         Scenario::Update => &["update_all_s", "update_rounds"],
         Scenario::Partition => &["heal_s"],
         Scenario::Churn => &["false_offline", "stale_members"],
@@ -71,8 +67,7 @@ fn check<P: Protocol>() {
         for key in ALWAYS.iter().chain(keys(scenario)) {
             // A goal never reached is null; only then may a key be null.
             assert!(
-                json.get(*key)
-                    .is_some_and(|v| !v.is_null() || !outcome.converged),
+                json.get(*key).is_some_and(|v| !v.is_null() || !outcome.converged),
                 "{} {}: missing {key} in {json}",
                 P::NAME,
                 scenario.name()
@@ -84,7 +79,8 @@ fn check<P: Protocol>() {
         // also needs zero false offline declarations, which foca does not always manage, and
         // foca does not heal a partition once both sides have removed each other (see
         // docs/BENCHMARKS.md).
-        let foca_may_miss = P::NAME == "foca" && matches!(scenario, Scenario::Loss | Scenario::Partition);
+        let foca_may_miss =
+            P::NAME == "foca" && matches!(scenario, Scenario::Loss | Scenario::Partition);
         if scenario != Scenario::Loss && !foca_may_miss {
             assert!(outcome.converged, "{} {}: {json}", P::NAME, scenario.name());
         }

@@ -10,10 +10,7 @@ use swim_tests::swim_impl::Swim;
 use swim_tests::{Change, NetConfig, Observation, Sim, Timing};
 
 fn status(sim: &Sim<Swim>, viewer: u32, subject: u32) -> Option<Status> {
-    sim.node(viewer)?
-        .node()
-        .member(&addr(subject).to_string())
-        .map(|m| m.status())
+    sim.node(viewer)?.node().member(&addr(subject).to_string()).map(|m| m.status())
 }
 
 /// Starts `n` nodes, all joining through node 0 within the first 100 ms, and runs until
@@ -135,7 +132,8 @@ fn a_partition_longer_than_the_reap_time_heals() {
 #[test]
 fn a_rolling_restart_of_every_node_converges() {
     let n = 30u32;
-    let mut sim = joined(n as usize, 13, Timing::default(), NetConfig::default(), Duration::from_secs(10));
+    let mut sim =
+        joined(n as usize, 13, Timing::default(), NetConfig::default(), Duration::from_secs(10));
     let mut offline_about_restarted = 0;
     for i in 0..n {
         // A quick restart (1 s down), then 4 s before the next node goes.

@@ -78,10 +78,7 @@ fn main() {
         print_summary(&outcome);
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&outcome).expect("an outcome always serialises")
-        );
+        println!("{}", serde_json::to_string(&outcome).expect("an outcome always serialises"));
     }
 }
 
@@ -98,7 +95,10 @@ fn print_summary(o: &Outcome) {
     );
     if let Some(map) = value.as_object() {
         for (key, v) in map {
-            if !matches!(key.as_str(), "scenario" | "impl" | "nodes" | "seed" | "loss" | "converged") {
+            if !matches!(
+                key.as_str(),
+                "scenario" | "impl" | "nodes" | "seed" | "loss" | "converged"
+            ) {
                 println!("  {key:<20} {v}");
             }
         }
