@@ -155,7 +155,7 @@ pub struct Outcome {
     /// Offline (foca: down) reports about healthy members (after the join phase).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub false_offline: Option<u64>,
-    /// Healthy nodes that had to take a new identity (foca); swim refutes in place.
+    /// Times a healthy node had to take a new identity (foca); swim refutes in place.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forced_rejoins: Option<u64>,
     /// Refutations of accusations (swim; foca reports these as rejoins).
