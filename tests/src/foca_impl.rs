@@ -344,8 +344,10 @@ impl Runtime<FocaId> for Collect {
 }
 
 /// The foca configuration used for `timing` in a cluster of `cluster_size`: foca's
-/// `new_lan` with every shared knob set to swim's value.
-pub fn config(timing: &Timing, cluster_size: usize) -> Config {
+/// `new_lan` with every shared knob set to swim's value. With `lan_announce`, the announce
+/// periods stay `new_lan`'s own (30 s to 1 member, 65 s to down members) instead of swim's
+/// anti-entropy and rejoin periods.
+pub fn config(timing: &Timing, cluster_size: usize, lan_announce: bool) -> Config {
     let n = NonZeroU32::new(cluster_size.max(1) as u32).expect("max(1) is non-zero");
     let mut config = Config::new_lan(n);
     config.probe_period = timing.ping_interval;
@@ -375,11 +377,22 @@ pub fn config(timing: &Timing, cluster_size: usize) -> Config {
         frequency: timing.rejoin_interval,
         num_members: NonZeroUsize::new(1).expect("non-zero"),
     });
+    if lan_announce {
+        let lan = Config::new_lan(n);
+        config.periodic_announce = lan.periodic_announce;
+        config.periodic_announce_to_down_members = lan.periodic_announce_to_down_members;
+    }
     config
 }
 
-/// A foca node in the simulator.
-pub struct Foca {
+/// A foca node in the simulator, with the mapped configuration ([`config`]).
+pub type Foca = FocaAdapter<false>;
+
+/// A foca node with `new_lan`'s own announce periods (`swim-sim --impl foca-lan`).
+pub type FocaLan = FocaAdapter<true>;
+
+/// A foca node in the simulator; `LAN_ANNOUNCE` keeps `new_lan`'s announce periods.
+pub struct FocaAdapter<const LAN_ANNOUNCE: bool> {
     foca: FocaNode<FocaId, BinaryCodec, ChaCha8Rng, MetaHandler>,
     runtime: Collect,
     meta: MetaHandler,
@@ -389,7 +402,7 @@ pub struct Foca {
     errors: u64,
 }
 
-impl Foca {
+impl<const LAN_ANNOUNCE: bool> FocaAdapter<LAN_ANNOUNCE> {
     /// Datagrams or timers foca refused with an error (decode failures, stale timers...).
     pub fn errors(&self) -> u64 {
         self.errors
@@ -400,8 +413,8 @@ impl Foca {
     }
 }
 
-impl Protocol for Foca {
-    const NAME: &'static str = "foca";
+impl<const LAN_ANNOUNCE: bool> Protocol for FocaAdapter<LAN_ANNOUNCE> {
+    const NAME: &'static str = if LAN_ANNOUNCE { "foca-lan" } else { "foca" };
 
     fn new(
         index: u32,
@@ -416,12 +429,12 @@ impl Protocol for Foca {
         let meta = MetaHandler::default();
         let foca = FocaNode::with_custom_broadcast(
             id,
-            config(timing, cluster_size),
+            config(timing, cluster_size, LAN_ANNOUNCE),
             ChaCha8Rng::seed_from_u64(seed),
             BinaryCodec,
             meta.clone(),
         );
-        Foca {
+        FocaAdapter {
             foca,
             runtime: Collect { now: now.as_micros(), ..Collect::default() },
             meta,

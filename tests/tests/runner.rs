@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use swim_tests::foca_impl::Foca;
+use swim_tests::foca_impl::{Foca, FocaLan};
 use swim_tests::protocol::Protocol;
 use swim_tests::scenario::{self, Options, Scenario};
 use swim_tests::swim_impl::Swim;
@@ -95,6 +95,11 @@ fn swim_outcomes_have_every_key() {
 #[test]
 fn foca_outcomes_have_every_key() {
     check::<Foca>();
+}
+
+#[test]
+fn foca_lan_outcomes_have_every_key() {
+    check::<FocaLan>();
 }
 
 #[test]

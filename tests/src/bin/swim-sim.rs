@@ -5,15 +5,19 @@ use std::path::PathBuf;
 use std::time::Instant as WallClock;
 
 use clap::Parser;
-use swim_tests::foca_impl::Foca;
+use swim_tests::foca_impl::{Foca, FocaLan};
 use swim_tests::scenario::{self, Options, Outcome, Scenario};
 use swim_tests::swim_impl::Swim;
 use swim_tests::sys;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Impl {
+    /// swim-core.
     Swim,
+    /// foca 2 with swim's timing, anti-entropy period mapped onto foca's announce.
     Foca,
+    /// foca 2 with swim's timing but `new_lan`'s own announce periods (30 s, 65 s).
+    FocaLan,
 }
 
 /// Deterministic SWIM cluster simulator.
@@ -65,6 +69,7 @@ fn main() {
     let mut outcome = match args.implementation {
         Impl::Swim => scenario::run::<Swim>(args.scenario, &opts),
         Impl::Foca => scenario::run::<Foca>(args.scenario, &opts),
+        Impl::FocaLan => scenario::run::<FocaLan>(args.scenario, &opts),
     };
     outcome.wall_s = wall.elapsed().as_secs_f64();
     outcome.cpu_s = sys::cpu_s();
