@@ -1,24 +1,27 @@
 //! A member and the membership table.
 //!
-//! The table indexes members by name (a B-tree, so every iteration order is deterministic)
-//! and stores them in a slab addressed by [`MemberId`], which the probe order, the gossip
-//! queue and the deadline index use instead of names. Every change to a member's
+//! The table stores members in a slab addressed by [`MemberId`], which the probe order, the
+//! gossip queue and the deadline index use instead of names, and finds them by name through a
+//! hash table keyed by the name's stable hash (iteration follows the slab, so it is the same
+//! for the same history). Every change to a member's
 //! `(incarnation, status, metadata version)` goes through the table so the anti-entropy
 //! digest stays exact. Reaped members leave a tombstone for a while, so stale gossip about
 //! them cannot bring them back.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
+
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::num::NonZeroU64;
+use hashbrown::HashTable;
 
 use crate::auth::ReplayWindow;
 use crate::metadata::Metadata;
 use crate::status::{Status, StatusFilter};
 use crate::suspicion::Suspicion;
-use crate::sync::Digest;
+use crate::sync::{Digest, name_hash};
 use crate::time::Instant;
 use crate::wire::{MetadataEntries, Record};
 
@@ -230,6 +233,15 @@ impl Slab {
     fn take(&mut self, index: usize) -> Option<Member> {
         self.chunks.get_mut(index / Self::CHUNK)?.get_mut(index % Self::CHUNK)?.take()
     }
+
+    /// Occupied slots in index order.
+    fn iter(&self) -> impl Iterator<Item = (usize, &Member)> + '_ {
+        self.chunks
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(index, slot)| slot.as_ref().map(|member| (index, member)))
+    }
 }
 
 /// Every member this node knows, itself included (always [`Members::LOCAL`]).
@@ -237,7 +249,9 @@ impl Slab {
 pub(crate) struct Members {
     slots: Slab,
     free: Vec<MemberId>,
-    by_name: BTreeMap<Arc<str>, MemberId>,
+    /// Ids by name hash: one lookup per received record, so a hash table (a few bytes per
+    /// entry, one name comparison per lookup) rather than a tree of string comparisons.
+    index: HashTable<MemberId>,
     tombstones: BTreeMap<Arc<str>, Tombstone>,
     tombstone_expiry: BTreeSet<(Instant, Arc<str>)>,
     digest: Digest,
@@ -253,7 +267,7 @@ impl Members {
         let mut members = Members {
             slots: Slab::default(),
             free: Vec::new(),
-            by_name: BTreeMap::new(),
+            index: HashTable::new(),
             tombstones: BTreeMap::new(),
             tombstone_expiry: BTreeSet::new(),
             digest: Digest::new(),
@@ -277,7 +291,9 @@ impl Members {
     }
 
     pub(crate) fn id(&self, name: &str) -> Option<MemberId> {
-        self.by_name.get(name).copied()
+        let slots = &self.slots;
+        let named = |id: &MemberId| slots.get(id.index()).is_some_and(|m| *m.name == *name);
+        self.index.find(name_hash(name), named).copied()
     }
 
     pub(crate) fn by_name(&self, name: &str) -> Option<&Member> {
@@ -286,7 +302,7 @@ impl Members {
 
     /// Number of entries in the table (every status, the local member included).
     pub(crate) fn len(&self) -> usize {
-        self.by_name.len()
+        self.index.len()
     }
 
     /// Number of members with a status in `filter`, the local member included.
@@ -303,9 +319,10 @@ impl Members {
         self.slots.len() as u32
     }
 
-    /// All members in name order, with their ids.
+    /// All members with their ids, in slot order: no particular order, but the same for the
+    /// same history, which is what determinism needs.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (MemberId, &Member)> + '_ {
-        self.by_name.values().filter_map(|id| self.get(*id).map(|member| (*id, member)))
+        self.slots.iter().map(|(index, member)| (MemberId(index as u32), member))
     }
 
     pub(crate) fn digest(&self) -> &Digest {
@@ -325,7 +342,7 @@ impl Members {
         now: Instant,
     ) -> MemberId {
         self.tombstones.remove(&*name);
-        let bucket = crate::sync::fine_bucket(crate::sync::name_hash(&name));
+        let bucket = crate::sync::fine_bucket(name_hash(&name));
         let member = Member {
             name: name.clone(),
             addr: PackedAddr::from(addr),
@@ -351,7 +368,9 @@ impl Members {
                 MemberId(self.slots.len() as u32 - 1)
             }
         };
-        self.by_name.insert(name, id);
+        let slots = &self.slots;
+        let rehash = |id: &MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
+        self.index.insert_unique(name_hash(&name), id, rehash);
         id
     }
 
@@ -389,7 +408,9 @@ impl Members {
         let member = self.slots.take(id.index())?;
         self.digest.remove(&member);
         self.counts[usize::from(member.status.precedence())] -= 1;
-        self.by_name.remove(&*member.name);
+        if let Ok(entry) = self.index.find_entry(name_hash(&member.name), |x| *x == id) {
+            entry.remove();
+        }
         self.free.push(id);
         self.tombstones.insert(
             member.name.clone(),

@@ -418,7 +418,8 @@ impl<R: Rng> Node<R> {
         self.members.local()
     }
 
-    /// Every known member in name order, this node included.
+    /// Every known member, this node included, in no particular order (the same order for
+    /// the same history: sort by name for display).
     pub fn members(&self) -> impl Iterator<Item = &Member> + '_ {
         self.members.iter().map(|(_, member)| member)
     }

@@ -377,7 +377,8 @@ impl StatusDump {
         members: impl IntoIterator<Item = &'a Member>,
         counters: &Counters,
     ) -> Self {
-        let members: Vec<MemberStatus> = members.into_iter().map(MemberStatus::of).collect();
+        let mut members: Vec<MemberStatus> = members.into_iter().map(MemberStatus::of).collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name));
         let mut counts: BTreeMap<&'static str, usize> =
             [Status::Online, Status::Suspect, Status::Offline, Status::Left]
                 .into_iter()
