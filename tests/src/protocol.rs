@@ -32,6 +32,8 @@ pub struct Timing {
     pub reap_timeout: Duration,
     /// Time between attempts to reach members outside the view.
     pub rejoin_interval: Duration,
+    /// Whether Lifeguard is on (swim only: foca has no Lifeguard).
+    pub lifeguard: bool,
 }
 
 impl Default for Timing {
@@ -49,6 +51,7 @@ impl Default for Timing {
             retransmit_mult: 4,
             reap_timeout: Duration::from_secs(60),
             rejoin_interval: Duration::from_secs(10),
+            lifeguard: true,
         }
     }
 }

@@ -35,6 +35,10 @@ pub enum Scenario {
     /// A joined cluster where members crash, restart and leave: false declarations, and
     /// entries about departed members left after quiescence.
     Churn,
+    /// A joined cluster with `--slow` overloaded members (every datagram handled
+    /// `--slow-delay` late) under 1% loss: false reports about the healthy members, then a
+    /// real crash and its detection (Lifeguard's benchmark).
+    Stress,
 }
 
 impl Scenario {
@@ -47,6 +51,7 @@ impl Scenario {
             Scenario::Update => "update",
             Scenario::Partition => "partition",
             Scenario::Churn => "churn",
+            Scenario::Stress => "stress",
         }
     }
 }
@@ -76,6 +81,10 @@ pub struct Options {
     pub churn_duration: Duration,
     /// Record the dissemination curve (fraction informed over time).
     pub curve: bool,
+    /// Slow members in `stress`.
+    pub slow: usize,
+    /// How late a slow member handles each datagram.
+    pub slow_delay: Duration,
 }
 
 impl Options {
@@ -93,6 +102,8 @@ impl Options {
             partition_duration: None,
             churn_duration: Duration::from_secs(60),
             curve: false,
+            slow: 4,
+            slow_delay: Duration::from_secs(6),
         }
     }
 }
@@ -188,6 +199,18 @@ pub struct Outcome {
     /// Entries about departed (crashed for good or left) members after quiescence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale_members: Option<usize>,
+    /// Whether Lifeguard was on (`stress`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifeguard: Option<bool>,
+    /// Slow members (`stress`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow: Option<usize>,
+    /// Suspicions reported about healthy members: not slow, not crashed (`stress`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub false_suspect_healthy: Option<u64>,
+    /// Offline reports about healthy members (`stress`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub false_offline_healthy: Option<u64>,
     /// Dissemination curve: (seconds since the measured phase began, fraction informed).
     #[serde(skip)]
     pub curve: Vec<(f64, f64)>,
@@ -362,6 +385,7 @@ pub fn run<P: Protocol>(scenario: Scenario, opts: &Options) -> Outcome {
         Scenario::Update => update(&mut sim, &mut run, &mut out),
         Scenario::Partition => partition(&mut sim, &mut run, &mut out),
         Scenario::Churn => churn(&mut sim, &mut run, &mut out),
+        Scenario::Stress => stress(&mut sim, &mut run, &mut out),
     };
     let stats = sim.stats();
     let elapsed = secs(sim.instant().since_origin()).max(1e-9);
@@ -472,6 +496,55 @@ fn loss<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bool
         out.curve = curve;
     }
     full == n && reports.offline == 0
+}
+
+fn stress<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bool {
+    let n = sim.len() as u32;
+    // Slow members: never node 0 (the seed), at most all but two others.
+    let k = run.opts.slow.min(n.saturating_sub(3) as usize);
+    let mut slow = vec![false; n as usize];
+    let mut chosen = 0;
+    while chosen < k {
+        let i = 1 + run.below(n - 1);
+        if !slow[i as usize] {
+            slow[i as usize] = true;
+            chosen += 1;
+            sim.slow(i, run.opts.slow_delay);
+        }
+    }
+    out.lifeguard = Some(run.opts.timing.lifeguard);
+    out.slow = Some(k);
+    let mut reports = FalseReports::default();
+    sim.run_for(run.opts.loss_duration, &mut |o| reports.observe(o, |s| !slow[s as usize]));
+    // A real crash of a healthy member: detection at every healthy survivor.
+    let healthy: Vec<u32> = (1..n).filter(|&i| !slow[i as usize]).collect();
+    let target = healthy[run.below(healthy.len() as u32) as usize];
+    let crashed_at = sim.instant();
+    sim.crash(target);
+    let survivors = (0..n).filter(|&i| i != target && !slow[i as usize]).count();
+    let mut seen = vec![false; n as usize];
+    let (mut count, mut first) = (0, None);
+    let all: Cell<Option<Instant>> = Cell::new(None);
+    let mut observe = |o: &Observation| {
+        reports.observe(o, |s| s != target && !slow[s as usize]);
+        let gone = matches!(o.report.change, Change::Offline | Change::Reaped);
+        let viewer = o.viewer as usize;
+        if o.report.subject == Some(target) && gone && !slow[viewer] && !seen[viewer] {
+            seen[viewer] = true;
+            count += 1;
+            first.get_or_insert(o.at);
+            if count == survivors {
+                all.set(Some(o.at));
+            }
+        }
+    };
+    run_until_done(sim, run.opts.goal_limit, &mut observe, |_| all.get().is_some());
+    out.false_suspect_healthy = Some(reports.suspect);
+    out.false_offline_healthy = Some(reports.offline);
+    out.detect_first_s = Some(first.map(|t| since(t, crashed_at)));
+    out.detect_all_s = Some(all.get().map(|t| since(t, crashed_at)));
+    out.duration_s = Some(secs(run.opts.loss_duration));
+    all.get().is_some()
 }
 
 fn update<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bool {

@@ -165,6 +165,8 @@ struct Net {
     group: Vec<u8>,
     blocked: BTreeSet<(u8, u8)>,
     cuts: BTreeSet<(u32, u32)>,
+    /// Extra delay, in microseconds, before each node handles a datagram (slow members).
+    slow: Vec<u64>,
     link_salt: u64,
     stats: Stats,
     digest: Digest,
@@ -245,7 +247,7 @@ impl Net {
             1
         };
         for _ in 0..copies {
-            let mut at = now + self.latency(from, to);
+            let mut at = now + self.latency(from, to) + self.slow[to as usize];
             if self.chance(self.reorder_threshold) {
                 at += micros(self.config.reorder_delay);
             }
@@ -284,6 +286,7 @@ impl<P: Protocol> Sim<P> {
                 group: vec![0; n],
                 blocked: BTreeSet::new(),
                 cuts: BTreeSet::new(),
+                slow: vec![0; n],
                 link_salt: mix64(seed ^ 0x6c69_6e6b),
                 stats: Stats::default(),
                 digest: Digest::new(seed),
@@ -386,6 +389,14 @@ impl<P: Protocol> Sim<P> {
         slot.online.fill(0);
         slot.online_count = 0;
         self.settle(i);
+    }
+
+    /// Node `i` handles every datagram `delay` after it arrives from now on (an overloaded
+    /// member: its timers still fire on time, so its own probes see late acks); zero undoes it.
+    pub fn slow(&mut self, i: u32, delay: Duration) {
+        if let Some(slot) = self.net.slow.get_mut(i as usize) {
+            *slot = micros(delay);
+        }
     }
 
     /// Node `i` stops processing for `duration` (an overloaded member): datagrams wait in

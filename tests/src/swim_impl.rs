@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use swim_core::{Config, Event, Instant, Keyring, Node, Status};
+use swim_core::{Config, Event, Instant, Keyring, Lifeguard, Node, Status};
 
 use crate::protocol::{Change, Protocol, Report, Timing, addr, index_of_name};
 
@@ -30,6 +30,7 @@ impl Swim {
         config.retransmit_mult = timing.retransmit_mult;
         config.reap_timeout = timing.reap_timeout;
         config.rejoin_interval = timing.rejoin_interval;
+        config.lifeguard = if timing.lifeguard { Lifeguard::default() } else { Lifeguard::OFF };
         config
     }
 

@@ -36,6 +36,9 @@ fn keys(scenario: Scenario) -> &'static [&'static str] {
         Scenario::Update => &["update_all_s", "update_rounds"],
         Scenario::Partition => &["heal_s"],
         Scenario::Churn => &["false_offline", "stale_members"],
+        Scenario::Stress => {
+            &["lifeguard", "slow", "false_suspect_healthy", "false_offline_healthy", "detect_all_s"]
+        }
     }
 }
 
@@ -57,6 +60,7 @@ fn check<P: Protocol>() {
         Scenario::Update,
         Scenario::Partition,
         Scenario::Churn,
+        Scenario::Stress,
     ] {
         let mut options = small(5);
         if scenario == Scenario::Loss {

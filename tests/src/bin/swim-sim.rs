@@ -20,6 +20,14 @@ enum Impl {
     FocaLan,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 /// Deterministic SWIM cluster simulator.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -33,7 +41,8 @@ struct Args {
     /// Master seed: the same seed gives the same trace.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Datagram loss probability (0..1); default 0.05 for `loss`, 0 otherwise.
+    /// Datagram loss probability (0..1); default 0.05 for `loss`, 0.01 for `stress`, 0
+    /// otherwise.
     #[arg(long)]
     loss: Option<f64>,
     /// Print one JSON object as the last line.
@@ -45,9 +54,18 @@ struct Args {
     /// Draw the dissemination curve (fraction informed over time) to this SVG file.
     #[arg(long)]
     svg: Option<PathBuf>,
-    /// Length of the lossy phase of `loss`, virtual seconds.
+    /// Length of the lossy phase of `loss` and of the slow phase of `stress`, virtual seconds.
     #[arg(long, default_value_t = 600)]
     duration: u64,
+    /// Lifeguard on or off (swim only).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    lifeguard: OnOff,
+    /// Slow members in `stress`.
+    #[arg(long, default_value_t = 4)]
+    slow: usize,
+    /// How late a slow member handles each datagram, seconds (beyond the probe timeout).
+    #[arg(long, default_value_t = 6.0)]
+    slow_delay: f64,
     /// Longest virtual time to wait for the join and for the goal, seconds.
     #[arg(long, default_value_t = 300)]
     limit: u64,
@@ -59,9 +77,13 @@ fn main() {
     opts.loss = match (args.loss, args.scenario) {
         (Some(loss), _) => loss,
         (None, Scenario::Loss) => 0.05,
+        (None, Scenario::Stress) => 0.01,
         (None, _) => 0.0,
     };
     opts.loss_duration = std::time::Duration::from_secs(args.duration);
+    opts.timing.lifeguard = args.lifeguard == OnOff::On;
+    opts.slow = args.slow;
+    opts.slow_delay = std::time::Duration::from_secs_f64(args.slow_delay.max(0.0));
     opts.join_limit = std::time::Duration::from_secs(args.limit);
     opts.goal_limit = std::time::Duration::from_secs(args.limit);
     opts.curve = args.svg.is_some();
