@@ -419,7 +419,9 @@ pub struct Snapshot {
 impl Snapshot {
     /// Copies what `node` knows.
     pub fn of<R: Rng>(node: &Node<R>) -> Self {
-        let members: Vec<Member> = node.members().cloned().collect();
+        // The core iterates in no particular order; lookups below rely on name order.
+        let mut members: Vec<Member> = node.members().cloned().collect();
+        members.sort_unstable_by(|a, b| a.name().cmp(b.name()));
         let local_name = node.local_member().name();
         Snapshot {
             local: members.iter().position(|m| m.name() == local_name).unwrap_or(0),
