@@ -399,7 +399,7 @@ impl StatusDump {
     }
 }
 
-/// Application queries; see the [module docs](self).
+/// Application queries: the cluster metadata view, readiness, the status dump and watches.
 impl<R: Rng> Node<R> {
     /// The cluster metadata view: local metadata, and remote metadata by key over the
     /// available members whose metadata is known.
