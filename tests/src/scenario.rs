@@ -512,7 +512,8 @@ fn stress<P: Protocol>(sim: &mut Sim<P>, run: &mut Run, out: &mut Outcome) -> bo
             sim.slow(i, run.opts.slow_delay);
         }
     }
-    out.lifeguard = Some(run.opts.timing.lifeguard);
+    // Only swim has Lifeguard.
+    out.lifeguard = Some(run.opts.timing.lifeguard && P::NAME == "swim");
     out.slow = Some(k);
     let mut reports = FalseReports::default();
     sim.run_for(run.opts.loss_duration, &mut |o| reports.observe(o, |s| !slow[s as usize]));
