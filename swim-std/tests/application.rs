@@ -1,29 +1,18 @@
 //! The application layer on the std driver, on real loopback sockets: the cluster metadata
 //! view, watches, readiness, the status dump, discovery and re-resolution.
 
+mod support;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use swim_core::{Event, Keyring, Status, StatusFilter};
+use swim_core::{Event, Status, StatusFilter};
 use swim_std::{Cluster, ClusterConfig, Error, Handle, Resolver, Snapshot, WatchFilter};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A member named `name` on an ephemeral loopback port, with fast timers.
 fn config(name: &str, peers: &[SocketAddr]) -> ClusterConfig {
-    let mut config = ClusterConfig::new(name, Keyring::new("application test"));
-    config.bind_host = Some("127.0.0.1".into());
-    config.protocol.peers = peers.to_vec();
-    let p = &mut config.protocol;
-    p.ping_interval = Duration::from_millis(250);
-    p.ping_timeout = Duration::from_millis(100);
-    p.ping_req_timeout = Duration::from_millis(150);
-    p.suspect_timeout = Duration::from_millis(750);
-    p.sync_interval = Duration::from_millis(100);
-    p.gossip_interval = Duration::from_millis(50);
-    p.rejoin_interval = Duration::from_millis(500);
-    config
+    support::loopback_config(name, "application test", peers)
 }
 
 fn online(names: &'static [&'static str]) -> impl FnMut(&Snapshot) -> bool {

@@ -1,29 +1,17 @@
 //! The std driver on real sockets: 127.0.0.1, ephemeral ports, short protocol timers, every
 //! wait bounded.
 
+mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use swim_core::{Event, Keyring, Status};
+use swim_core::{Event, Status};
 use swim_std::{Cluster, ClusterConfig, Handle, Snapshot};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A member named `name` on an ephemeral loopback port, with timers about 4x the defaults'
-/// speed so failures are detected in about a second.
 fn config(name: &str, peers: &[SocketAddr]) -> ClusterConfig {
-    let mut config = ClusterConfig::new(name, Keyring::new("loopback test"));
-    config.bind_host = Some("127.0.0.1".into());
-    config.protocol.peers = peers.to_vec();
-    let p = &mut config.protocol;
-    p.ping_interval = Duration::from_millis(250);
-    p.ping_timeout = Duration::from_millis(100);
-    p.ping_req_timeout = Duration::from_millis(150);
-    p.suspect_timeout = Duration::from_millis(750);
-    p.sync_interval = Duration::from_millis(100);
-    p.gossip_interval = Duration::from_millis(50);
-    p.rejoin_interval = Duration::from_millis(500);
-    config
+    support::loopback_config(name, "loopback test", peers)
 }
 
 /// Three members joined through the first, each seeing all three online.

@@ -1,6 +1,8 @@
 //! The tokio driver on real sockets: 127.0.0.1, ephemeral ports, short protocol timers,
 //! every wait bounded. Also a mixed tokio + std cluster, and hostile datagrams.
 
+#[path = "../../swim-std/tests/support/mod.rs"]
+mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,21 +17,8 @@ use tokio::time::timeout;
 const WAIT: Duration = Duration::from_secs(10);
 const SECRET: &str = "loopback test";
 
-/// A member named `name` on an ephemeral loopback port, with timers about 4x the defaults'
-/// speed so failures are detected in about a second.
 fn config(name: &str, peers: &[SocketAddr]) -> ClusterConfig {
-    let mut config = ClusterConfig::new(name, Keyring::new(SECRET));
-    config.bind_host = Some("127.0.0.1".into());
-    config.protocol.peers = peers.to_vec();
-    let p = &mut config.protocol;
-    p.ping_interval = Duration::from_millis(250);
-    p.ping_timeout = Duration::from_millis(100);
-    p.ping_req_timeout = Duration::from_millis(150);
-    p.suspect_timeout = Duration::from_millis(750);
-    p.sync_interval = Duration::from_millis(100);
-    p.gossip_interval = Duration::from_millis(50);
-    p.rejoin_interval = Duration::from_millis(500);
-    config
+    support::loopback_config(name, SECRET, peers)
 }
 
 fn status_of<const N: usize>(view: &Snapshot, names: [&str; N]) -> [Status; N] {

@@ -5,31 +5,22 @@
 #[path = "../examples/swim-sync/mirror.rs"]
 mod mirror;
 
+#[path = "../../swim-std/tests/support/mod.rs"]
+mod support;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mirror::{Mirror, check};
-use swim_core::{Keyring, Status};
+use swim_core::Status;
 use swim_tokio::{Cluster, ClusterConfig, Snapshot};
 use tokio::sync::{mpsc, oneshot};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn config(name: &str, peers: &[SocketAddr]) -> ClusterConfig {
-    let mut config = ClusterConfig::new(name, Keyring::new("sync test"));
-    config.bind_host = Some("127.0.0.1".into());
-    config.protocol.peers = peers.to_vec();
-    let p = &mut config.protocol;
-    p.ping_interval = Duration::from_millis(250);
-    p.ping_timeout = Duration::from_millis(100);
-    p.ping_req_timeout = Duration::from_millis(150);
-    p.suspect_timeout = Duration::from_millis(750);
-    p.sync_interval = Duration::from_millis(100);
-    p.gossip_interval = Duration::from_millis(50);
-    p.rejoin_interval = Duration::from_millis(500);
-    config
+    support::loopback_config(name, "sync test", peers)
 }
 
 /// A fresh directory under the system's temporary one, removed when dropped.
