@@ -232,7 +232,7 @@ impl<R: Rng> Node<R> {
             }
             Body::Nack { seq } => self.handle_nack(seq),
             Body::PingReq { seq, target, target_addr } => {
-                self.handle_ping_req(now, from, seq, target, target_addr);
+                self.handle_ping_req(now, from, sender, seq, target, target_addr);
             }
             Body::Gossip => {}
             Body::SyncDigest { root, members } => {

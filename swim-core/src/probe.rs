@@ -44,6 +44,8 @@ struct Probe {
 struct Relay {
     seq: u32,
     requester: SocketAddr,
+    /// The requester's entry, known when the ping-req arrived (checked again on use).
+    requester_id: Option<MemberId>,
     requester_seq: u32,
     expires: Instant,
     /// Lifeguard: when to nack the requester if the target stays silent (`None` once sent,
@@ -153,8 +155,11 @@ impl<R: Rng> Node<R> {
         }
         if let Some(at) = self.prober.relays.iter().position(|r| r.seq == seq) {
             let relay = self.prober.relays.swap_remove(at);
-            let requester = self.members.iter().find(|(_, m)| m.addr() == relay.requester);
-            let about = requester.map(|(id, _)| id);
+            // O(1), not a scan: the id was noted with the ping-req; it still names the
+            // requester if the entry at that id still advertises the requester's address.
+            let about = relay
+                .requester_id
+                .filter(|id| self.members.get(*id).is_some_and(|m| m.addr() == relay.requester));
             let root = self.members.digest().root();
             self.send(relay.requester, &Body::Ack { seq: relay.requester_seq, root }, about);
         }
@@ -173,6 +178,7 @@ impl<R: Rng> Node<R> {
         &mut self,
         now: Instant,
         from: SocketAddr,
+        requester_id: Option<MemberId>,
         requester_seq: u32,
         target: &str,
         target_addr: SocketAddr,
@@ -192,6 +198,7 @@ impl<R: Rng> Node<R> {
         self.prober.relays.push(Relay {
             seq,
             requester: from,
+            requester_id,
             requester_seq,
             expires: now + self.config.ping_req_timeout,
             nack_at,
