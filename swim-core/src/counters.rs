@@ -60,6 +60,7 @@ impl DropReason {
 
 /// Running totals since the node was created.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Counters {
     /// Datagrams handed to [`handle_datagram`](crate::Node::handle_datagram).
@@ -92,6 +93,8 @@ pub struct Counters {
     pub nacks_sent: u64,
     /// Lifeguard: nacks received from ping-req helpers.
     pub nacks_received: u64,
+    /// Serialised by [`CounterStatus`](crate::CounterStatus) as a map by reason.
+    #[cfg_attr(feature = "serde", serde(skip))]
     drops: [u64; DropReason::ALL.len()],
 }
 

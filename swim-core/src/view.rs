@@ -289,59 +289,28 @@ impl MemberStatus {
     }
 }
 
-/// The [`Counters`] of a [`StatusDump`], drops by reason as a map of snake_case names.
+/// The [`Counters`] of a [`StatusDump`]: every total, plus drops by reason as a map of
+/// snake_case names (which `Counters` keeps as an array).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct CounterStatus {
-    /// Datagrams received.
-    pub datagrams_in: u64,
-    /// Bytes received.
-    pub bytes_in: u64,
-    /// Datagrams sent.
-    pub datagrams_out: u64,
-    /// Bytes sent.
-    pub bytes_out: u64,
+    /// The totals, serialised as fields of this object.
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub totals: Counters,
     /// Datagrams dropped, by [`DropReason::as_str`].
     pub dropped: BTreeMap<&'static str, u64>,
     /// Datagrams dropped for any reason.
     pub dropped_total: u64,
-    /// Direct probes started.
-    pub probes: u64,
-    /// Ping-reqs sent.
-    pub ping_reqs: u64,
-    /// Failed probes that made their target suspect.
-    pub suspicions: u64,
-    /// Accusations about this node it refuted.
-    pub refutations: u64,
-    /// Anti-entropy digests sent.
-    pub syncs: u64,
-    /// Membership facts applied.
-    pub updates_applied: u64,
-    /// New members refused (table full).
-    pub members_refused: u64,
-    /// Remote metadata refused (too large).
-    pub metadata_refused: u64,
 }
 
 impl CounterStatus {
     /// The dump of `counters`.
     pub fn of(counters: &Counters) -> Self {
         CounterStatus {
-            datagrams_in: counters.datagrams_in,
-            bytes_in: counters.bytes_in,
-            datagrams_out: counters.datagrams_out,
-            bytes_out: counters.bytes_out,
+            totals: counters.clone(),
             dropped: DropReason::ALL.iter().map(|r| (r.as_str(), counters.dropped(*r))).collect(),
             dropped_total: counters.dropped_total(),
-            probes: counters.probes,
-            ping_reqs: counters.ping_reqs,
-            suspicions: counters.suspicions,
-            refutations: counters.refutations,
-            syncs: counters.syncs,
-            updates_applied: counters.updates_applied,
-            members_refused: counters.members_refused,
-            metadata_refused: counters.metadata_refused,
         }
     }
 }
@@ -583,7 +552,7 @@ mod tests {
         let b = &dump.members[1];
         assert_eq!((b.name.as_str(), b.status, b.metadata_entries), ("b", "online", Some(1)));
         assert_eq!(b.metadata_bytes, Some("role".len() + "cache".len()));
-        assert!(dump.counters.datagrams_in > 0 && dump.counters.bytes_out > 0);
+        assert!(dump.counters.totals.datagrams_in > 0 && dump.counters.totals.bytes_out > 0);
         assert_eq!(dump.counters.dropped.len(), DropReason::ALL.len());
     }
 }
