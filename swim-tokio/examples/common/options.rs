@@ -1,5 +1,5 @@
-//! The node options swim-demo and swim-sync share: secret, name, peers, metadata, bind
-//! address, discovery, as the seed's programs take them.
+//! What swim-demo and swim-sync share: the node options (secret, name, peers, metadata, bind
+//! address, discovery, as the seed's programs take them), logging setup and shutdown signals.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -101,4 +101,14 @@ pub(crate) async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     drop(tokio::signal::ctrl_c().await);
+}
+
+/// Logs to stderr, `warn` and up unless `RUST_LOG` says otherwise.
+pub(crate) fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
 }
