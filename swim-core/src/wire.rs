@@ -615,11 +615,6 @@ impl<'b> PacketWriter<'b> {
     }
 }
 
-/// Bytes a record about a member with no metadata takes at most, for sizing decisions.
-pub fn max_bare_record_len(name_len: usize) -> usize {
-    2 + 1 + name_len + 19 + 10 + 1 + 10 + 1
-}
-
 /// Bytes a packet with an empty body and no records takes at most, signed.
 pub fn max_overhead(sender_name_len: usize) -> usize {
     HEADER_LEN + 1 + 1 + sender_name_len + 19 + 10 + 2 + TAG_LEN
