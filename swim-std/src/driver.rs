@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use swim_core::{
-    Bytes, ClusterMetadata, Event, Instant, Node, StatusDump, StatusFilter, Watch, WatchFilter,
-    Watched,
+    Bytes, ClusterMetadata, Event, Instant, Node, StatusDump, Watch, WatchFilter, Watched,
 };
 use tracing::{debug, warn};
 
@@ -370,9 +369,8 @@ fn is_timeout(error: &std::io::Error) -> bool {
     matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }
 
-/// Whether a node that left is done announcing it. Workaround: swim-core keeps the
-/// announcement queued (and `poll_timeout()` set) while no other member is available to
-/// hear it, so a node with no one left to tell is done too.
+/// Whether a node that left is done announcing it (swim-core's `poll_timeout` says so,
+/// including when no one is left to tell).
 fn announced(node: &Node<ChaCha8Rng>) -> bool {
-    node.poll_timeout().is_none() || node.members_with(StatusFilter::AVAILABLE).next().is_none()
+    node.poll_timeout().is_none()
 }

@@ -62,7 +62,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
-use swim_core::{Bytes, Event, Instant, Member, Node, StatusFilter, Watch};
+use swim_core::{Bytes, Event, Instant, Member, Node, Watch};
 pub use swim_core::{ClusterMetadata, StatusDump, WatchFilter, Watched};
 use swim_std::Refresh;
 pub use swim_std::{ClusterConfig, Error, Lagged, Resolver, Snapshot, TransientConfigError};
@@ -419,9 +419,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Whether a node that left is done announcing it. Workaround: swim-core keeps the
-/// announcement queued (and `poll_timeout()` set) while no other member is available to
-/// hear it, so a node with no one left to tell is done too.
+/// Whether a node that left is done announcing it (swim-core's `poll_timeout` says so,
+/// including when no one is left to tell).
 fn announced(node: &Node<ChaCha8Rng>) -> bool {
-    node.poll_timeout().is_none() || node.members_with(StatusFilter::AVAILABLE).next().is_none()
+    node.poll_timeout().is_none()
 }
