@@ -15,13 +15,12 @@
 //! is reported when this node *starts* a suspicion timer (it failed to reach a member),
 //! which counts fewer events than swim's "any node learned of a suspicion".
 
-use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut};
@@ -238,9 +237,19 @@ pub struct MetaStore {
     changed: Vec<u32>,
 }
 
-/// The shared handle: foca owns the handler, the adapter reads what it learned.
+/// The shared handle: foca owns the handler, the adapter reads what it learned. A mutex
+/// rather than a `RefCell` so the node is `Send` (the engine runs nodes on worker threads);
+/// only the owning node ever locks it, so it is never contended.
 #[derive(Clone, Debug, Default)]
-pub struct MetaHandler(Rc<RefCell<MetaStore>>);
+pub struct MetaHandler(Arc<Mutex<MetaStore>>);
+
+impl MetaHandler {
+    fn store(&self) -> MutexGuard<'_, MetaStore> {
+        // A panic while holding the lock already fails the run; the store itself is
+        // always consistent (each update is one insert and one push).
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 impl BroadcastHandler<FocaId> for MetaHandler {
     type Key = MetaKey;
@@ -256,7 +265,7 @@ impl BroadcastHandler<FocaId> for MetaHandler {
         }
         let subject = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
         let version = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
-        let mut store = self.0.borrow_mut();
+        let mut store = self.store();
         if store.values.get(&subject).is_some_and(|(v, _)| *v >= version) {
             return Ok(None);
         }
@@ -470,7 +479,7 @@ impl<const LAN_ANNOUNCE: bool> Protocol for FocaAdapter<LAN_ANNOUNCE> {
         item.extend_from_slice(value);
         let ok = self.foca.add_broadcast(&item).is_ok();
         // Our own change is not news to report.
-        self.meta.0.borrow_mut().changed.clear();
+        self.meta.store().changed.clear();
         // foca sends custom broadcasts only piggybacked or with `broadcast`.
         if self.foca.broadcast(&mut self.runtime).is_err() {
             self.errors += 1;
@@ -512,7 +521,7 @@ impl<const LAN_ANNOUNCE: bool> Protocol for FocaAdapter<LAN_ANNOUNCE> {
     }
 
     fn poll_report(&mut self) -> Option<Report> {
-        let changed = self.meta.0.borrow_mut().changed.pop();
+        let changed = self.meta.store().changed.pop();
         if let Some(subject) = changed {
             return Some(Report {
                 change: Change::Metadata,
@@ -571,6 +580,6 @@ impl<const LAN_ANNOUNCE: bool> Protocol for FocaAdapter<LAN_ANNOUNCE> {
     }
 
     fn has_metadata(&self, subject: u32, _key: &str, value: &[u8]) -> bool {
-        self.meta.0.borrow().values.get(&subject).is_some_and(|(_, v)| v.as_slice() == value)
+        self.meta.store().values.get(&subject).is_some_and(|(_, v)| v.as_slice() == value)
     }
 }

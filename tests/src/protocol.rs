@@ -101,8 +101,9 @@ pub struct Report {
 }
 
 /// A membership implementation the simulator can drive. Every method is deterministic:
-/// same construction seed and same calls give the same outputs.
-pub trait Protocol: Sized {
+/// same construction seed and same calls give the same outputs. `Send` because the engine
+/// hands the nodes of one time window to several threads (see [`crate::sim`]).
+pub trait Protocol: Sized + Send {
     /// Short name, e.g. "swim".
     const NAME: &'static str;
 

@@ -85,6 +85,8 @@ pub struct Options {
     pub slow: usize,
     /// How late a slow member handles each datagram.
     pub slow_delay: Duration,
+    /// Threads the engine may use; `None`: one per core. Speed only: results are the same.
+    pub threads: Option<usize>,
 }
 
 impl Options {
@@ -104,6 +106,7 @@ impl Options {
             curve: false,
             slow: 4,
             slow_delay: Duration::from_secs(6),
+            threads: None,
         }
     }
 }
@@ -358,6 +361,9 @@ pub fn run<P: Protocol>(scenario: Scenario, opts: &Options) -> Outcome {
         net.loss = opts.loss;
     }
     let mut sim: Sim<P> = Sim::new(opts.nodes, opts.seed, opts.timing.clone(), net);
+    if let Some(threads) = opts.threads {
+        sim.set_threads(threads);
+    }
     let mut run = Run::new(opts);
     let mut out = Outcome {
         scenario: scenario.name(),

@@ -3,8 +3,47 @@
 //!
 //! Everything random comes from the master seed: the network draws from its own ChaCha8
 //! stream, and every node (and every restart of it) gets a seed derived from the master seed,
-//! its index and its life. Nothing iterates a hash map and nothing reads the wall clock, so a
-//! seed fixes the whole trace, summarised by [`Sim::digest`].
+//! its index and its life. Nothing iterates a hash map and the wall clock only sizes up work
+//! (below), so a seed fixes the whole trace, summarised by [`Sim::digest`].
+//!
+//! # Execution model: windows of `latency_min`, run on several threads
+//!
+//! At N >= 1000 an event costs 10-40 µs, nearly all of it the node's own handling of a
+//! datagram, so the engine runs nodes on several threads (a conservative, window-based
+//! parallel discrete-event simulation):
+//!
+//! - **Why a window is safe.** No datagram arrives sooner than [`NetConfig::latency_min`]
+//!   after it was sent (jitter, reordering and slow members only add). So if the earliest
+//!   queued entry is at T, nothing a node sends while handling events in
+//!   `[T, T + latency_min)` can arrive inside that window: every node's inputs for the window
+//!   are already queued, and nodes are independent. The engine takes the window's entries
+//!   out of the queue, groups them by node, and runs each node through its own entries in
+//!   (time, sequence) order. Timer wake-ups and paused backlog that a node schedules for
+//!   itself inside the window join that node's local queue, after everything queued before
+//!   (as a fresh sequence number would put them). A window never passes `run_until`'s
+//!   `until`, so commands (crash, partition, ...) still take effect at exact times.
+//! - **Threads.** Nodes come in blocks of eight. The calling thread and its workers (one
+//!   fewer than [`Sim::set_threads`], spawned by the first window worth splitting in each
+//!   `run_until`) claim the window's non-empty blocks one at a time until none is left, so
+//!   one expensive event (a large anti-entropy exchange) does not leave a thread idle. The
+//!   calling thread never waits for a worker to start (on a busy machine that can take
+//!   milliseconds): it claims whatever is left, then closes the window, so a worker that
+//!   wakes late skips it. Windows whose expected work (events times a running average of
+//!   the wall time per event) is small run on the calling thread alone: a hand-off would
+//!   cost more than it saves. The wall clock only chooses how a window runs, never what it
+//!   computes.
+//! - **Why it stays deterministic.** Nothing shared is touched inside a window: a node's
+//!   sends, reports, handled datagrams (for the digest) and queue entries due after the
+//!   window are recorded as `Effect`s in its thread's `Outbox`, tagged with the time and the
+//!   node. After the window the calling thread applies the effects of all outboxes in
+//!   (time, node, order within the node) order: only then does the network draw loss,
+//!   jitter and duplication from its random stream and queue deliveries, the digest advance
+//!   and observers hear reports. That order depends neither on the number of threads nor on
+//!   which thread ran which node, so a seed gives the same trace however the engine runs.
+//!   (Reports of the same microsecond reach observers in node order, and deliveries to a
+//!   node at the same microsecond are handled in (send time, sender) order.)
+//! - With `latency_min` zero a window is one microsecond: a datagram sent at T to arrive at T
+//!   is queued after the window and handled in the next one, still at T.
 //!
 //! Cost per event is what makes 10,000 nodes possible: each node has at most one live timer
 //! entry (re-armed only when its `poll_timeout` changes; stale entries are skipped by
@@ -14,6 +53,10 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, RwLock, mpsc};
+use std::thread::Scope;
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
@@ -28,7 +71,8 @@ use crate::protocol::{Protocol, Report, Timing, addr, index_of};
 /// `reorder_delay` with probability `reorder`.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
-    /// Smallest base latency of a link.
+    /// Smallest base latency of a link. Also the engine's window length (see the module
+    /// docs): the larger, the more events run in parallel.
     pub latency_min: Duration,
     /// Largest base latency of a link.
     pub latency_max: Duration,
@@ -83,6 +127,23 @@ pub struct Stats {
     /// Times a node asked to be woken at or before the time it was just woken (a core that
     /// does this would spin; the engine nudges it by 1 µs and counts).
     pub timer_spins: u64,
+}
+
+impl Stats {
+    /// Adds the counts a thread kept during a window (sums do not depend on order).
+    fn absorb(&mut self, shard: &mut Stats) {
+        let shard = std::mem::take(shard);
+        self.events += shard.events;
+        self.stale_timers += shard.stale_timers;
+        self.datagrams_sent += shard.datagrams_sent;
+        self.bytes_sent += shard.bytes_sent;
+        self.delivered += shard.delivered;
+        self.lost += shard.lost;
+        self.partitioned += shard.partitioned;
+        self.undeliverable += shard.undeliverable;
+        self.duplicated += shard.duplicated;
+        self.timer_spins += shard.timer_spins;
+    }
 }
 
 /// A report from a node, with when and which node.
@@ -151,12 +212,33 @@ struct Slot<P> {
     online_count: u32,
 }
 
-/// The network half of the engine, split from the nodes so a node can send while borrowed.
+/// Payloads of datagrams in flight, recycled. Read by every thread during a window, written
+/// only between windows.
+#[derive(Default)]
+struct Slab {
+    payloads: Vec<Vec<u8>>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    fn store(&mut self, bytes: &[u8]) -> u32 {
+        if let Some(slot) = self.free.pop() {
+            let buf = &mut self.payloads[slot as usize];
+            buf.clear();
+            buf.extend_from_slice(bytes);
+            slot
+        } else {
+            self.payloads.push(bytes.to_vec());
+            (self.payloads.len() - 1) as u32
+        }
+    }
+}
+
+/// The shared half of the engine: queue, network model, digest. Only touched between
+/// windows, when effects are applied in a fixed order.
 struct Net {
     heap: BinaryHeap<Entry>,
     seq: u64,
-    payloads: Vec<Vec<u8>>,
-    free: Vec<u32>,
     rng: ChaCha8Rng,
     config: NetConfig,
     loss_threshold: u64,
@@ -193,18 +275,6 @@ impl Net {
         self.heap.push(Entry { at, seq: self.seq, kind, node, from, data });
     }
 
-    fn store(&mut self, bytes: &[u8]) -> u32 {
-        if let Some(slot) = self.free.pop() {
-            let buf = &mut self.payloads[slot as usize];
-            buf.clear();
-            buf.extend_from_slice(bytes);
-            slot
-        } else {
-            self.payloads.push(bytes.to_vec());
-            (self.payloads.len() - 1) as u32
-        }
-    }
-
     fn chance(&mut self, threshold: u64) -> bool {
         threshold != 0 && self.rng.next_u64() < threshold
     }
@@ -225,7 +295,7 @@ impl Net {
         base + extra
     }
 
-    fn send(&mut self, now: u64, from: u32, to: SocketAddr, bytes: &[u8]) {
+    fn send(&mut self, slab: &mut Slab, now: u64, from: u32, to: SocketAddr, bytes: &[u8]) {
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
         let Some(to) = index_of(to).filter(|&t| t < self.nodes) else {
@@ -251,9 +321,435 @@ impl Net {
             if self.chance(self.reorder_threshold) {
                 at += micros(self.config.reorder_delay);
             }
-            let slot = self.store(bytes);
+            let slot = slab.store(bytes);
             self.push(at, Kind::Deliver, to, from, slot);
         }
+    }
+
+    /// Applies what the threads of a window recorded, in (time, node, order within the node)
+    /// order, which no thread count or claim order changes; then recycles the payloads the
+    /// window consumed (only now: the digest reads them here).
+    fn apply(
+        &mut self,
+        outboxes: &mut [&mut Outbox],
+        order: &mut Vec<(u64, u32, u32, u32)>,
+        pending: &mut Vec<Observation>,
+        slab: &mut Slab,
+    ) {
+        order.clear();
+        for (s, outbox) in outboxes.iter().enumerate() {
+            let tagged = outbox.effects.iter().enumerate();
+            order.extend(tagged.map(|(k, e)| (e.at, e.node, s as u32, k as u32)));
+        }
+        // A node's effects all sit in one outbox, in the order it produced them: (outbox,
+        // index) only orders effects of the same node at the same time.
+        order.sort_unstable();
+        for &(_, _, s, k) in order.iter() {
+            let outbox = &outboxes[s as usize];
+            let Tagged { at, node, effect } = outbox.effects[k as usize];
+            match effect {
+                Effect::Delivered { from, slot } => {
+                    self.digest.write(at);
+                    self.digest.write(u64::from(from) << 32 | u64::from(node));
+                    self.digest.write_bytes(&slab.payloads[slot as usize]);
+                }
+                Effect::Sent { to, start, len } => {
+                    self.send(slab, at, node, to, &outbox.bytes[start..start + len]);
+                }
+                Effect::Reported { report, online_count } => {
+                    self.digest.write(at);
+                    self.digest.write(
+                        u64::from(node) << 40
+                            | report.change.code() << 32
+                            | u64::from(report.subject.unwrap_or(u32::MAX)),
+                    );
+                    pending.push(Observation {
+                        at: Instant::from_micros(at),
+                        viewer: node,
+                        report,
+                        online_count,
+                    });
+                }
+                Effect::Queued { at, kind, from, data } => self.push(at, kind, node, from, data),
+            }
+        }
+        // Which thread freed a slot varies from run to run; sorted, the slab's reuse order
+        // does not.
+        let freed = slab.free.len();
+        for outbox in outboxes.iter_mut() {
+            slab.free.append(&mut outbox.freed);
+        }
+        slab.free[freed..].sort_unstable();
+        for outbox in outboxes {
+            self.stats.absorb(&mut outbox.stats);
+            outbox.effects.clear();
+            outbox.bytes.clear();
+        }
+    }
+}
+
+/// Something a node did inside a window that touches shared state, applied after the window
+/// by [`Net::apply`].
+#[derive(Clone, Copy, Debug)]
+enum Effect {
+    /// The node handled the datagram in payload slot `slot` (the digest records it).
+    Delivered { from: u32, slot: u32 },
+    /// The node sent `bytes[start..start + len]` of its outbox.
+    Sent { to: SocketAddr, start: usize, len: usize },
+    /// The node reported something.
+    Reported { report: Report, online_count: u32 },
+    /// A queue entry for the node itself, due after the window.
+    Queued { at: u64, kind: Kind, from: u32, data: u32 },
+}
+
+/// An effect with when and which node produced it.
+#[derive(Clone, Copy, Debug)]
+struct Tagged {
+    at: u64,
+    node: u32,
+    effect: Effect,
+}
+
+/// What the nodes one thread ran did in a window (one outbox per thread); kept between
+/// windows to reuse its buffers.
+#[derive(Default)]
+struct Outbox {
+    effects: Vec<Tagged>,
+    /// Payloads of `Effect::Sent`.
+    bytes: Vec<u8>,
+    /// Payload slots handled (or dropped) in the window.
+    freed: Vec<u32>,
+    stats: Stats,
+    /// The events of the node being run, and those it schedules for itself in the window.
+    queue: BinaryHeap<Entry>,
+    /// Sequence numbers for entries a node schedules inside the window: they start above
+    /// every queued entry's, so they sort after everything queued before, as a fresh entry
+    /// in the shared queue would.
+    seq: u64,
+}
+
+/// What handling a node's events reads besides the node itself.
+struct Window<'a> {
+    /// The window's last microsecond; `None` when settling a node after a command, where
+    /// everything a node schedules goes to the shared queue.
+    last: Option<u64>,
+    /// The payload slab (only read during a window).
+    payloads: &'a [Vec<u8>],
+    /// Number of nodes, to ignore reports about unknown subjects.
+    nodes: usize,
+}
+
+impl Outbox {
+    /// Runs the nodes of a block (`slots`, the first being node `first`) through `events`,
+    /// which are grouped by node and, within a node, in (time, sequence) order.
+    fn run_block<P: Protocol>(
+        &mut self,
+        slots: &mut [Slot<P>],
+        first: usize,
+        events: &[Entry],
+        window: &Window<'_>,
+    ) {
+        for group in events.chunk_by(|a, b| a.node == b.node) {
+            let slot = &mut slots[group[0].node as usize - first];
+            self.queue.clear();
+            self.queue.extend(group.iter().copied());
+            while let Some(entry) = self.queue.pop() {
+                match entry.kind {
+                    Kind::Deliver => self.deliver(slot, entry, window),
+                    Kind::Timer => self.wake(slot, entry, window),
+                }
+            }
+        }
+    }
+
+    /// Queues an entry for `node` inside the window if it falls there, else for the shared
+    /// queue after the window.
+    fn schedule(&mut self, window: &Window<'_>, now: u64, node: u32, entry: (u64, Kind, u32, u32)) {
+        let (at, kind, from, data) = entry;
+        if window.last.is_some_and(|last| at <= last) {
+            self.seq += 1;
+            self.queue.push(Entry { at, seq: self.seq, kind, node, from, data });
+        } else {
+            let effect = Effect::Queued { at, kind, from, data };
+            self.effects.push(Tagged { at: now, node, effect });
+        }
+    }
+
+    fn deliver<P: Protocol>(&mut self, slot: &mut Slot<P>, entry: Entry, window: &Window<'_>) {
+        let now = entry.at;
+        match slot.state {
+            State::Down => {
+                self.stats.undeliverable += 1;
+                self.freed.push(entry.data);
+                return;
+            }
+            State::Paused { until } if until > now => {
+                // Still in the socket buffer: same order, handled when the pause ends.
+                let backlog = (until, Kind::Deliver, entry.from, entry.data);
+                self.schedule(window, now, entry.node, backlog);
+                return;
+            }
+            _ => slot.state = State::Up,
+        }
+        let Some(proto) = slot.proto.as_mut() else {
+            self.freed.push(entry.data);
+            return;
+        };
+        let effect = Effect::Delivered { from: entry.from, slot: entry.data };
+        self.effects.push(Tagged { at: now, node: entry.node, effect });
+        self.stats.delivered += 1;
+        self.stats.events += 1;
+        let payload = &window.payloads[entry.data as usize];
+        proto.handle_datagram(Instant::from_micros(now), addr(entry.from), payload);
+        self.freed.push(entry.data);
+        self.settle(slot, entry.node, now, false, window);
+    }
+
+    fn wake<P: Protocol>(&mut self, slot: &mut Slot<P>, entry: Entry, window: &Window<'_>) {
+        let now = entry.at;
+        if slot.timer_gen != entry.data || slot.state == State::Down {
+            self.stats.stale_timers += 1;
+            return;
+        }
+        if let State::Paused { until } = slot.state {
+            if until > now {
+                slot.timer_at = Some(until);
+                self.schedule(window, now, entry.node, (until, Kind::Timer, 0, entry.data));
+                return;
+            }
+            slot.state = State::Up;
+        }
+        slot.timer_at = None;
+        let Some(proto) = slot.proto.as_mut() else {
+            return;
+        };
+        self.stats.events += 1;
+        proto.handle_timeout(Instant::from_micros(now));
+        self.settle(slot, entry.node, now, true, window);
+    }
+
+    /// After any input or command: record what node `i` wants sent and its reports, and
+    /// re-arm its timer if its deadline moved.
+    fn settle<P: Protocol>(
+        &mut self,
+        slot: &mut Slot<P>,
+        i: u32,
+        now: u64,
+        woke: bool,
+        window: &Window<'_>,
+    ) {
+        let Some(proto) = slot.proto.as_mut() else {
+            return;
+        };
+        let (effects, bytes) = (&mut self.effects, &mut self.bytes);
+        proto.drain_transmits(|to, datagram| {
+            let start = bytes.len();
+            bytes.extend_from_slice(datagram);
+            let effect = Effect::Sent { to, start, len: datagram.len() };
+            effects.push(Tagged { at: now, node: i, effect });
+        });
+        while let Some(report) = proto.poll_report() {
+            if let Some(s) = report.subject.filter(|&s| (s as usize) < window.nodes) {
+                let (word, bit) = ((s / 64) as usize, 1u64 << (s % 64));
+                if let (Some(w), Some(online)) = (slot.online.get_mut(word), report.online) {
+                    let was = *w & bit != 0;
+                    if was != online {
+                        *w ^= bit;
+                        if online {
+                            slot.online_count += 1;
+                        } else {
+                            slot.online_count -= 1;
+                        }
+                    }
+                }
+            }
+            let effect = Effect::Reported { report, online_count: slot.online_count };
+            self.effects.push(Tagged { at: now, node: i, effect });
+        }
+        let deadline = proto.poll_timeout().map(|t| {
+            let t = t.as_micros();
+            if woke && t <= now {
+                self.stats.timer_spins += 1;
+                now + 1
+            } else if t <= now {
+                // Due now (e.g. gossip brought forward by a command): wake at once, but
+                // never at a time already handled.
+                now
+            } else {
+                t
+            }
+        });
+        if deadline != slot.timer_at {
+            slot.timer_gen = slot.timer_gen.wrapping_add(1);
+            slot.timer_at = deadline;
+            if let Some(at) = deadline {
+                self.schedule(window, now, i, (at, Kind::Timer, 0, slot.timer_gen));
+            }
+        }
+    }
+}
+
+/// Windows expected to take less wall time than this (nanoseconds) run on the calling
+/// thread alone: handing work to a worker and back costs about 6 µs. A swim event costs
+/// 10-40 µs at N >= 1000, the benchmark's trivial protocol 0.1 µs.
+const PARALLEL_MIN_WORK_NS: f64 = 50_000.0;
+
+/// The most threads a window is spread over, whatever [`Sim::set_threads`] asks.
+const MAX_THREADS: usize = 64;
+
+/// Nodes per block, the unit threads claim: small enough to balance windows of a few dozen
+/// events, large enough that a run needs few locks.
+const BLOCK: usize = 8;
+
+/// The entries of one window, grouped by block.
+#[derive(Default)]
+struct Batch {
+    /// The window's last microsecond.
+    last: u64,
+    /// Sorted by (node, time, sequence).
+    entries: Vec<Entry>,
+    /// (block, first entry, end) of each block with entries.
+    groups: Vec<(usize, usize, usize)>,
+}
+
+impl Batch {
+    /// Takes every entry due by `self.last` out of the queue.
+    fn fill(&mut self, heap: &mut BinaryHeap<Entry>) {
+        self.entries.clear();
+        while let Some(entry) = heap.peek()
+            && entry.at <= self.last
+        {
+            self.entries.extend(heap.pop());
+        }
+        self.entries.sort_unstable_by_key(|e| (e.node, e.at, e.seq));
+        self.groups.clear();
+        let mut from = 0;
+        for run in self.entries.chunk_by(|a, b| a.node as usize / BLOCK == b.node as usize / BLOCK)
+        {
+            self.groups.push((run[0].node as usize / BLOCK, from, from + run.len()));
+            from += run.len();
+        }
+    }
+}
+
+/// What the threads of one [`Sim::run_until`] share. Each thread claims the next unclaimed
+/// block of the batch until none is left, so an expensive event (a large anti-entropy
+/// exchange) does not leave the other threads idle; which thread ran a node changes nothing
+/// (module docs).
+struct Shared<'s, P> {
+    /// The nodes in blocks; a block is locked only by the thread that claimed it.
+    blocks: Vec<Mutex<&'s mut [Slot<P>]>>,
+    /// Written by the calling thread between windows, read by all during one.
+    batch: RwLock<Batch>,
+    slab: &'s RwLock<Slab>,
+    /// Index of the next unclaimed group of the batch.
+    next: AtomicUsize,
+    nodes: usize,
+    /// One per thread, the calling thread's first; each thread locks its own while it works,
+    /// the calling thread all of them between windows.
+    outboxes: Vec<Mutex<Outbox>>,
+    gate: Mutex<Gate>,
+    /// Signalled when the last worker leaves a closed window.
+    left: Condvar,
+}
+
+/// Which window workers may join. The calling thread never waits for a worker to *start*:
+/// on a busy machine a worker may not be scheduled for milliseconds, so the calling thread
+/// claims every block itself and closes the window; a worker that wakes up late finds it
+/// closed and does nothing. It only waits for workers already inside.
+#[derive(Default)]
+struct Gate {
+    window: u64,
+    open: bool,
+    /// Workers inside the window now.
+    active: usize,
+    /// Workers that joined it.
+    joined: usize,
+}
+
+impl<P: Protocol> Shared<'_, P> {
+    /// Runs unclaimed groups of the current batch into `outbox` until none is left.
+    fn work(&self, outbox: &mut Outbox) {
+        let batch = self.batch.read().unwrap_or_else(PoisonError::into_inner);
+        let slab = self.slab.read().unwrap_or_else(PoisonError::into_inner);
+        let window = Window { last: Some(batch.last), payloads: &slab.payloads, nodes: self.nodes };
+        loop {
+            // Relaxed: the counter only hands out indices; the locks order everything else.
+            let g = self.next.fetch_add(1, AtomicOrdering::Relaxed);
+            let Some(&(block, from, to)) = batch.groups.get(g) else {
+                break;
+            };
+            let mut slots = self.blocks[block].lock().unwrap_or_else(PoisonError::into_inner);
+            outbox.run_block(&mut slots, block * BLOCK, &batch.entries[from..to], &window);
+        }
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lets workers join the batch just filled.
+    fn open(&self) -> u64 {
+        self.next.store(0, AtomicOrdering::Relaxed);
+        let mut gate = self.gate();
+        gate.window += 1;
+        gate.open = true;
+        gate.joined = 0;
+        gate.window
+    }
+
+    /// Worker `thread`'s part in `window`, if that window is still open.
+    fn help(&self, thread: usize, window: u64) {
+        {
+            let mut gate = self.gate();
+            if !gate.open || gate.window != window {
+                return;
+            }
+            gate.active += 1;
+            gate.joined += 1;
+        }
+        self.work(&mut lock(&self.outboxes[thread]));
+        let mut gate = self.gate();
+        gate.active -= 1;
+        if gate.active == 0 {
+            self.left.notify_one();
+        }
+    }
+
+    /// Closes the window to late workers, waits for those inside; returns how many joined.
+    fn close(&self) -> usize {
+        let mut gate = self.gate();
+        gate.open = false;
+        while gate.active > 0 {
+            gate = self.left.wait(gate).unwrap_or_else(PoisonError::into_inner);
+        }
+        gate.joined
+    }
+}
+
+fn lock(outbox: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
+    outbox.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A thread that helps with windows for the length of one [`Sim::run_until`], spawned when
+/// the first window worth splitting comes (spawning costs about 85 µs here, a wake-up a few).
+struct Worker {
+    windows: mpsc::Sender<u64>,
+}
+
+impl Worker {
+    fn spawn<'scope, P: Protocol>(
+        scope: &'scope Scope<'scope, '_>,
+        shared: &'scope Shared<'_, P>,
+        thread: usize,
+    ) -> Self {
+        let (windows, inbox) = mpsc::channel();
+        scope.spawn(move || {
+            for window in inbox {
+                shared.help(thread, window);
+            }
+        });
+        Worker { windows }
     }
 }
 
@@ -261,23 +757,37 @@ impl Net {
 pub struct Sim<P: Protocol> {
     nodes: Vec<Slot<P>>,
     net: Net,
+    slab: RwLock<Slab>,
     now: u64,
     seed: u64,
     timing: Timing,
     pending: Vec<Observation>,
+    /// Threads a window may use.
+    threads: usize,
+    /// Smallest expected work (ns) worth spreading a window over threads.
+    parallel_min_ns: f64,
+    /// Running average of the wall time an event takes, to size windows up. The wall clock
+    /// decides only how a window runs, never what it computes.
+    event_ns: f64,
+    /// The current window's entries (buffers reused).
+    batch: Batch,
+    /// One per thread (reused).
+    outboxes: Vec<Outbox>,
+    /// The effects of a window in the order they are applied (reused).
+    order: Vec<(u64, u32, u32, u32)>,
 }
 
 impl<P: Protocol> Sim<P> {
     /// `n` nodes created at time zero, none joined. All randomness derives from `seed`.
+    /// Windows use as many threads as the machine has cores (see [`Sim::set_threads`]).
     pub fn new(n: usize, seed: u64, timing: Timing, net: NetConfig) -> Self {
         let words = n.div_ceil(64);
+        let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let mut sim = Sim {
             nodes: Vec::with_capacity(n),
             net: Net {
                 heap: BinaryHeap::with_capacity(n * 8),
                 seq: 0,
-                payloads: Vec::new(),
-                free: Vec::new(),
                 rng: ChaCha8Rng::seed_from_u64(mix64(seed ^ 0x6e65_7477_6f72_6b00)),
                 loss_threshold: threshold(net.loss),
                 duplicate_threshold: threshold(net.duplicate),
@@ -292,11 +802,19 @@ impl<P: Protocol> Sim<P> {
                 digest: Digest::new(seed),
                 nodes: n as u32,
             },
+            slab: RwLock::new(Slab::default()),
             now: 0,
             seed,
             timing,
             pending: Vec::new(),
+            threads: 1,
+            parallel_min_ns: PARALLEL_MIN_WORK_NS,
+            event_ns: 0.0,
+            batch: Batch::default(),
+            outboxes: vec![Outbox::default()],
+            order: Vec::new(),
         };
+        sim.set_threads(threads);
         for i in 0..n as u32 {
             let proto = P::new(i, 0, n, &sim.timing, sim.node_seed(i, 0), Instant::ZERO);
             sim.nodes.push(Slot {
@@ -315,6 +833,13 @@ impl<P: Protocol> Sim<P> {
 
     fn node_seed(&self, index: u32, life: u32) -> u64 {
         mix64(self.seed ^ mix64(u64::from(index) << 32 | u64::from(life)))
+    }
+
+    /// Runs windows on up to `threads` threads (clamped to 1..=64; 1 runs everything on the
+    /// calling thread). Changes speed only: the trace and results are the same for any value.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.clamp(1, MAX_THREADS);
+        self.outboxes.resize_with(self.threads, Outbox::default);
     }
 
     // ------------------------------------------------------------ commands
@@ -454,23 +979,90 @@ impl<P: Protocol> Sim<P> {
 
     // ------------------------------------------------------------- running
 
-    /// Runs every event up to and including `until`, passing each node report to `observe`;
-    /// the clock then reads `until`.
+    /// Runs every event up to and including `until`, passing each node report to `observe`
+    /// (after each window, in time order); the clock then reads `until`.
     pub fn run_until(&mut self, until: Instant, observe: &mut impl FnMut(&Observation)) {
         let until = until.as_micros();
         self.flush(observe);
-        while let Some(entry) = self.net.heap.peek().copied() {
-            if entry.at > until {
-                break;
+        // Nothing sent in a window can arrive in it (module docs). With instantaneous links
+        // the window is one microsecond and same-time arrivals go to the next window.
+        let span = micros(self.net.config.latency_min).max(1);
+        let Sim {
+            nodes,
+            net,
+            slab,
+            pending,
+            threads,
+            parallel_min_ns,
+            event_ns,
+            batch,
+            outboxes,
+            order,
+            ..
+        } = self;
+        let shared = Shared {
+            nodes: nodes.len(),
+            blocks: nodes.chunks_mut(BLOCK).map(Mutex::new).collect(),
+            batch: RwLock::new(std::mem::take(batch)),
+            slab,
+            next: AtomicUsize::new(0),
+            outboxes: std::mem::take(outboxes).into_iter().map(Mutex::new).collect(),
+            gate: Mutex::new(Gate::default()),
+            left: Condvar::new(),
+        };
+        std::thread::scope(|scope| {
+            let mut workers: Vec<Worker> = Vec::new();
+            while let Some(first) = net.heap.peek().map(|e| e.at)
+                && first <= until
+            {
+                let (events, split) = {
+                    let mut batch = shared.batch.write().unwrap_or_else(PoisonError::into_inner);
+                    batch.last = first.saturating_add(span - 1).min(until);
+                    batch.fill(&mut net.heap);
+                    let events = batch.entries.len();
+                    let worth = events as f64 * *event_ns >= *parallel_min_ns;
+                    (events, worth && *threads > 1 && batch.groups.len() > 1)
+                };
+                for outbox in &shared.outboxes {
+                    lock(outbox).seq = net.seq;
+                }
+                let started = std::time::Instant::now();
+                let mut joined = 0;
+                if split {
+                    if workers.is_empty() {
+                        workers = (1..*threads).map(|t| Worker::spawn(scope, &shared, t)).collect();
+                    }
+                    let window = shared.open();
+                    for worker in &workers {
+                        // A worker only hangs up by panicking; the scope re-raises that.
+                        let _ = worker.windows.send(window);
+                    }
+                    shared.work(&mut lock(&shared.outboxes[0]));
+                    joined = shared.close();
+                } else {
+                    shared.next.store(0, AtomicOrdering::Relaxed);
+                    shared.work(&mut lock(&shared.outboxes[0]));
+                }
+                // CPU time spent on the window, per event (the threads in it were all busy).
+                let ns = started.elapsed().as_nanos() as f64 * (joined + 1) as f64;
+                *event_ns += (ns / events as f64 - *event_ns) / 16.0;
+                let mut filled: Vec<MutexGuard<'_, Outbox>> =
+                    shared.outboxes.iter().map(lock).collect();
+                let mut filled: Vec<&mut Outbox> = filled.iter_mut().map(|o| &mut **o).collect();
+                let mut slab = slab.write().unwrap_or_else(PoisonError::into_inner);
+                net.apply(&mut filled, order, pending, &mut slab);
+                drop(slab);
+                for observation in pending.drain(..) {
+                    observe(&observation);
+                }
             }
-            self.net.heap.pop();
-            self.now = self.now.max(entry.at);
-            match entry.kind {
-                Kind::Deliver => self.deliver(entry),
-                Kind::Timer => self.wake(entry),
-            }
-            self.flush(observe);
-        }
+        });
+        *batch = shared.batch.into_inner().unwrap_or_else(PoisonError::into_inner);
+        *outboxes = shared
+            .outboxes
+            .into_iter()
+            .map(|o| o.into_inner().unwrap_or_else(PoisonError::into_inner))
+            .collect();
         self.now = self.now.max(until);
     }
 
@@ -486,121 +1078,13 @@ impl<P: Protocol> Sim<P> {
         }
     }
 
-    fn deliver(&mut self, entry: Entry) {
-        let slot = &mut self.nodes[entry.node as usize];
-        match slot.state {
-            State::Down => {
-                self.net.stats.undeliverable += 1;
-                self.net.free.push(entry.data);
-                return;
-            }
-            State::Paused { until } if until > self.now => {
-                // Still in the socket buffer: same order, handled when the pause ends.
-                self.net.push(until, Kind::Deliver, entry.node, entry.from, entry.data);
-                return;
-            }
-            _ => slot.state = State::Up,
-        }
-        let Some(proto) = slot.proto.as_mut() else {
-            return;
-        };
-        let payload = &self.net.payloads[entry.data as usize];
-        self.net.digest.write(self.now);
-        self.net.digest.write(u64::from(entry.from) << 32 | u64::from(entry.node));
-        self.net.digest.write_bytes(payload);
-        self.net.stats.delivered += 1;
-        self.net.stats.events += 1;
-        proto.handle_datagram(Instant::from_micros(self.now), addr(entry.from), payload);
-        self.net.free.push(entry.data);
-        self.settle(entry.node);
-    }
-
-    fn wake(&mut self, entry: Entry) {
-        let slot = &mut self.nodes[entry.node as usize];
-        if slot.timer_gen != entry.data || slot.state == State::Down {
-            self.net.stats.stale_timers += 1;
-            return;
-        }
-        if let State::Paused { until } = slot.state {
-            if until > self.now {
-                slot.timer_at = Some(until);
-                self.net.push(until, Kind::Timer, entry.node, 0, entry.data);
-                return;
-            }
-            slot.state = State::Up;
-        }
-        slot.timer_at = None;
-        let Some(proto) = slot.proto.as_mut() else {
-            return;
-        };
-        self.net.stats.events += 1;
-        proto.handle_timeout(Instant::from_micros(self.now));
-        self.settle_after(entry.node, true);
-    }
-
-    /// After any input or command: send what node `i` wants sent, record its reports, and
-    /// re-arm its timer if its deadline moved.
+    /// After a command: node `i`'s sends, reports and timer, applied at once.
     fn settle(&mut self, i: u32) {
-        self.settle_after(i, false);
-    }
-
-    fn settle_after(&mut self, i: u32, woke: bool) {
-        let now = self.now;
-        let n = self.nodes.len();
-        let slot = &mut self.nodes[i as usize];
-        let Some(proto) = slot.proto.as_mut() else {
-            return;
-        };
-        let net = &mut self.net;
-        proto.drain_transmits(|to, bytes| net.send(now, i, to, bytes));
-        while let Some(report) = proto.poll_report() {
-            if let Some(s) = report.subject.filter(|&s| (s as usize) < n) {
-                let (word, bit) = ((s / 64) as usize, 1u64 << (s % 64));
-                if let (Some(w), Some(online)) = (slot.online.get_mut(word), report.online) {
-                    let was = *w & bit != 0;
-                    if was != online {
-                        *w ^= bit;
-                        if online {
-                            slot.online_count += 1;
-                        } else {
-                            slot.online_count -= 1;
-                        }
-                    }
-                }
-            }
-            net.digest.write(now);
-            net.digest.write(
-                u64::from(i) << 40
-                    | report.change.code() << 32
-                    | u64::from(report.subject.unwrap_or(u32::MAX)),
-            );
-            self.pending.push(Observation {
-                at: Instant::from_micros(now),
-                viewer: i,
-                report,
-                online_count: slot.online_count,
-            });
-        }
-        let deadline = proto.poll_timeout().map(|t| {
-            let t = t.as_micros();
-            if woke && t <= now {
-                net.stats.timer_spins += 1;
-                now + 1
-            } else if t <= now {
-                // Due now (e.g. gossip brought forward by a command): wake at once, but
-                // never at a time already handled.
-                now
-            } else {
-                t
-            }
-        });
-        if deadline != slot.timer_at {
-            slot.timer_gen = slot.timer_gen.wrapping_add(1);
-            slot.timer_at = deadline;
-            if let Some(at) = deadline {
-                net.push(at, Kind::Timer, i, 0, slot.timer_gen);
-            }
-        }
+        let window = Window { last: None, payloads: &[], nodes: self.nodes.len() };
+        self.outboxes[0].settle(&mut self.nodes[i as usize], i, self.now, false, &window);
+        let slab = self.slab.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let outbox = &mut self.outboxes[0];
+        self.net.apply(&mut [outbox], &mut self.order, &mut self.pending, slab);
     }
 
     // ------------------------------------------------------------- queries
@@ -670,6 +1154,7 @@ impl<P: Protocol> Sim<P> {
 mod tests {
     use super::*;
     use crate::protocol::{Change, Report, Timing};
+    use crate::swim_impl::Swim;
 
     /// Every `period` µs sends its index to node `(index + 1) % n`; records what it receives.
     struct Ring {
@@ -848,5 +1333,73 @@ mod tests {
         };
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), run(2));
+    }
+
+    /// Everything a run shows: digest, counters, every observation, final views.
+    fn trace<P: Protocol>(sim: &mut Sim<P>, story: impl Fn(&mut Sim<P>, u32)) -> String {
+        let mut observed = Vec::new();
+        for step in 0..40 {
+            story(sim, step);
+            sim.run_for(Duration::from_millis(250), &mut |o| {
+                observed.push((o.at, o.viewer, o.report, o.online_count));
+            });
+        }
+        let views: Vec<u32> = (0..sim.len() as u32).map(|i| sim.online_count(i)).collect();
+        format!("{:x} {:?} {observed:?} {views:?}", sim.digest(), sim.stats())
+    }
+
+    /// A swim cluster through joins, a pause, a slow member, a partition and a crash, under
+    /// loss, duplication and reordering.
+    fn eventful(sim: &mut Sim<Swim>, step: u32) {
+        let n = sim.len() as u32;
+        match step {
+            0 => (1..n).for_each(|i| sim.start(i, 0)),
+            8 => sim.pause(3, Duration::from_millis(1500)),
+            10 => sim.slow(5, Duration::from_millis(400)),
+            14 => sim.partition(|i| u8::from(i % 4 == 1)),
+            20 => sim.heal(),
+            24 => sim.crash(7),
+            30 => sim.restart(7, 0),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn threads_change_nothing_but_speed() {
+        let net = NetConfig { loss: 0.05, duplicate: 0.05, reorder: 0.05, ..NetConfig::default() };
+        let run = |threads: usize| {
+            let mut sim: Sim<Swim> = Sim::new(48, 3, Timing::default(), net.clone());
+            sim.set_threads(threads);
+            // Split every window, however small, to exercise the hand-off.
+            sim.parallel_min_ns = 0.0;
+            trace(&mut sim, eventful)
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+    }
+
+    #[test]
+    fn instantaneous_links_are_handled_in_later_windows_at_the_same_time() {
+        let net = NetConfig {
+            latency_min: Duration::ZERO,
+            latency_max: Duration::ZERO,
+            jitter: Duration::ZERO,
+            ..NetConfig::default()
+        };
+        let mut sim = ring(4, net.clone());
+        sim.run_for(Duration::from_millis(100), &mut |_| {});
+        for i in 0..4 {
+            let node = sim.node(i).unwrap();
+            assert_eq!(node.received.len(), 10, "sent every 10 ms, received at once");
+            assert!(node.received.iter().all(|(at, _)| at % 10_000 == 0));
+        }
+        let run = |threads: usize| {
+            let mut sim: Sim<Swim> = Sim::new(16, 5, Timing::default(), net.clone());
+            sim.set_threads(threads);
+            sim.parallel_min_ns = 0.0;
+            trace(&mut sim, eventful)
+        };
+        assert_eq!(run(1), run(2));
     }
 }

@@ -1,4 +1,5 @@
-//! The same seed gives the same trace; another seed gives another.
+//! The same seed gives the same trace, whatever the number of engine threads; another seed
+//! gives another.
 
 use swim_tests::foca_impl::Foca;
 use swim_tests::scenario::{self, Options, Scenario};
@@ -30,4 +31,18 @@ fn foca_runs_are_deterministic_too() {
     let c = scenario::run::<Foca>(Scenario::Join, &Options::new(30, 8));
     assert_eq!(a.trace_digest, b.trace_digest);
     assert_ne!(a.trace_digest, c.trace_digest);
+}
+
+#[test]
+fn the_thread_count_changes_nothing() {
+    let run = |threads| {
+        let mut options = lossy(42);
+        options.nodes = 120;
+        options.threads = Some(threads);
+        scenario::run::<Swim>(Scenario::Detect, &options)
+    };
+    let (a, b) = (run(1), run(2));
+    assert_eq!(a.trace_digest, b.trace_digest);
+    assert_eq!(a.sim_events, b.sim_events);
+    assert_eq!(a.detect_all_s, b.detect_all_s);
 }

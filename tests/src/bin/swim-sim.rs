@@ -69,6 +69,9 @@ struct Args {
     /// Longest virtual time to wait for the join and for the goal, seconds.
     #[arg(long, default_value_t = 300)]
     limit: u64,
+    /// Engine threads (default: one per core); the trace is the same for any value.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() {
@@ -87,6 +90,7 @@ fn main() {
     opts.join_limit = std::time::Duration::from_secs(args.limit);
     opts.goal_limit = std::time::Duration::from_secs(args.limit);
     opts.curve = args.svg.is_some();
+    opts.threads = args.threads;
     let wall = WallClock::now();
     let mut outcome = match args.implementation {
         Impl::Swim => scenario::run::<Swim>(args.scenario, &opts),
