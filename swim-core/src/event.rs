@@ -1,6 +1,6 @@
 //! What a node reports to its application, drained with [`Node::poll_event`](crate::Node::poll_event).
 
-use alloc::sync::Arc;
+use smol_str::SmolStr;
 
 use crate::status::Status;
 
@@ -11,28 +11,28 @@ pub enum Event {
     /// A member was seen for the first time (online or suspect).
     MemberJoined {
         /// Its name.
-        name: Arc<str>,
+        name: SmolStr,
         /// Its incarnation.
         incarnation: u64,
     },
     /// A member failed a probe (or another member said so) and may be down.
     MemberSuspect {
         /// Its name.
-        name: Arc<str>,
+        name: SmolStr,
         /// The incarnation the suspicion is about.
         incarnation: u64,
     },
     /// A member stayed suspect for the whole suspicion timeout: it is considered failed.
     MemberOffline {
         /// Its name.
-        name: Arc<str>,
+        name: SmolStr,
         /// The incarnation declared offline.
         incarnation: u64,
     },
     /// A member departed gracefully.
     MemberLeft {
         /// Its name.
-        name: Arc<str>,
+        name: SmolStr,
         /// Its final incarnation.
         incarnation: u64,
     },
@@ -40,7 +40,7 @@ pub enum Event {
     /// restarted, or rejoined.
     MemberAlive {
         /// Its name.
-        name: Arc<str>,
+        name: SmolStr,
         /// Its new incarnation.
         incarnation: u64,
         /// What it was before.
@@ -49,14 +49,14 @@ pub enum Event {
     /// A member's metadata changed (this node's own included).
     MetadataChanged {
         /// Whose.
-        name: Arc<str>,
+        name: SmolStr,
         /// The new metadata version.
         version: u64,
     },
     /// An offline or left member was forgotten after the reap timeout.
     MemberReaped {
         /// Its name.
-        name: Arc<str>,
+        name: SmolStr,
     },
     /// This node heard from the cluster for the first time after [`join`](crate::Node::join).
     Joined,

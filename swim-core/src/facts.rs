@@ -6,8 +6,8 @@
 //! on table size and metadata, and the deadlines (suspicion, reaping) that follow from a
 //! member's status. See `docs/PROTOCOL.md`, section 5.
 
-use alloc::sync::Arc;
 use core::net::SocketAddr;
+use smol_str::SmolStr;
 
 use rand_core::Rng;
 
@@ -71,7 +71,7 @@ impl<R: Rng> Node<R> {
                 return None;
             }
             let state = State { incarnation: tombstone.incarnation, status: Status::Offline };
-            let id = self.members.insert(Arc::from(sender.name), sender.addr, state, now);
+            let id = self.members.insert(SmolStr::new(sender.name), sender.addr, state, now);
             if let Some(member) = self.members.get_mut(id) {
                 member.replay = ReplayWindow::after(tombstone.last_nonce);
             }
@@ -196,7 +196,7 @@ impl<R: Rng> Node<R> {
         accuser: Option<&str>,
         spread: bool,
     ) -> MemberId {
-        let id = self.members.insert(Arc::from(name), addr, state, now);
+        let id = self.members.insert(SmolStr::new(name), addr, state, now);
         self.counters.updates_applied += 1;
         self.prober.insert(id, &mut self.rng);
         if spread {
@@ -303,7 +303,7 @@ impl<R: Rng> Node<R> {
         self.gossip.remove(id);
         self.prober.remove(id);
         if let Some(member) = self.members.remove(id, now + self.config.reap_timeout) {
-            self.events.push_back(Event::MemberReaped { name: member.name_arc().clone() });
+            self.events.push_back(Event::MemberReaped { name: member.name_shared().clone() });
         }
     }
 }

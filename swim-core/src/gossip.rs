@@ -176,15 +176,15 @@ mod tests {
     use crate::status::Status;
     use crate::time::Instant;
     use crate::wire::{Body, Packet, Sender};
-    use alloc::sync::Arc;
     use core::net::SocketAddr;
+    use smol_str::SmolStr;
 
     fn members(n: usize) -> (Members, Vec<MemberId>) {
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
-        let mut members = Members::new(Arc::from("local"), addr, Metadata::new(), Instant::ZERO);
+        let mut members = Members::new(SmolStr::new("local"), addr, Metadata::new(), Instant::ZERO);
         let ids = (0..n)
             .map(|i| {
-                let name: Arc<str> = Arc::from(alloc::format!("member-{i}").as_str());
+                let name: SmolStr = SmolStr::new(alloc::format!("member-{i}").as_str());
                 members.insert(
                     name,
                     addr,

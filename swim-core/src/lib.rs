@@ -137,3 +137,6 @@ pub use view::{
 pub use bytes::Bytes;
 /// Re-exported so users can name the RNG bound without depending on `rand_core` themselves.
 pub use rand_core;
+/// Member names as events and views carry them: up to 23 bytes inline, longer ones shared,
+/// so a name costs no allocation of its own in every node's table and clones for free.
+pub use smol_str::SmolStr;

@@ -6,10 +6,10 @@
 
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
+use smol_str::SmolStr;
 
 use bytes::Bytes;
 use rand_core::Rng;
@@ -125,7 +125,7 @@ impl<R: Rng> Node<R> {
     /// A node that has not contacted anyone yet; call [`Node::join`] to do so.
     pub fn new(config: Config, mut rng: R, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
-        let name: Arc<str> = Arc::from(config.local_name.as_str());
+        let name: SmolStr = SmolStr::new(config.local_name.as_str());
         let size = self_record_size(&config, &config.local_metadata, 1);
         if size > config.max_datagram() {
             return Err(ConfigError::new("local_metadata", "does not fit in one datagram"));
@@ -630,8 +630,8 @@ impl<R: Rng> Node<R> {
         self.members.local().metadata().unwrap_or(&EMPTY)
     }
 
-    pub(crate) fn name_of(&self, id: MemberId) -> Arc<str> {
-        self.members.get(id).map_or_else(|| Arc::from(""), |m| m.name_arc().clone())
+    pub(crate) fn name_of(&self, id: MemberId) -> SmolStr {
+        self.members.get(id).map_or_else(|| SmolStr::new(""), |m| m.name_shared().clone())
     }
 
     /// Up to `count` distinct members other than this node matching `filter` and not in

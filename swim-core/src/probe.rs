@@ -7,10 +7,10 @@
 //! available members, which relay the target's ack. No ack at all within
 //! `ping_timeout + ping_req_timeout` makes the target suspect.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
+use smol_str::SmolStr;
 
 use rand_core::Rng;
 
@@ -30,7 +30,7 @@ struct Probe {
     seq: u32,
     target: MemberId,
     /// Guards against the id being reused for another member while the probe runs.
-    name: Arc<str>,
+    name: SmolStr,
     indirect_at: Instant,
     fail_at: Instant,
     indirect_sent: bool,
@@ -126,7 +126,7 @@ impl<R: Rng> Node<R> {
     pub(crate) fn start_probe(&mut self, now: Instant) {
         let Some(id) = self.prober.next_target(&self.members, &mut self.rng) else { return };
         let Some(member) = self.members.get(id) else { return };
-        let (name, addr) = (member.name_arc().clone(), member.addr());
+        let (name, addr) = (member.name_shared().clone(), member.addr());
         let seq = self.prober.next_seq();
         // Lifeguard: a node that keeps failing probes waits longer before blaming others.
         let ping_timeout = self.scaled(self.config.ping_timeout);
@@ -272,11 +272,11 @@ impl<R: Rng> Node<R> {
         // Lifeguard: every helper that did not even nack suggests the problem is ours.
         self.raise_health(1 + probe.nacks_expected.saturating_sub(probe.nacks_received));
         let Some(member) = self.members.get(probe.target) else { return };
-        if *member.name_arc() != probe.name {
+        if *member.name_shared() != probe.name {
             return;
         }
         let incarnation = member.incarnation();
-        let local = self.members.local().name_arc().clone();
+        let local = self.members.local().name_shared().clone();
         match member.status() {
             Status::Online => {
                 self.counters.suspicions += 1;
@@ -316,12 +316,12 @@ mod tests {
 
     fn table(n: usize) -> (Members, Vec<MemberId>) {
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
-        let mut members = Members::new(Arc::from("local"), addr, Metadata::new(), Instant::ZERO);
+        let mut members = Members::new(SmolStr::new("local"), addr, Metadata::new(), Instant::ZERO);
         let ids = (0..n)
             .map(|i| {
                 let name = alloc::format!("m{i}");
                 let state = State { incarnation: 0, status: Status::Online };
-                members.insert(Arc::from(name.as_str()), addr, state, Instant::ZERO)
+                members.insert(SmolStr::new(name.as_str()), addr, state, Instant::ZERO)
             })
             .collect();
         (members, ids)

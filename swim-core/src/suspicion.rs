@@ -5,9 +5,9 @@
 //! only one overloaded prober could not reach gets plenty of time to refute, while a member
 //! that many probers find dead is declared offline as fast as with a fixed timeout.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
+use smol_str::SmolStr;
 
 use alloc::boxed::Box;
 
@@ -25,12 +25,12 @@ pub(crate) struct Suspicion {
     /// When this node started suspecting.
     pub(crate) started: Instant,
     /// Distinct accusers heard of, first first; at most `confirmations + 1` are kept.
-    accusers: Vec<Arc<str>>,
+    accusers: Vec<SmolStr>,
 }
 
 impl Suspicion {
     pub(crate) fn new(started: Instant, accuser: Option<&str>) -> Self {
-        Suspicion { started, accusers: accuser.map(Arc::from).into_iter().collect() }
+        Suspicion { started, accusers: accuser.map(SmolStr::new).into_iter().collect() }
     }
 
     /// Records `accuser`; returns whether it was a new confirmation worth counting and
@@ -39,7 +39,7 @@ impl Suspicion {
         if self.accusers.iter().any(|a| **a == *accuser) || self.confirmations() >= expected {
             return false;
         }
-        self.accusers.push(Arc::from(accuser));
+        self.accusers.push(SmolStr::new(accuser));
         true
     }
 

@@ -198,20 +198,15 @@ impl<R: Rng> Node<R> {
     /// Our entries (with metadata) in `buckets`, as many datagrams as they need; the first
     /// carries `want`.
     fn send_entries(&mut self, to: SocketAddr, shift: u8, buckets: &BucketSet, want: BucketSet) {
-        let mut ids = core::mem::take(&mut self.scratch);
-        ids.clear();
-        ids.extend(
-            self.members
-                .iter()
-                .filter(|(_, m)| buckets.contains(coarse_bucket(m.bucket, shift)))
-                .map(|(id, _)| id),
-        );
-        // When the cap cuts an answer short, a random starting point spreads what each
-        // round repairs instead of resending the same first entries.
-        let start = random_below(&mut self.rng, ids.len());
-        ids.rotate_left(start);
+        // Walk the table from a random slot, wrapping around, and stop once the answer is
+        // full: when the cap cuts an answer short, each round repairs different entries, and a
+        // large table is never scanned (or copied) whole for an answer of a thousand entries.
+        let slots = self.members.id_bound();
+        let start = random_below(&mut self.rng, slots as usize) as u32;
+        let wanted = |m: &Member| buckets.contains(coarse_bucket(m.bucket, shift));
+        let mut walked = 0;
+        let mut carried: Option<MemberId> = None; // did not fit the previous datagram
         let max = self.config.max_datagram();
-        let mut next = 0;
         for datagram in 0..MAX_ENTRY_DATAGRAMS {
             let want = if datagram == 0 { want } else { BucketSet::default() };
             let nonce = self.next_nonce();
@@ -223,25 +218,35 @@ impl<R: Rng> Node<R> {
             let Some(mut writer) = PacketWriter::new(&mut buffer, max, nonce, &sender, &body)
             else {
                 self.recycle(buffer);
-                break;
+                return;
             };
-            while let Some(member) = ids.get(next).and_then(|id| self.members.get(*id)) {
-                if !writer.push(&member.record(true)) {
-                    if writer.records() == 0 {
-                        next += 1; // Cannot fit even alone (metadata from a larger MTU): skip.
-                        continue;
+            loop {
+                let next = carried.take().or_else(|| {
+                    while walked < slots {
+                        let id = MemberId((start + walked) % slots);
+                        walked += 1;
+                        if self.members.get(id).is_some_and(wanted) {
+                            return Some(id);
+                        }
                     }
+                    None
+                });
+                let Some(member) = next.and_then(|id| self.members.get(id)) else {
+                    break;
+                };
+                if !writer.push(&member.record(true)) && writer.records() > 0 {
+                    carried = next; // First in the next datagram.
                     break;
                 }
-                next += 1;
+                // Pushed, or cannot fit even alone (metadata from a larger MTU): skipped.
             }
+            let done = carried.is_none();
             writer.finish();
             self.queue(to, buffer);
-            if next >= ids.len() {
-                break;
+            if done {
+                return;
             }
         }
-        self.scratch = ids;
     }
 }
 

@@ -15,8 +15,8 @@
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::{String, ToString};
-use alloc::sync::Arc;
 use alloc::vec::Vec;
+use smol_str::SmolStr;
 
 use bytes::Bytes;
 use rand_core::Rng;
@@ -38,9 +38,9 @@ pub struct ClusterMetadata {
     local_name: String,
     local: Metadata,
     /// Key to member name to value.
-    remote: BTreeMap<String, BTreeMap<Arc<str>, Bytes>>,
+    remote: BTreeMap<String, BTreeMap<SmolStr, Bytes>>,
     /// The remote members in the view (available, metadata known), even those with none.
-    members: BTreeSet<Arc<str>>,
+    members: BTreeSet<SmolStr>,
 }
 
 impl ClusterMetadata {
@@ -61,10 +61,10 @@ impl ClusterMetadata {
             else {
                 continue;
             };
-            view.members.insert(member.name_arc().clone());
+            view.members.insert(member.name_shared().clone());
             for (key, value) in metadata.iter() {
                 let by_member = view.remote.entry(key.to_string()).or_default();
-                by_member.insert(member.name_arc().clone(), value.clone());
+                by_member.insert(member.name_shared().clone(), value.clone());
             }
         }
         view
@@ -82,7 +82,7 @@ impl ClusterMetadata {
     }
 
     /// Remote metadata organised by key: key to member name to value (pymap's `remote`).
-    pub fn remote(&self) -> &BTreeMap<String, BTreeMap<Arc<str>, Bytes>> {
+    pub fn remote(&self) -> &BTreeMap<String, BTreeMap<SmolStr, Bytes>> {
         &self.remote
     }
 
@@ -196,7 +196,7 @@ impl Watched {
 pub struct Watch {
     filter: WatchFilter,
     /// The last value of the filter's key seen per member, when the filter has a key.
-    seen: BTreeMap<Arc<str>, Bytes>,
+    seen: BTreeMap<SmolStr, Bytes>,
 }
 
 impl Watch {
@@ -206,7 +206,7 @@ impl Watch {
         if let Some(key) = &filter.key {
             for member in members {
                 if let Some(value) = member.metadata().and_then(|m| m.get(key)) {
-                    seen.insert(member.name_arc().clone(), value.clone());
+                    seen.insert(member.name_shared().clone(), value.clone());
                 }
             }
         }
@@ -236,7 +236,7 @@ impl Watch {
         let value = member.and_then(|m| m.metadata()).and_then(|m| m.get(key)).cloned();
         let previous = match &value {
             Some(value) if !matches!(event, Event::MemberReaped { .. }) => {
-                let name = member.map_or_else(|| Arc::from(name), |m| m.name_arc().clone());
+                let name = member.map_or_else(|| SmolStr::new(name), |m| m.name_shared().clone());
                 self.seen.insert(name, value.clone())
             }
             _ => self.seen.remove(name),

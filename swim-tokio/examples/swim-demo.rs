@@ -441,7 +441,7 @@ impl Report {
                 let Some(m) = view.member(name) else { return };
                 (name, m.status(), m.incarnation())
             }
-            Event::Refuted { incarnation } => (me.name_arc(), Status::Online, *incarnation),
+            Event::Refuted { incarnation } => (me.name_shared(), Status::Online, *incarnation),
             other => {
                 let what = match other {
                     Event::Joined => "joined the cluster".to_owned(),
