@@ -127,6 +127,8 @@ enum FuzzBody {
     SyncDigest { root: u64, members: u16 },
     SyncBuckets { shift: u8, hashes: Vec<u8> },
     SyncEntries { shift: u8, want: [u64; 4] },
+    SyncSummaries { shift: u8, buckets: [u64; 4], summaries: Vec<(u64, u32)> },
+    SyncWant { names: Vec<u64> },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -219,6 +221,17 @@ pub fn state_machine(data: &[u8]) {
     }
 }
 
+/// The buckets of `bits` that exist at `shift`.
+fn bucket_set(shift: u8, bits: &[u64; 4]) -> BucketSet {
+    let mut set = BucketSet::default();
+    for i in 0..1usize << shift {
+        if bits[i / 64] & (1 << (i % 64)) != 0 {
+            set.insert(i);
+        }
+    }
+    set
+}
+
 /// A signed datagram from peer `from` built from fuzzed fields.
 fn build(
     from: usize,
@@ -233,6 +246,7 @@ fn build(
     let seq = u32::from(seq);
     let target_name;
     let hashes;
+    let pairs: Vec<u8>;
     let body = match body {
         FuzzBody::Ping { root, target } => {
             target_name =
@@ -259,13 +273,21 @@ fn build(
         }
         FuzzBody::SyncEntries { shift, want } => {
             let shift = shift % 9;
-            let mut set = BucketSet::default();
-            for i in 0..1usize << shift {
-                if want[i / 64] & (1 << (i % 64)) != 0 {
-                    set.insert(i);
-                }
-            }
-            Body::SyncEntries { shift, want: set }
+            Body::SyncEntries { shift, want: bucket_set(shift, want) }
+        }
+        FuzzBody::SyncSummaries { shift, buckets, summaries } => {
+            let shift = shift % 9;
+            pairs = summaries
+                .iter()
+                .flat_map(|(name, entry)| {
+                    [name.to_be_bytes().as_slice(), &entry.to_be_bytes()].concat()
+                })
+                .collect();
+            Body::SyncSummaries { shift, buckets: bucket_set(shift, buckets), summaries: &pairs }
+        }
+        FuzzBody::SyncWant { names } => {
+            pairs = names.iter().flat_map(|name| name.to_be_bytes()).collect();
+            Body::SyncWant { names: &pairs }
         }
     };
     let names: Vec<String> =

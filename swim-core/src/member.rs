@@ -21,7 +21,7 @@ use crate::auth::ReplayWindow;
 use crate::metadata::Metadata;
 use crate::status::{Status, StatusFilter};
 use crate::suspicion::Suspicion;
-use crate::sync::{Digest, name_hash};
+use crate::sync::{Digest, FINE_BUCKETS, name_hash};
 use crate::time::Instant;
 use crate::wire::{MetadataEntries, Record};
 
@@ -254,6 +254,9 @@ pub(crate) struct Members {
     /// Ids by name hash: one lookup per received record, so a hash table (a few bytes per
     /// entry, one name comparison per lookup) rather than a tree of string comparisons.
     index: HashTable<MemberId>,
+    /// Ids by anti-entropy fine bucket, so that an exchange about a few buckets touches
+    /// only their members.
+    buckets: Vec<Vec<MemberId>>,
     tombstones: BTreeMap<SmolStr, Tombstone>,
     tombstone_expiry: BTreeSet<(Instant, SmolStr)>,
     digest: Digest,
@@ -270,6 +273,7 @@ impl Members {
             slots: Slab::default(),
             free: Vec::new(),
             index: HashTable::new(),
+            buckets: (0..FINE_BUCKETS).map(|_| Vec::new()).collect(),
             tombstones: BTreeMap::new(),
             tombstone_expiry: BTreeSet::new(),
             digest: Digest::new(),
@@ -296,6 +300,14 @@ impl Members {
         let slots = &self.slots;
         let named = |id: &MemberId| slots.get(id.index()).is_some_and(|m| *m.name == *name);
         self.index.find(name_hash(name), named).copied()
+    }
+
+    /// The member whose name hashes to `hash` (anti-entropy names entries by hash).
+    pub(crate) fn id_by_hash(&self, hash: u64) -> Option<MemberId> {
+        let slots = &self.slots;
+        let hashed =
+            |id: &MemberId| slots.get(id.index()).is_some_and(|m| name_hash(&m.name) == hash);
+        self.index.find(hash, hashed).copied()
     }
 
     pub(crate) fn by_name(&self, name: &str) -> Option<&Member> {
@@ -373,7 +385,13 @@ impl Members {
         let slots = &self.slots;
         let rehash = |id: &MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
         self.index.insert_unique(name_hash(&name), id, rehash);
+        self.buckets[usize::from(bucket)].push(id);
         id
+    }
+
+    /// The members of fine bucket `bucket`, in no particular (but deterministic) order.
+    pub(crate) fn in_bucket(&self, bucket: usize) -> &[MemberId] {
+        self.buckets.get(bucket).map_or(&[], Vec::as_slice)
     }
 
     /// Changes a member's incarnation and status; returns the previous state.
@@ -412,6 +430,10 @@ impl Members {
         self.counts[usize::from(member.status.precedence())] -= 1;
         if let Ok(entry) = self.index.find_entry(name_hash(&member.name), |x| *x == id) {
             entry.remove();
+        }
+        let bucket = &mut self.buckets[usize::from(member.bucket)];
+        if let Some(at) = bucket.iter().position(|x| *x == id) {
+            bucket.swap_remove(at);
         }
         self.free.push(id);
         self.tombstones.insert(

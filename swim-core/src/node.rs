@@ -104,6 +104,8 @@ pub struct Node<R> {
     pub(crate) counters: Counters,
     /// Reused for member sampling.
     pub(crate) scratch: Vec<MemberId>,
+    /// A peer's anti-entropy summaries while they are compared with ours (reused).
+    pub(crate) summaries: Vec<(u64, u32, bool)>,
     /// Lifeguard local health score, 0 (healthy) to `lifeguard.max_health`.
     pub(crate) health: u32,
     /// Datagrams given a sequenced nonce so far.
@@ -160,6 +162,7 @@ impl<R: Rng> Node<R> {
             events: VecDeque::new(),
             counters: Counters::default(),
             scratch: Vec::new(),
+            summaries: Vec::new(),
             health: 0,
             datagrams_signed: 0,
             last_agreement: None,
@@ -238,7 +241,14 @@ impl<R: Rng> Node<R> {
             Body::SyncDigest { root, members } => {
                 self.handle_sync_digest(from, sender, root, members as usize);
             }
-            Body::SyncBuckets { shift, hashes } => self.handle_sync_buckets(from, shift, hashes),
+            Body::SyncBuckets { shift, hashes } => {
+                let summaries = packet.minor_version >= 1;
+                self.handle_sync_buckets(from, shift, hashes, summaries);
+            }
+            Body::SyncSummaries { shift, buckets, summaries } => {
+                self.handle_sync_summaries(from, shift, buckets, summaries);
+            }
+            Body::SyncWant { names } => self.handle_sync_want(from, names),
             Body::SyncEntries { shift, want } => self.handle_sync_entries(from, shift, want),
         }
     }

@@ -11,6 +11,7 @@
 
 use alloc::vec::Vec;
 use core::net::SocketAddr;
+use core::ops::Range;
 
 use rand_core::Rng;
 
@@ -18,15 +19,25 @@ use crate::member::{Member, MemberId};
 use crate::node::{Node, random_below};
 use crate::status::StatusFilter;
 use crate::time::Instant;
-use crate::wire::{Body, BucketSet, MAX_BUCKET_SHIFT, PacketWriter, Sender};
+use crate::wire::{
+    Body, BucketSet, MAX_BUCKET_SHIFT, PacketWriter, SUMMARY_LEN, Sender, WANT_LEN, max_overhead,
+};
 
 /// Datagrams of entries sent in answer to one request at most (about a thousand entries);
 /// the rest follows in later rounds. Bounds the burst one request can trigger, which matters
 /// when a whole cluster joins through one seed at once.
 const MAX_ENTRY_DATAGRAMS: usize = 32;
 
+/// Entries gathered for one answer at most: more than [`MAX_ENTRY_DATAGRAMS`] can carry, so
+/// the cap in datagrams is what binds, while the list stays small.
+const MAX_ANSWER_ENTRIES: usize = 2048;
+
+/// Datagrams of summaries sent in one exchange at most (about 1,400 entries at the default
+/// MTU): a peer that differs in more gets the rest in later rounds.
+const MAX_SUMMARY_DATAGRAMS: usize = 12;
+
 /// Fine-grained buckets kept, folded to fewer on the wire.
-const FINE_BUCKETS: usize = 1 << MAX_BUCKET_SHIFT;
+pub(crate) const FINE_BUCKETS: usize = 1 << MAX_BUCKET_SHIFT;
 
 /// Incrementally maintained hashes of a membership table.
 #[derive(Clone, Debug)]
@@ -60,8 +71,7 @@ impl Digest {
 
     /// The hash of coarse bucket `index` out of `2^shift`.
     fn bucket(&self, shift: u8, index: usize) -> u32 {
-        let width = FINE_BUCKETS >> shift;
-        let sum = self.buckets[index * width..(index + 1) * width]
+        let sum = self.buckets[fine_buckets(index, shift)]
             .iter()
             .fold(0u64, |acc, h| acc.wrapping_add(*h));
         (sum ^ (sum >> 32)) as u32
@@ -90,10 +100,20 @@ pub(crate) fn name_hash(name: &str) -> u64 {
 /// The hash of what anti-entropy compares: name, incarnation, status, metadata version.
 fn entry_hash(member: &Member) -> u64 {
     // The name is hashed again rather than stored: entries are many, changes are few.
-    let mut hash =
-        mix(name_hash(member.name()) ^ member.incarnation().wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    entry_hash_with(name_hash(member.name()), member)
+}
+
+fn entry_hash_with(name_hash: u64, member: &Member) -> u64 {
+    let mut hash = mix(name_hash ^ member.incarnation().wrapping_mul(0x9e37_79b9_7f4a_7c15));
     hash = mix(hash ^ member.meta_version().wrapping_mul(0xc2b2_ae3d_27d4_eb4f));
     mix(hash ^ u64::from(member.status().to_wire()))
+}
+
+/// What a summary says of an entry: its name hash, and its entry hash folded to 32 bits.
+fn summary(member: &Member) -> (u64, u32) {
+    let name = name_hash(member.name());
+    let entry = entry_hash_with(name, member);
+    (name, (entry ^ (entry >> 32)) as u32)
 }
 
 /// MurmurHash3's 64-bit finalizer.
@@ -110,9 +130,22 @@ pub(crate) fn fine_bucket(name_hash: u64) -> u8 {
     (name_hash >> (64 - MAX_BUCKET_SHIFT)) as u8
 }
 
-/// The coarse bucket, out of `2^shift`, of a fine bucket.
-fn coarse_bucket(fine: u8, shift: u8) -> usize {
-    usize::from(fine) >> (MAX_BUCKET_SHIFT - shift)
+/// The fine buckets that make up coarse bucket `bucket` out of `2^shift`.
+fn fine_buckets(bucket: usize, shift: u8) -> Range<usize> {
+    let width = FINE_BUCKETS >> shift;
+    bucket * width..(bucket + 1) * width
+}
+
+/// The coarse buckets (out of `2^shift`) in `set`, from a random one on, wrapping around:
+/// capped answers then cover different buckets in different rounds.
+fn buckets_from<R: Rng>(
+    rng: &mut R,
+    shift: u8,
+    set: BucketSet,
+) -> impl Iterator<Item = usize> + use<R> {
+    let count = 1usize << shift;
+    let start = random_below(rng, count);
+    (0..count).map(move |k| (start + k) % count).filter(move |b| set.contains(*b))
 }
 
 /// Buckets for a table of `members` entries: about eight entries each, at most 256.
@@ -175,39 +208,179 @@ impl<R: Rng> Node<R> {
         self.recycle(hashes);
     }
 
-    /// Step 3: send our entries of the differing buckets and ask for theirs.
-    pub(crate) fn handle_sync_buckets(&mut self, from: SocketAddr, shift: u8, hashes: &[u8]) {
+    /// Step 3: summarise our entries of the differing buckets, so that the peer can tell
+    /// which entries differ. A peer older than minor version 1 gets the entries themselves
+    /// and is asked for its own, as that version did.
+    pub(crate) fn handle_sync_buckets(
+        &mut self,
+        from: SocketAddr,
+        shift: u8,
+        hashes: &[u8],
+        summaries: bool,
+    ) {
         let mut differing = BucketSet::default();
         for index in 0..1usize << shift {
             if self.members.digest().bucket(shift, index) != Body::bucket_hash(hashes, index) {
                 differing.insert(index);
             }
         }
-        if !differing.is_empty() {
-            self.send_entries(from, shift, &differing, differing);
+        if differing.is_empty() {
+            return;
+        }
+        if summaries {
+            self.send_summaries(from, shift, &differing);
+        } else {
+            self.send_bucket_entries(from, shift, &differing, differing);
         }
     }
 
-    /// Step 4: apply (done by the caller) and, if asked, answer with our entries.
+    /// Summaries of our entries in `differing`, whole buckets per datagram, starting at a
+    /// random bucket so that capped rounds cover different ones.
+    fn send_summaries(&mut self, to: SocketAddr, shift: u8, differing: &BucketSet) {
+        let overhead = max_overhead(self.members.local().name().len());
+        let room =
+            self.config.max_datagram().saturating_sub(overhead + 3 + BucketSet::wire_len(shift));
+        let capacity = room / SUMMARY_LEN;
+        if capacity == 0 {
+            return;
+        }
+        let mut summaries = self.take_buffer();
+        summaries.clear();
+        let mut covered = BucketSet::default();
+        let mut sent = 0;
+        for bucket in buckets_from(&mut self.rng, shift, *differing) {
+            let fine = fine_buckets(bucket, shift);
+            let entries: usize = fine.clone().map(|f| self.members.in_bucket(f).len()).sum();
+            if !covered.is_empty() && summaries.len() / SUMMARY_LEN + entries > capacity {
+                let body = Body::SyncSummaries { shift, buckets: covered, summaries: &summaries };
+                self.send(to, &body, None);
+                (covered, sent) = (BucketSet::default(), sent + 1);
+                summaries.clear();
+                if sent == MAX_SUMMARY_DATAGRAMS {
+                    break;
+                }
+            }
+            covered.insert(bucket);
+            // A bucket too large for one datagram is listed in part: the peer then sends
+            // the rest back, which costs bytes but loses nothing.
+            let ids = fine.flat_map(|f| self.members.in_bucket(f));
+            for member in ids.filter_map(|id| self.members.get(*id)).take(capacity) {
+                if summaries.len() / SUMMARY_LEN == capacity {
+                    break;
+                }
+                let (name, entry) = summary(member);
+                summaries.extend_from_slice(&name.to_be_bytes());
+                summaries.extend_from_slice(&entry.to_be_bytes());
+            }
+        }
+        if !covered.is_empty() && sent < MAX_SUMMARY_DATAGRAMS {
+            let body = Body::SyncSummaries { shift, buckets: covered, summaries: &summaries };
+            self.send(to, &body, None);
+        }
+        self.recycle(summaries);
+    }
+
+    /// Step 4: compare the peer's summaries with our entries of the same buckets. Ours that
+    /// it lacks or holds in another version go back in full; theirs that we lack or hold in
+    /// another version are asked for by name hash.
+    pub(crate) fn handle_sync_summaries(
+        &mut self,
+        from: SocketAddr,
+        shift: u8,
+        buckets: BucketSet,
+        summaries: &[u8],
+    ) {
+        // Theirs, sorted by name hash, each with whether we hold the same version.
+        let mut theirs = core::mem::take(&mut self.summaries);
+        theirs.clear();
+        theirs.extend(Body::summaries(summaries).map(|(name, entry)| (name, entry, false)));
+        theirs.sort_unstable();
+        let mut ours = core::mem::take(&mut self.scratch);
+        ours.clear();
+        for bucket in buckets_from(&mut self.rng, shift, buckets) {
+            for &id in fine_buckets(bucket, shift).flat_map(|f| self.members.in_bucket(f)) {
+                let Some(member) = self.members.get(id) else { continue };
+                let (name, entry) = summary(member);
+                let first = theirs.partition_point(|t| t.0 < name);
+                let mut same = false;
+                for t in theirs[first..].iter_mut().take_while(|t| t.0 == name) {
+                    if t.1 == entry {
+                        t.2 = true;
+                        same = true;
+                    }
+                }
+                if !same && ours.len() < MAX_ANSWER_ENTRIES {
+                    ours.push(id);
+                }
+            }
+        }
+        self.send_records(from, shift, &ours, BucketSet::default());
+        self.scratch = ours;
+        let mut names = self.take_buffer();
+        names.clear();
+        let overhead = max_overhead(self.members.local().name().len()) + 2;
+        let capacity = self.config.max_datagram().saturating_sub(overhead) / WANT_LEN;
+        let mut last = None;
+        for &(name, _, same) in &theirs {
+            if !same && last != Some(name) && names.len() / WANT_LEN < capacity {
+                names.extend_from_slice(&name.to_be_bytes());
+                last = Some(name);
+            }
+        }
+        if !names.is_empty() {
+            self.send(from, &Body::SyncWant { names: &names }, None);
+        }
+        self.recycle(names);
+        self.summaries = theirs;
+    }
+
+    /// Step 5: the entries the peer asked for, in full.
+    pub(crate) fn handle_sync_want(&mut self, from: SocketAddr, names: &[u8]) {
+        let mut ids = core::mem::take(&mut self.scratch);
+        ids.clear();
+        ids.extend(Body::wanted(names).filter_map(|name| self.members.id_by_hash(name)));
+        self.send_records(from, 0, &ids, BucketSet::default());
+        self.scratch = ids;
+    }
+
+    /// A minor-version-0 peer's step 4: apply (done by the caller) and, if asked, answer with
+    /// our entries of the wanted buckets.
     pub(crate) fn handle_sync_entries(&mut self, from: SocketAddr, shift: u8, want: BucketSet) {
         if !want.is_empty() {
-            self.send_entries(from, shift, &want, BucketSet::default());
+            self.send_bucket_entries(from, shift, &want, BucketSet::default());
         }
     }
 
-    /// Our entries (with metadata) in `buckets`, as many datagrams as they need; the first
-    /// carries `want`.
-    fn send_entries(&mut self, to: SocketAddr, shift: u8, buckets: &BucketSet, want: BucketSet) {
-        // Walk the table from a random slot, wrapping around, and stop once the answer is
-        // full: when the cap cuts an answer short, each round repairs different entries, and a
-        // large table is never scanned (or copied) whole for an answer of a thousand entries.
-        let slots = self.members.id_bound();
-        let start = random_below(&mut self.rng, slots as usize) as u32;
-        let wanted = |m: &Member| buckets.contains(coarse_bucket(m.bucket, shift));
-        let mut walked = 0;
-        let mut carried: Option<MemberId> = None; // did not fit the previous datagram
+    /// Our entries in `buckets` (from a random bucket on, as many as one answer carries),
+    /// the first datagram carrying `want`.
+    fn send_bucket_entries(
+        &mut self,
+        to: SocketAddr,
+        shift: u8,
+        buckets: &BucketSet,
+        want: BucketSet,
+    ) {
+        let mut ids = core::mem::take(&mut self.scratch);
+        ids.clear();
+        for bucket in buckets_from(&mut self.rng, shift, *buckets) {
+            let room = MAX_ANSWER_ENTRIES - ids.len();
+            ids.extend(
+                fine_buckets(bucket, shift).flat_map(|f| self.members.in_bucket(f)).take(room),
+            );
+        }
+        self.send_records(to, shift, &ids, want);
+        self.scratch = ids;
+    }
+
+    /// The records (with metadata) of `ids` as SyncEntries, at most
+    /// [`MAX_ENTRY_DATAGRAMS`] of them; the first carries `want`.
+    fn send_records(&mut self, to: SocketAddr, shift: u8, ids: &[MemberId], want: BucketSet) {
         let max = self.config.max_datagram();
+        let mut next = 0;
         for datagram in 0..MAX_ENTRY_DATAGRAMS {
+            if next >= ids.len() && (datagram > 0 || want.is_empty()) {
+                return;
+            }
             let want = if datagram == 0 { want } else { BucketSet::default() };
             let nonce = self.next_nonce();
             let mut buffer = self.take_buffer();
@@ -217,35 +390,17 @@ impl<R: Rng> Node<R> {
             let body = Body::SyncEntries { shift, want };
             let Some(mut writer) = PacketWriter::new(&mut buffer, max, nonce, &sender, &body)
             else {
-                self.recycle(buffer);
-                return;
+                return self.recycle(buffer);
             };
-            loop {
-                let next = carried.take().or_else(|| {
-                    while walked < slots {
-                        let id = MemberId((start + walked) % slots);
-                        walked += 1;
-                        if self.members.get(id).is_some_and(wanted) {
-                            return Some(id);
-                        }
-                    }
-                    None
-                });
-                let Some(member) = next.and_then(|id| self.members.get(id)) else {
-                    break;
-                };
+            while let Some(member) = ids.get(next).and_then(|id| self.members.get(*id)) {
                 if !writer.push(&member.record(true)) && writer.records() > 0 {
-                    carried = next; // First in the next datagram.
                     break;
                 }
                 // Pushed, or cannot fit even alone (metadata from a larger MTU): skipped.
+                next += 1;
             }
-            let done = carried.is_none();
             writer.finish();
             self.queue(to, buffer);
-            if done {
-                return;
-            }
         }
     }
 }
@@ -253,6 +408,99 @@ impl<R: Rng> Node<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::status::Status;
+    use crate::wire::{Packet, Record};
+    use crate::{Keyring, TAG_LEN};
+    use alloc::format;
+    use alloc::string::String;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn node(port: u16) -> Node<ChaCha8Rng> {
+        let config = Config::new(format!("node-{port}"), addr(port), Keyring::new("k"));
+        Node::new(config, ChaCha8Rng::seed_from_u64(u64::from(port)), Instant::ZERO).unwrap()
+    }
+
+    /// Hands `node` the records `(name, incarnation)` as anti-entropy entries from a peer.
+    fn teach(node: &mut Node<ChaCha8Rng>, now: Instant, facts: &[(String, u64)]) {
+        let mut datagram = Vec::new();
+        let sender = Sender { name: "teacher", addr: addr(9), incarnation: 0 };
+        let body = Body::SyncEntries { shift: 0, want: BucketSet::default() };
+        let mut writer = PacketWriter::new(&mut datagram, 1452, 1, &sender, &body).unwrap();
+        for (i, (name, incarnation)) in facts.iter().enumerate() {
+            let record = Record {
+                name,
+                addr: addr(10_000 + i as u16),
+                incarnation: *incarnation,
+                status: Status::Online,
+                meta_version: 0,
+                metadata: None,
+                accuser: None,
+            };
+            assert!(writer.push(&record));
+        }
+        writer.finish();
+        node.config.secret.sign(&mut datagram);
+        node.handle_datagram(now, addr(9), &datagram);
+    }
+
+    fn drain(node: &mut Node<ChaCha8Rng>) -> Vec<Vec<u8>> {
+        core::iter::from_fn(|| node.poll_transmit().map(|t| t.payload.to_vec())).collect()
+    }
+
+    #[test]
+    fn an_exchange_sends_only_the_entries_that_differ() {
+        let (mut a, mut b) = (node(1), node(2));
+        let facts: Vec<(String, u64)> = (0..40).map(|i| (format!("member-{i}"), 0)).collect();
+        let now = Instant::from_secs(1);
+        teach(&mut a, now, &facts);
+        let mut newer = facts.clone();
+        newer[7].1 = 3; // b heard of a refutation that a missed.
+        newer.truncate(39); // and a knows one member b does not.
+        teach(&mut b, now, &newer);
+        drain(&mut a);
+        drain(&mut b);
+
+        a.send_digest(addr(2), None);
+        let (mut kinds, mut entries) = (Vec::new(), Vec::new());
+        let mut note = |bytes: &[u8]| {
+            let packet = Packet::decode(&bytes[..bytes.len() - TAG_LEN]).unwrap();
+            let kind = format!("{:?}", packet.body);
+            kinds.push(kind.split([' ', '{']).next().map(String::from).unwrap());
+            if matches!(packet.body, Body::SyncEntries { .. }) {
+                entries.extend(packet.records.iter().map(|r| String::from(r.name)));
+            }
+        };
+        for _ in 0..10 {
+            let (to_b, to_a) = (drain(&mut a), drain(&mut b));
+            for bytes in to_b {
+                note(&bytes);
+                b.handle_datagram(now, addr(1), &bytes);
+            }
+            for bytes in to_a {
+                note(&bytes);
+                a.handle_datagram(now, addr(2), &bytes);
+            }
+        }
+        for fact in ["member-7", "member-39"] {
+            assert!(entries.iter().any(|e| e == fact), "{fact} not sent in {entries:?}");
+        }
+        // Besides those two, only the two nodes' own entries differ (each learned the other
+        // from its datagrams, without metadata); 40 unchanged entries are never sent.
+        assert!(entries.len() <= 6, "sent {entries:?}");
+        assert!(
+            kinds.iter().any(|k| k == "SyncSummaries") && kinds.iter().any(|k| k == "SyncWant")
+        );
+        assert_eq!(a.members.digest().root(), b.members.digest().root(), "tables agree");
+        assert_eq!(b.member("member-7").unwrap().incarnation(), 3);
+        assert_eq!(a.member("member-7").unwrap().incarnation(), 3);
+        assert!(b.member("member-39").is_some());
+    }
 
     #[test]
     fn name_hash_is_stable() {
@@ -274,10 +522,10 @@ mod tests {
     #[test]
     fn coarse_buckets_fold_fine_ones() {
         for hash in [0u64, u64::MAX, 0x8000_0000_0000_0000, 0x1234_5678_9abc_def0] {
-            let fine = fine_bucket(hash);
-            assert_eq!(coarse_bucket(fine, 8), usize::from(fine));
-            assert_eq!(coarse_bucket(fine, 0), 0);
-            assert_eq!(coarse_bucket(fine, 1), (hash >> 63) as usize);
+            let fine = usize::from(fine_bucket(hash));
+            assert_eq!(fine_buckets(fine, 8), fine..fine + 1);
+            assert!(fine_buckets(0, 0).contains(&fine));
+            assert!(fine_buckets((hash >> 63) as usize, 1).contains(&fine));
         }
     }
 }

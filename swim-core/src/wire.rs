@@ -21,7 +21,7 @@ use crate::status::Status;
 pub const VERSION_MAJOR: u8 = 1;
 /// Minor protocol version. Minor versions only add things older nodes can skip (trailing
 /// record fields, new message types), so any minor version talks to any other.
-pub const VERSION_MINOR: u8 = 0;
+pub const VERSION_MINOR: u8 = 1;
 
 /// Bytes before the payload: major and minor version, then the nonce.
 pub const HEADER_LEN: usize = 2 + NONCE_LEN;
@@ -81,6 +81,8 @@ enum MessageType {
     SyncDigest = 6,
     SyncBuckets = 7,
     SyncEntries = 8,
+    SyncSummaries = 9,
+    SyncWant = 10,
 }
 
 impl MessageType {
@@ -94,6 +96,8 @@ impl MessageType {
             6 => MessageType::SyncDigest,
             7 => MessageType::SyncBuckets,
             8 => MessageType::SyncEntries,
+            9 => MessageType::SyncSummaries,
+            10 => MessageType::SyncWant,
             other => return Err(DecodeError::UnknownMessageType(other)),
         })
     }
@@ -137,7 +141,8 @@ impl BucketSet {
         self.0.iter().map(|word| word.count_ones() as usize).sum()
     }
 
-    fn wire_len(shift: u8) -> usize {
+    /// Bytes of the bitmap on the wire for `2^shift` buckets.
+    pub fn wire_len(shift: u8) -> usize {
         (1usize << shift).div_ceil(8)
     }
 }
@@ -201,7 +206,29 @@ pub enum Body<'a> {
         /// Buckets whose entries the sender wants in return (empty for a final answer).
         want: BucketSet,
     },
+    /// Anti-entropy, step 3 since minor version 1: one short summary of each of the sender's
+    /// entries in `buckets`, so that only the entries that differ travel in full.
+    SyncSummaries {
+        /// log2 of the number of buckets.
+        shift: u8,
+        /// The buckets whose entries are all listed.
+        buckets: BucketSet,
+        /// [`SUMMARY_LEN`] bytes per entry: its 64-bit name hash, then 32 bits of its entry
+        /// hash, both big-endian. Read with [`Body::summaries`].
+        summaries: &'a [u8],
+    },
+    /// Anti-entropy, step 4 since minor version 1: the entries the sender lacks or holds in
+    /// another version, by their 64-bit name hash; answered with SyncEntries.
+    SyncWant {
+        /// [`WANT_LEN`] bytes per entry, big-endian. Read with [`Body::wanted`].
+        names: &'a [u8],
+    },
 }
+
+/// Bytes per entry in [`Body::SyncSummaries`].
+pub const SUMMARY_LEN: usize = 12;
+/// Bytes per entry in [`Body::SyncWant`].
+pub const WANT_LEN: usize = 8;
 
 impl Body<'_> {
     fn message_type(&self) -> MessageType {
@@ -214,7 +241,22 @@ impl Body<'_> {
             Body::SyncDigest { .. } => MessageType::SyncDigest,
             Body::SyncBuckets { .. } => MessageType::SyncBuckets,
             Body::SyncEntries { .. } => MessageType::SyncEntries,
+            Body::SyncSummaries { .. } => MessageType::SyncSummaries,
+            Body::SyncWant { .. } => MessageType::SyncWant,
         }
+    }
+
+    /// The `(name hash, entry hash)` pairs of a [`Body::SyncSummaries`].
+    pub fn summaries(summaries: &[u8]) -> impl Iterator<Item = (u64, u32)> + '_ {
+        summaries.chunks_exact(SUMMARY_LEN).map(|pair| {
+            let (name, entry) = pair.split_at(8);
+            (be_u64(name), be_u32(entry))
+        })
+    }
+
+    /// The name hashes of a [`Body::SyncWant`].
+    pub fn wanted(names: &[u8]) -> impl Iterator<Item = u64> + '_ {
+        names.chunks_exact(WANT_LEN).map(be_u64)
     }
 
     /// The hash of bucket `index` in a [`Body::SyncBuckets`], or 0 if out of range.
@@ -281,19 +323,17 @@ impl<'a> Packet<'a> {
             }
             MessageType::SyncEntries => {
                 let shift = r.shift()?;
-                let mut want = BucketSet::default();
-                for (i, byte) in r.bytes(BucketSet::wire_len(shift))?.iter().enumerate() {
-                    for bit in 0..8 {
-                        if byte & (1 << bit) != 0 {
-                            let index = i * 8 + bit;
-                            if index >= 1 << shift {
-                                return Err(DecodeError::InvalidField("want"));
-                            }
-                            want.insert(index);
-                        }
-                    }
-                }
-                Body::SyncEntries { shift, want }
+                Body::SyncEntries { shift, want: r.bucket_set(shift)? }
+            }
+            MessageType::SyncSummaries => {
+                let shift = r.shift()?;
+                let buckets = r.bucket_set(shift)?;
+                let count = usize::from(r.u16()?);
+                Body::SyncSummaries { shift, buckets, summaries: r.bytes(count * SUMMARY_LEN)? }
+            }
+            MessageType::SyncWant => {
+                let count = usize::from(r.u16()?);
+                Body::SyncWant { names: r.bytes(count * WANT_LEN)? }
             }
         };
         let records = Records::decode(&mut r)?;
@@ -578,10 +618,14 @@ impl<'b> PacketWriter<'b> {
             }
             Body::SyncEntries { shift, want } => {
                 out.push(shift);
-                for i in 0..BucketSet::wire_len(shift) {
-                    out.push((want.0[i / 8] >> ((i % 8) * 8)) as u8);
-                }
+                put_bucket_set(out, shift, &want);
             }
+            Body::SyncSummaries { shift, buckets, summaries } => {
+                out.push(shift);
+                put_bucket_set(out, shift, &buckets);
+                put_counted(out, summaries, SUMMARY_LEN)?;
+            }
+            Body::SyncWant { names } => put_counted(out, names, WANT_LEN)?,
         }
         let count_at = out.len();
         out.extend_from_slice(&0u16.to_be_bytes());
@@ -627,6 +671,29 @@ fn varint_len(mut value: u64) -> usize {
         len += 1;
     }
     len
+}
+
+/// A bucket bitmap of `2^shift` bits: bucket `i` at bit `i % 8` of byte `i / 8`.
+fn put_bucket_set(out: &mut Vec<u8>, shift: u8, set: &BucketSet) {
+    for i in 0..BucketSet::wire_len(shift) {
+        out.push((set.0[i / 8] >> ((i % 8) * 8)) as u8);
+    }
+}
+
+/// A 2-byte count of `unit`-byte items, then the items; `None` if there are too many.
+fn put_counted(out: &mut Vec<u8>, items: &[u8], unit: usize) -> Option<()> {
+    let count = u16::try_from(items.len() / unit).ok()?;
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&items[..usize::from(count) * unit]);
+    Some(())
+}
+
+fn be_u32(bytes: &[u8]) -> u32 {
+    bytes.try_into().map_or(0, u32::from_be_bytes)
+}
+
+fn be_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map_or(0, u64::from_be_bytes)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
@@ -763,6 +830,23 @@ impl<'a> Reader<'a> {
             other => return Err(DecodeError::InvalidAddressFamily(other)),
         };
         Ok(SocketAddr::new(ip, self.u16()?))
+    }
+
+    /// A bucket bitmap of `2^shift` bits; bits beyond the last bucket must be clear.
+    fn bucket_set(&mut self, shift: u8) -> Result<BucketSet, DecodeError> {
+        let mut set = BucketSet::default();
+        for (i, byte) in self.bytes(BucketSet::wire_len(shift))?.iter().enumerate() {
+            for bit in 0..8 {
+                if byte & (1 << bit) != 0 {
+                    let index = i * 8 + bit;
+                    if index >= 1 << shift {
+                        return Err(DecodeError::InvalidField("bucket set"));
+                    }
+                    set.insert(index);
+                }
+            }
+        }
+        Ok(set)
     }
 
     fn shift(&mut self) -> Result<u8, DecodeError> {
