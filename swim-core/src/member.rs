@@ -36,6 +36,10 @@ impl MemberId {
     }
 }
 
+/// The metadata of every member known to publish none (its version is not 0): shared, so
+/// that in a cluster without metadata no entry allocates any.
+static NO_METADATA: Metadata = Metadata::new();
+
 /// A member of the cluster as this node sees it.
 #[derive(Clone, Debug)]
 pub struct Member {
@@ -47,6 +51,7 @@ pub struct Member {
     addr: PackedAddr,
     status: Status,
     incarnation: u64,
+    /// `None` with a version above 0: known to be empty (see `NO_METADATA`).
     metadata: Option<Box<Metadata>>,
     meta_version: u64,
     status_changed_at: Instant,
@@ -89,7 +94,10 @@ impl Member {
 
     /// The metadata, or `None` while it is unknown (which differs from known and empty).
     pub fn metadata(&self) -> Option<&Metadata> {
-        self.metadata.as_deref()
+        match &self.metadata {
+            Some(metadata) => Some(metadata),
+            None => (self.meta_version > 0).then_some(&NO_METADATA),
+        }
     }
 
     /// Version of the metadata held (0: unknown). Set by the member itself.
@@ -110,7 +118,7 @@ impl Member {
             incarnation: self.incarnation,
             status: self.status,
             meta_version: self.meta_version,
-            metadata: self.metadata.as_deref().filter(|_| with_metadata).map(MetadataEntries::Map),
+            metadata: self.metadata().filter(|_| with_metadata).map(MetadataEntries::Map),
             accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
         }
     }
@@ -414,7 +422,8 @@ impl Members {
     pub(crate) fn set_metadata(&mut self, id: MemberId, metadata: Metadata, version: u64) {
         if let Some(member) = self.slots.get_mut(id.index()) {
             self.digest.remove(member);
-            member.metadata = Some(Box::new(metadata));
+            // Empty metadata is the shared `NO_METADATA`: no allocation per entry.
+            member.metadata = (!metadata.is_empty()).then(|| Box::new(metadata));
             member.meta_version = version;
             self.digest.add(member);
         }
