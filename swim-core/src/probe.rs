@@ -64,10 +64,14 @@ pub(crate) struct Prober {
 }
 
 impl Prober {
-    /// Adds a new member at a random position among those not yet probed this pass.
+    /// Adds a new member at a random position among those not yet probed this pass: appended,
+    /// then swapped with a random one of them (the inside-out shuffle), so that a join of N
+    /// members costs O(N) here, not O(N²) of shifting.
     pub(crate) fn insert(&mut self, id: MemberId, rng: &mut impl Rng) {
         let at = self.next + random_below(rng, self.order.len() - self.next + 1);
-        self.order.insert(at, id);
+        self.order.push(id);
+        let last = self.order.len() - 1;
+        self.order.swap(at, last);
     }
 
     /// Forgets a member (reaped).
