@@ -4,10 +4,10 @@
 //! is built from the member's *current* state when a packet is filled, so a newer fact
 //! replaces an older one for free. Entries are taken fewest-sent first (newest first among
 //! equals) and dropped after `retransmit_mult * ceil(log10(N + 1))` sends, as in memberlist.
-//! Ordering lives in a B-tree keyed by `(sends, age, member)`: filling a packet costs
-//! O(k log n) for k records, never a rebuild of the whole queue.
+//! Ordering is one stack per send count: filling a packet pops from the lowest non-empty
+//! stack and pushes what it sent onto the next, O(1) per record. A re-queued or forgotten
+//! fact leaves its old stack entry behind, recognised as stale by its stamp and skipped.
 
-use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use rand_core::Rng;
@@ -24,31 +24,34 @@ const MIN_RECORD_LEN: usize = 14;
 /// Entries examined beyond the first that did not fit, before giving up on a packet.
 const MAX_SKIPPED: usize = 16;
 
+/// A stack that emptied keeps at most this much capacity: after a mass join every stack in
+/// turn held one entry per member, and keeping all of them would cost a node more than its
+/// whole membership table.
+const KEPT_CAPACITY: usize = 256;
+
 #[derive(Clone, Copy, Debug)]
 struct Pending {
     // Eight bytes: the queue keeps one slot per member of the table.
     sends: u16,
-    /// Decreasing with time, so that newer facts sort first among equal send counts (it
-    /// wraps after 2^32 facts, which only perturbs that tie-break once).
-    age: u32,
+    /// Which enqueue this entry is: stack entries with another stamp are stale.
+    stamp: u32,
     with_metadata: bool,
-}
-
-impl Pending {
-    fn key(&self, id: MemberId) -> (u16, u32, MemberId) {
-        (self.sends, self.age, id)
-    }
 }
 
 /// Facts waiting to be piggybacked.
 #[derive(Debug, Default)]
 pub(crate) struct GossipQueue {
-    order: BTreeSet<(u16, u32, MemberId)>,
+    /// `by_sends[k]`: entries sent `k` times, newest on top, as `(member, stamp)`.
+    by_sends: Vec<Vec<(MemberId, u32)>>,
     /// Indexed by member id.
     pending: Vec<Option<Pending>>,
-    next_age: u32,
+    /// Entries that are not stale.
+    live: usize,
+    next_stamp: u32,
     /// Reused between packets so filling one never allocates in steady state.
     sent: Vec<MemberId>,
+    /// Taken from a stack but not sent (did not fit, or skipped): pushed back afterwards.
+    kept: Vec<(u16, MemberId, u32)>,
 }
 
 impl GossipQueue {
@@ -60,37 +63,47 @@ impl GossipQueue {
             self.pending.resize(index + 1, None);
         }
         let mut with_metadata = with_metadata;
-        if let Some(old) = self.pending[index].take() {
-            self.order.remove(&old.key(id));
+        match self.pending[index].take() {
             // A status change must not cancel the spreading of a metadata change.
-            with_metadata |= old.with_metadata;
+            Some(old) => with_metadata |= old.with_metadata,
+            None => self.live += 1,
         }
-        self.next_age = self.next_age.wrapping_add(1);
-        let entry = Pending { sends: 0, age: u32::MAX - self.next_age, with_metadata };
-        self.order.insert(entry.key(id));
-        self.pending[index] = Some(entry);
+        // Stamps wrap after 2^32 enqueues; a stale entry could then pass for live only if
+        // it survived that long untouched, and it would merely be sent once more.
+        self.next_stamp = self.next_stamp.wrapping_add(1);
+        let stamp = self.next_stamp;
+        self.pending[index] = Some(Pending { sends: 0, stamp, with_metadata });
+        self.push(0, id, stamp);
     }
 
     /// Forgets the member's entry (it was reaped).
     pub(crate) fn remove(&mut self, id: MemberId) {
-        if let Some(old) = self.pending.get_mut(id.0 as usize).and_then(Option::take) {
-            self.order.remove(&old.key(id));
+        if self.pending.get_mut(id.0 as usize).and_then(Option::take).is_some() {
+            self.live -= 1;
         }
     }
 
     /// Number of queued facts.
     pub(crate) fn len(&self) -> usize {
-        self.order.len()
+        self.live
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.live == 0
     }
 
     /// Whether a fact about `id` is queued.
     #[cfg(test)]
     pub(crate) fn contains(&self, id: MemberId) -> bool {
         self.pending.get(id.0 as usize).is_some_and(Option::is_some)
+    }
+
+    fn push(&mut self, sends: u16, id: MemberId, stamp: u32) {
+        let sends = usize::from(sends);
+        if self.by_sends.len() <= sends {
+            self.by_sends.resize_with(sends + 1, Vec::new);
+        }
+        self.by_sends[sends].push((id, stamp));
     }
 
     /// Packs queued facts into `writer`, skipping `skip` (already written), and counts a send
@@ -103,37 +116,54 @@ impl GossipQueue {
         skip: Option<MemberId>,
     ) {
         self.sent.clear();
+        self.kept.clear();
         let mut skipped = 0;
-        for &(_, _, id) in &self.order {
-            if writer.remaining() < MIN_RECORD_LEN || skipped > MAX_SKIPPED {
-                break;
+        'stacks: for sends in 0..self.by_sends.len() {
+            let stack = &mut self.by_sends[sends];
+            while let Some(&(id, stamp)) = stack.last() {
+                if writer.remaining() < MIN_RECORD_LEN || skipped > MAX_SKIPPED {
+                    break 'stacks;
+                }
+                stack.pop();
+                let live = self.pending.get(id.0 as usize).copied().flatten();
+                let Some(pending) = live.filter(|p| p.stamp == stamp) else {
+                    continue; // Stale: re-queued or forgotten since.
+                };
+                let sends = pending.sends;
+                if Some(id) == skip {
+                    self.kept.push((sends, id, stamp));
+                } else if let Some(member) = members.get(id) {
+                    if writer.push(&member.record(pending.with_metadata)) {
+                        self.sent.push(id);
+                    } else {
+                        skipped += 1;
+                        self.kept.push((sends, id, stamp));
+                    }
+                } else {
+                    // Not in the table (cannot happen: reaping removes the entry first).
+                    self.pending[id.0 as usize] = None;
+                    self.live -= 1;
+                }
             }
-            if Some(id) == skip {
-                continue;
-            }
-            let (Some(member), Some(pending)) =
-                (members.get(id), self.pending.get(id.0 as usize).copied().flatten())
-            else {
-                continue;
-            };
-            if writer.push(&member.record(pending.with_metadata)) {
-                self.sent.push(id);
-            } else {
-                skipped += 1;
+            if stack.is_empty() && stack.capacity() > KEPT_CAPACITY {
+                *stack = Vec::new();
             }
         }
-        for &id in &self.sent {
-            let Some(slot) = self.pending.get_mut(id.0 as usize) else {
-                continue;
-            };
-            let Some(mut entry) = slot.take() else {
-                continue;
-            };
-            self.order.remove(&entry.key(id));
+        // Back in their stacks, in their old order.
+        while let Some((sends, id, stamp)) = self.kept.pop() {
+            self.push(sends, id, stamp);
+        }
+        // Oldest first, so that the newest ends on top of its next stack.
+        for i in (0..self.sent.len()).rev() {
+            let id = self.sent[i];
+            let Some(slot) = self.pending.get_mut(id.0 as usize) else { continue };
+            let Some(mut entry) = slot.take() else { continue };
             entry.sends = entry.sends.saturating_add(1);
             if u32::from(entry.sends) < limit {
-                self.order.insert(entry.key(id));
                 *slot = Some(entry);
+                self.push(entry.sends, id, entry.stamp);
+            } else {
+                self.live -= 1;
             }
         }
     }
