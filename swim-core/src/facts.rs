@@ -13,6 +13,7 @@ use rand_core::Rng;
 
 use crate::auth::ReplayWindow;
 use crate::event::Event;
+use crate::gossip::retransmit_limit;
 use crate::member::{Member, MemberId, Members, State};
 use crate::node::{Fact, Node};
 use crate::status::Status;
@@ -114,6 +115,14 @@ impl<R: Rng> Node<R> {
                     self.change_state(now, id, state, fact, spread);
                 } else if let (Status::Suspect, Some(accuser)) = (record.status, record.accuser) {
                     self.confirm_suspicion(now, id, record.incarnation, accuser, spread);
+                } else if record.incarnation == member.incarnation()
+                    && record.status == member.status()
+                    && record.meta_version == member.meta_version()
+                {
+                    // The sender holds exactly what we are spreading: the fact no longer
+                    // needs us as much (rumour mongering with feedback).
+                    let limit = retransmit_limit(self.config.retransmit_mult, self.members.len());
+                    self.gossip.heard_again(id, limit);
                 }
                 id
             }

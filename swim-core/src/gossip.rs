@@ -76,6 +76,24 @@ impl GossipQueue {
         self.push(0, id, stamp);
     }
 
+    /// A peer sent us the very fact queued about `id`: it spreads without our help, so this
+    /// counts as one of its sends. This is the feedback of Demers et al.'s rumour mongering;
+    /// without it, every member that learned of a mass join by gossip would keep repeating
+    /// facts everybody already holds, `limit` times each.
+    pub(crate) fn heard_again(&mut self, id: MemberId, limit: u32) {
+        let Some(slot) = self.pending.get_mut(id.0 as usize) else { return };
+        let Some(mut entry) = slot.take() else { return };
+        entry.sends = entry.sends.saturating_add(1);
+        if u32::from(entry.sends) >= limit {
+            self.live -= 1;
+            return;
+        }
+        self.next_stamp = self.next_stamp.wrapping_add(1);
+        entry.stamp = self.next_stamp;
+        *slot = Some(entry);
+        self.push(entry.sends, id, entry.stamp);
+    }
+
     /// Forgets the member's entry (it was reaped).
     pub(crate) fn remove(&mut self, id: MemberId) {
         if self.pending.get_mut(id.0 as usize).and_then(Option::take).is_some() {
@@ -280,6 +298,27 @@ mod tests {
         queue.remove(ids[0]);
         assert!(!queue.contains(ids[0]));
         assert_eq!(queue.len(), 1);
+    }
+
+    #[test]
+    fn hearing_a_fact_again_counts_as_a_send() {
+        let (members, ids) = members(2);
+        let mut queue = GossipQueue::default();
+        queue.enqueue(ids[0], false);
+        queue.enqueue(ids[1], false);
+        // member-1 was heard from peers twice: with a limit of 3 it has one send left, and
+        // member-0, sent less, now goes first.
+        queue.heard_again(ids[1], 3);
+        queue.heard_again(ids[1], 3);
+        assert_eq!(fill(&mut queue, &members, 70, 3), ["member-0"]);
+        assert_eq!(fill(&mut queue, &members, 1452, 3), ["member-0", "member-1"]);
+        assert!(!queue.contains(ids[1]), "sent once after two echoes: done");
+        assert_eq!(queue.len(), 1);
+        queue.heard_again(ids[0], 3);
+        assert!(queue.is_empty(), "the third echo or send ends it");
+        // Facts not queued are not affected.
+        queue.heard_again(ids[1], 3);
+        assert!(queue.is_empty());
     }
 
     #[test]
