@@ -127,8 +127,8 @@ enum FuzzBody {
     SyncDigest { root: u64, members: u16 },
     SyncBuckets { shift: u8, hashes: Vec<u8> },
     SyncEntries { shift: u8, want: [u64; 4] },
-    SyncSummaries { shift: u8, buckets: [u64; 4], summaries: Vec<(u64, u32)> },
-    SyncWant { names: Vec<u64> },
+    SyncSummaries { shift: u8, buckets: [u64; 4], summaries: Vec<(u32, u32)> },
+    SyncWant { names: Vec<u32> },
 }
 
 #[derive(Arbitrary, Debug)]

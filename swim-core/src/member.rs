@@ -21,7 +21,7 @@ use crate::auth::ReplayWindow;
 use crate::metadata::Metadata;
 use crate::status::{Status, StatusFilter};
 use crate::suspicion::Suspicion;
-use crate::sync::{Digest, FINE_BUCKETS, name_hash};
+use crate::sync::{Digest, entry_hash, name_hash};
 use crate::time::Instant;
 use crate::wire::{MetadataEntries, Record};
 
@@ -262,9 +262,6 @@ pub(crate) struct Members {
     /// Ids by name hash: one lookup per received record, so a hash table (a few bytes per
     /// entry, one name comparison per lookup) rather than a tree of string comparisons.
     index: HashTable<MemberId>,
-    /// Ids by anti-entropy fine bucket, so that an exchange about a few buckets touches
-    /// only their members.
-    buckets: Vec<Vec<MemberId>>,
     tombstones: BTreeMap<SmolStr, Tombstone>,
     tombstone_expiry: BTreeSet<(Instant, SmolStr)>,
     digest: Digest,
@@ -281,7 +278,6 @@ impl Members {
             slots: Slab::default(),
             free: Vec::new(),
             index: HashTable::new(),
-            buckets: (0..FINE_BUCKETS).map(|_| Vec::new()).collect(),
             tombstones: BTreeMap::new(),
             tombstone_expiry: BTreeSet::new(),
             digest: Digest::new(),
@@ -308,14 +304,6 @@ impl Members {
         let slots = &self.slots;
         let named = |id: &MemberId| slots.get(id.index()).is_some_and(|m| *m.name == *name);
         self.index.find(name_hash(name), named).copied()
-    }
-
-    /// The member whose name hashes to `hash` (anti-entropy names entries by hash).
-    pub(crate) fn id_by_hash(&self, hash: u64) -> Option<MemberId> {
-        let slots = &self.slots;
-        let hashed =
-            |id: &MemberId| slots.get(id.index()).is_some_and(|m| name_hash(&m.name) == hash);
-        self.index.find(hash, hashed).copied()
     }
 
     pub(crate) fn by_name(&self, name: &str) -> Option<&Member> {
@@ -378,35 +366,25 @@ impl Members {
             suspicion: None,
             replay: ReplayWindow::default(),
         };
-        self.digest.add(&member);
         self.counts[usize::from(state.status.precedence())] += 1;
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots.put(id.index(), member);
-                id
-            }
-            None => {
-                self.slots.push(member);
-                MemberId(self.slots.len() as u32 - 1)
-            }
-        };
+        let id = self.free.pop().unwrap_or(MemberId(self.slots.len() as u32));
+        self.digest.insert(id, &member);
+        if id.index() < self.slots.len() {
+            self.slots.put(id.index(), member);
+        } else {
+            self.slots.push(member);
+        }
         let slots = &self.slots;
         let rehash = |id: &MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
         self.index.insert_unique(name_hash(&name), id, rehash);
-        self.buckets[usize::from(bucket)].push(id);
         id
-    }
-
-    /// The members of fine bucket `bucket`, in no particular (but deterministic) order.
-    pub(crate) fn in_bucket(&self, bucket: usize) -> &[MemberId] {
-        self.buckets.get(bucket).map_or(&[], Vec::as_slice)
     }
 
     /// Changes a member's incarnation and status; returns the previous state.
     pub(crate) fn set_state(&mut self, id: MemberId, state: State, now: Instant) -> Option<State> {
         let member = self.slots.get_mut(id.index())?;
         let previous = State { incarnation: member.incarnation, status: member.status };
-        self.digest.remove(member);
+        let before = entry_hash(member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         if member.status != state.status {
             member.status_changed_at = now;
@@ -414,18 +392,18 @@ impl Members {
         member.incarnation = state.incarnation;
         member.status = state.status;
         self.counts[usize::from(member.status.precedence())] += 1;
-        self.digest.add(member);
+        self.digest.update(id, before, member);
         Some(previous)
     }
 
     /// Replaces a member's metadata with a newer version.
     pub(crate) fn set_metadata(&mut self, id: MemberId, metadata: Metadata, version: u64) {
         if let Some(member) = self.slots.get_mut(id.index()) {
-            self.digest.remove(member);
+            let before = entry_hash(member);
             // Empty metadata is the shared `NO_METADATA`: no allocation per entry.
             member.metadata = (!metadata.is_empty()).then(|| Box::new(metadata));
             member.meta_version = version;
-            self.digest.add(member);
+            self.digest.update(id, before, member);
         }
     }
 
@@ -435,14 +413,10 @@ impl Members {
             return None;
         }
         let member = self.slots.take(id.index())?;
-        self.digest.remove(&member);
+        self.digest.remove(id, &member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         if let Ok(entry) = self.index.find_entry(name_hash(&member.name), |x| *x == id) {
             entry.remove();
-        }
-        let bucket = &mut self.buckets[usize::from(member.bucket)];
-        if let Some(at) = bucket.iter().position(|x| *x == id) {
-            bucket.swap_remove(at);
         }
         self.free.push(id);
         self.tombstones.insert(
@@ -493,6 +467,45 @@ mod tests {
 
     fn table() -> Members {
         Members::new(SmolStr::new("local"), addr(1), Metadata::new(), Instant::ZERO)
+    }
+
+    #[test]
+    fn the_digest_keeps_one_exact_summary_per_entry() {
+        let mut members = table();
+        let online = State { incarnation: 0, status: Status::Online };
+        let ids: Vec<MemberId> = (0..300)
+            .map(|i| {
+                members.insert(SmolStr::new(alloc::format!("m{i}")), addr(2), online, Instant::ZERO)
+            })
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            match i % 4 {
+                0 => drop(members.set_state(
+                    *id,
+                    State { incarnation: 2, status: Status::Suspect },
+                    Instant::ZERO,
+                )),
+                1 => members.set_metadata(*id, Metadata::new(), 3),
+                2 => drop(members.remove(*id, Instant::from_secs(60))),
+                _ => {}
+            }
+        }
+        // Slots freed by removals are reused.
+        for i in 300..350 {
+            members.insert(SmolStr::new(alloc::format!("m{i}")), addr(2), online, Instant::ZERO);
+        }
+        let mut expected = Digest::new();
+        for (id, member) in members.iter() {
+            expected.insert(id, member);
+        }
+        assert_eq!(members.digest().root(), expected.root());
+        for bucket in 0..crate::sync::FINE_BUCKETS {
+            let mut ours = members.digest().summaries(bucket).to_vec();
+            let mut theirs = expected.summaries(bucket).to_vec();
+            ours.sort_by_key(|s| s.id);
+            theirs.sort_by_key(|s| s.id);
+            assert_eq!(ours, theirs, "bucket {bucket}");
+        }
     }
 
     #[test]

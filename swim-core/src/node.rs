@@ -105,7 +105,7 @@ pub struct Node<R> {
     /// Reused for member sampling.
     pub(crate) scratch: Vec<MemberId>,
     /// A peer's anti-entropy summaries while they are compared with ours (reused).
-    pub(crate) summaries: Vec<(u64, u32, bool)>,
+    pub(crate) summaries: Vec<(u32, u32, bool)>,
     /// Lifeguard local health score, 0 (healthy) to `lifeguard.max_health`.
     pub(crate) health: u32,
     /// Datagrams given a sequenced nonce so far.

@@ -39,41 +39,83 @@ const MAX_SUMMARY_DATAGRAMS: usize = 12;
 /// Fine-grained buckets kept, folded to fewer on the wire.
 pub(crate) const FINE_BUCKETS: usize = 1 << MAX_BUCKET_SHIFT;
 
-/// Incrementally maintained hashes of a membership table.
+/// Incrementally maintained hashes of a membership table: a sum per fine bucket and their
+/// total (the root), plus each entry's summary, kept by bucket so that an exchange reads
+/// summaries from a few dense lists instead of visiting every member entry it is about.
 #[derive(Clone, Debug)]
 pub(crate) struct Digest {
-    buckets: [u64; FINE_BUCKETS],
+    sums: [u64; FINE_BUCKETS],
     root: u64,
+    entries: Vec<Vec<Summary>>,
+}
+
+/// One entry as a summary says it: [`SUMMARY_LEN`] bytes on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub(crate) id: MemberId,
+    /// The top 32 bits of the name hash: the fine bucket is its top byte.
+    name: u32,
+    /// The entry hash folded to 32 bits.
+    hash: u32,
 }
 
 impl Digest {
     pub(crate) fn new() -> Self {
-        Digest { buckets: [0; FINE_BUCKETS], root: 0 }
+        let entries = (0..FINE_BUCKETS).map(|_| Vec::new()).collect();
+        Digest { sums: [0; FINE_BUCKETS], root: 0, entries }
     }
 
     pub(crate) fn root(&self) -> u64 {
         self.root
     }
 
-    pub(crate) fn add(&mut self, member: &Member) {
-        let hash = entry_hash(member);
-        let bucket = &mut self.buckets[usize::from(member.bucket)];
-        *bucket = bucket.wrapping_add(hash);
-        self.root = self.root.wrapping_add(hash);
+    /// Counts a new entry.
+    pub(crate) fn insert(&mut self, id: MemberId, member: &Member) {
+        let name = name_hash(member.name());
+        let hash = entry_hash_with(name, member);
+        self.add(member.bucket, hash);
+        let bucket = &mut self.entries[usize::from(member.bucket)];
+        if bucket.len() == bucket.capacity() {
+            // Grow by a quarter, not double: N² of these live in a cluster of N.
+            bucket.reserve_exact((bucket.len() / 4).max(4));
+        }
+        bucket.push(Summary { id, name: short_name(name), hash: fold(hash) });
     }
 
-    pub(crate) fn remove(&mut self, member: &Member) {
-        let hash = entry_hash(member);
-        let bucket = &mut self.buckets[usize::from(member.bucket)];
-        *bucket = bucket.wrapping_sub(hash);
-        self.root = self.root.wrapping_sub(hash);
+    /// Forgets an entry.
+    pub(crate) fn remove(&mut self, id: MemberId, member: &Member) {
+        self.add(member.bucket, entry_hash(member).wrapping_neg());
+        let bucket = &mut self.entries[usize::from(member.bucket)];
+        if let Some(at) = bucket.iter().position(|s| s.id == id) {
+            bucket.swap_remove(at);
+        }
+    }
+
+    /// An entry changed: `before` is [`entry_hash`] of what it was.
+    pub(crate) fn update(&mut self, id: MemberId, before: u64, member: &Member) {
+        let after = entry_hash(member);
+        self.add(member.bucket, after.wrapping_sub(before));
+        let bucket = &mut self.entries[usize::from(member.bucket)];
+        if let Some(entry) = bucket.iter_mut().find(|s| s.id == id) {
+            entry.hash = fold(after);
+        }
+    }
+
+    fn add(&mut self, bucket: u8, delta: u64) {
+        let sum = &mut self.sums[usize::from(bucket)];
+        *sum = sum.wrapping_add(delta);
+        self.root = self.root.wrapping_add(delta);
+    }
+
+    /// The summaries of fine bucket `bucket`, in no particular (but deterministic) order.
+    pub(crate) fn summaries(&self, bucket: usize) -> &[Summary] {
+        self.entries.get(bucket).map_or(&[], Vec::as_slice)
     }
 
     /// The hash of coarse bucket `index` out of `2^shift`.
     fn bucket(&self, shift: u8, index: usize) -> u32 {
-        let sum = self.buckets[fine_buckets(index, shift)]
-            .iter()
-            .fold(0u64, |acc, h| acc.wrapping_add(*h));
+        let sum =
+            self.sums[fine_buckets(index, shift)].iter().fold(0u64, |acc, h| acc.wrapping_add(*h));
         (sum ^ (sum >> 32)) as u32
     }
 
@@ -98,7 +140,7 @@ pub(crate) fn name_hash(name: &str) -> u64 {
 }
 
 /// The hash of what anti-entropy compares: name, incarnation, status, metadata version.
-fn entry_hash(member: &Member) -> u64 {
+pub(crate) fn entry_hash(member: &Member) -> u64 {
     // The name is hashed again rather than stored: entries are many, changes are few.
     entry_hash_with(name_hash(member.name()), member)
 }
@@ -109,11 +151,14 @@ fn entry_hash_with(name_hash: u64, member: &Member) -> u64 {
     mix(hash ^ u64::from(member.status().to_wire()))
 }
 
-/// What a summary says of an entry: its name hash, and its entry hash folded to 32 bits.
-fn summary(member: &Member) -> (u64, u32) {
-    let name = name_hash(member.name());
-    let entry = entry_hash_with(name, member);
-    (name, (entry ^ (entry >> 32)) as u32)
+/// The 32 bits of a name hash that a summary carries: the fine bucket and 24 more.
+fn short_name(name_hash: u64) -> u32 {
+    (name_hash >> 32) as u32
+}
+
+/// An entry hash folded to the 32 bits a summary carries.
+fn fold(hash: u64) -> u32 {
+    (hash ^ (hash >> 32)) as u32
 }
 
 /// MurmurHash3's 64-bit finalizer.
@@ -249,8 +294,9 @@ impl<R: Rng> Node<R> {
         let mut covered = BucketSet::default();
         let mut sent = 0;
         for bucket in buckets_from(&mut self.rng, shift, *differing) {
-            let fine = fine_buckets(bucket, shift);
-            let entries: usize = fine.clone().map(|f| self.members.in_bucket(f).len()).sum();
+            let digest = self.members.digest();
+            let entries: usize =
+                fine_buckets(bucket, shift).map(|f| digest.summaries(f).len()).sum();
             if !covered.is_empty() && summaries.len() / SUMMARY_LEN + entries > capacity {
                 let body = Body::SyncSummaries { shift, buckets: covered, summaries: &summaries };
                 self.send(to, &body, None);
@@ -263,14 +309,11 @@ impl<R: Rng> Node<R> {
             covered.insert(bucket);
             // A bucket too large for one datagram is listed in part: the peer then sends
             // the rest back, which costs bytes but loses nothing.
-            let ids = fine.flat_map(|f| self.members.in_bucket(f));
-            for member in ids.filter_map(|id| self.members.get(*id)).take(capacity) {
-                if summaries.len() / SUMMARY_LEN == capacity {
-                    break;
-                }
-                let (name, entry) = summary(member);
-                summaries.extend_from_slice(&name.to_be_bytes());
-                summaries.extend_from_slice(&entry.to_be_bytes());
+            let digest = self.members.digest();
+            let room = capacity - summaries.len() / SUMMARY_LEN;
+            for entry in fine_buckets(bucket, shift).flat_map(|f| digest.summaries(f)).take(room) {
+                summaries.extend_from_slice(&entry.name.to_be_bytes());
+                summaries.extend_from_slice(&entry.hash.to_be_bytes());
             }
         }
         if !covered.is_empty() && sent < MAX_SUMMARY_DATAGRAMS {
@@ -280,9 +323,9 @@ impl<R: Rng> Node<R> {
         self.recycle(summaries);
     }
 
-    /// Step 4: compare the peer's summaries with our entries of the same buckets. Ours that
-    /// it lacks or holds in another version go back in full; theirs that we lack or hold in
-    /// another version are asked for by name hash.
+    /// Step 4: compare the peer's summaries with ours of the same buckets. Our entries that
+    /// it lacks or holds in another version go back in full; its entries that we lack or
+    /// hold in another version are asked for by name.
     pub(crate) fn handle_sync_summaries(
         &mut self,
         from: SocketAddr,
@@ -290,27 +333,26 @@ impl<R: Rng> Node<R> {
         buckets: BucketSet,
         summaries: &[u8],
     ) {
-        // Theirs, sorted by name hash, each with whether we hold the same version.
+        // Theirs, sorted by name, each with whether we hold the same version.
         let mut theirs = core::mem::take(&mut self.summaries);
         theirs.clear();
-        theirs.extend(Body::summaries(summaries).map(|(name, entry)| (name, entry, false)));
+        theirs.extend(Body::summaries(summaries).map(|(name, hash)| (name, hash, false)));
         theirs.sort_unstable();
         let mut ours = core::mem::take(&mut self.scratch);
         ours.clear();
+        let digest = self.members.digest();
         for bucket in buckets_from(&mut self.rng, shift, buckets) {
-            for &id in fine_buckets(bucket, shift).flat_map(|f| self.members.in_bucket(f)) {
-                let Some(member) = self.members.get(id) else { continue };
-                let (name, entry) = summary(member);
-                let first = theirs.partition_point(|t| t.0 < name);
+            for entry in fine_buckets(bucket, shift).flat_map(|f| digest.summaries(f)) {
+                let first = theirs.partition_point(|t| t.0 < entry.name);
                 let mut same = false;
-                for t in theirs[first..].iter_mut().take_while(|t| t.0 == name) {
-                    if t.1 == entry {
+                for t in theirs[first..].iter_mut().take_while(|t| t.0 == entry.name) {
+                    if t.1 == entry.hash {
                         t.2 = true;
                         same = true;
                     }
                 }
                 if !same && ours.len() < MAX_ANSWER_ENTRIES {
-                    ours.push(id);
+                    ours.push(entry.id);
                 }
             }
         }
@@ -338,7 +380,11 @@ impl<R: Rng> Node<R> {
     pub(crate) fn handle_sync_want(&mut self, from: SocketAddr, names: &[u8]) {
         let mut ids = core::mem::take(&mut self.scratch);
         ids.clear();
-        ids.extend(Body::wanted(names).filter_map(|name| self.members.id_by_hash(name)));
+        let digest = self.members.digest();
+        for name in Body::wanted(names) {
+            let bucket = digest.summaries((name >> 24) as usize);
+            ids.extend(bucket.iter().filter(|s| s.name == name).map(|s| s.id));
+        }
         self.send_records(from, 0, &ids, BucketSet::default());
         self.scratch = ids;
     }
@@ -362,11 +408,11 @@ impl<R: Rng> Node<R> {
     ) {
         let mut ids = core::mem::take(&mut self.scratch);
         ids.clear();
+        let digest = self.members.digest();
         for bucket in buckets_from(&mut self.rng, shift, *buckets) {
             let room = MAX_ANSWER_ENTRIES - ids.len();
-            ids.extend(
-                fine_buckets(bucket, shift).flat_map(|f| self.members.in_bucket(f)).take(room),
-            );
+            let entries = fine_buckets(bucket, shift).flat_map(|f| digest.summaries(f));
+            ids.extend(entries.map(|s| s.id).take(room));
         }
         self.send_records(to, shift, &ids, want);
         self.scratch = ids;

@@ -213,12 +213,12 @@ pub enum Body<'a> {
         shift: u8,
         /// The buckets whose entries are all listed.
         buckets: BucketSet,
-        /// [`SUMMARY_LEN`] bytes per entry: its 64-bit name hash, then 32 bits of its entry
-        /// hash, both big-endian. Read with [`Body::summaries`].
+        /// [`SUMMARY_LEN`] bytes per entry: the top 32 bits of its name hash, then its entry
+        /// hash folded to 32 bits, both big-endian. Read with [`Body::summaries`].
         summaries: &'a [u8],
     },
     /// Anti-entropy, step 4 since minor version 1: the entries the sender lacks or holds in
-    /// another version, by their 64-bit name hash; answered with SyncEntries.
+    /// another version, by the top 32 bits of their name hash; answered with SyncEntries.
     SyncWant {
         /// [`WANT_LEN`] bytes per entry, big-endian. Read with [`Body::wanted`].
         names: &'a [u8],
@@ -226,9 +226,9 @@ pub enum Body<'a> {
 }
 
 /// Bytes per entry in [`Body::SyncSummaries`].
-pub const SUMMARY_LEN: usize = 12;
+pub const SUMMARY_LEN: usize = 8;
 /// Bytes per entry in [`Body::SyncWant`].
-pub const WANT_LEN: usize = 8;
+pub const WANT_LEN: usize = 4;
 
 impl Body<'_> {
     fn message_type(&self) -> MessageType {
@@ -246,17 +246,17 @@ impl Body<'_> {
         }
     }
 
-    /// The `(name hash, entry hash)` pairs of a [`Body::SyncSummaries`].
-    pub fn summaries(summaries: &[u8]) -> impl Iterator<Item = (u64, u32)> + '_ {
+    /// The `(name, entry)` hash pairs of a [`Body::SyncSummaries`].
+    pub fn summaries(summaries: &[u8]) -> impl Iterator<Item = (u32, u32)> + '_ {
         summaries.chunks_exact(SUMMARY_LEN).map(|pair| {
-            let (name, entry) = pair.split_at(8);
-            (be_u64(name), be_u32(entry))
+            let (name, entry) = pair.split_at(4);
+            (be_u32(name), be_u32(entry))
         })
     }
 
     /// The name hashes of a [`Body::SyncWant`].
-    pub fn wanted(names: &[u8]) -> impl Iterator<Item = u64> + '_ {
-        names.chunks_exact(WANT_LEN).map(be_u64)
+    pub fn wanted(names: &[u8]) -> impl Iterator<Item = u32> + '_ {
+        names.chunks_exact(WANT_LEN).map(be_u32)
     }
 
     /// The hash of bucket `index` in a [`Body::SyncBuckets`], or 0 if out of range.
@@ -690,10 +690,6 @@ fn put_counted(out: &mut Vec<u8>, items: &[u8], unit: usize) -> Option<()> {
 
 fn be_u32(bytes: &[u8]) -> u32 {
     bytes.try_into().map_or(0, u32::from_be_bytes)
-}
-
-fn be_u64(bytes: &[u8]) -> u64 {
-    bytes.try_into().map_or(0, u64::from_be_bytes)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
