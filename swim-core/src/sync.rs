@@ -282,9 +282,10 @@ impl<R: Rng> Node<R> {
     /// Summaries of our entries in `differing`, whole buckets per datagram, starting at a
     /// random bucket so that capped rounds cover different ones.
     fn send_summaries(&mut self, to: SocketAddr, shift: u8, differing: &BucketSet) {
-        let overhead = max_overhead(self.members.local().name().len());
-        let room =
-            self.config.max_datagram().saturating_sub(overhead + 3 + BucketSet::wire_len(shift));
+        // Besides the packet's own overhead: the shift byte, the bucket bitmap, the count.
+        let body = 1 + BucketSet::wire_len(shift) + 2;
+        let overhead = max_overhead(self.members.local().name().len()) + body;
+        let room = self.config.max_datagram().saturating_sub(overhead);
         let capacity = room / SUMMARY_LEN;
         if capacity == 0 {
             return;
@@ -360,7 +361,7 @@ impl<R: Rng> Node<R> {
         self.scratch = ours;
         let mut names = self.take_buffer();
         names.clear();
-        let overhead = max_overhead(self.members.local().name().len()) + 2;
+        let overhead = max_overhead(self.members.local().name().len()) + 2; // and the count
         let capacity = self.config.max_datagram().saturating_sub(overhead) / WANT_LEN;
         let mut last = None;
         for &(name, _, same) in &theirs {
