@@ -61,7 +61,7 @@ pub struct Config {
     pub gossip_interval: Duration,
     /// Members each gossip round sends to (default 3). Higher spreads faster, costs more.
     pub gossip_fanout: usize,
-    /// Each fact is sent `retransmit_mult * ceil(log10(N + 1))` times (default 4), enough to
+    /// Each fact is sent `retransmit_mult * ceil(log10(N + 1))` times (default 4, 1 to 64), enough to
     /// reach every member with high probability; anti-entropy repairs the rest.
     pub retransmit_mult: u32,
     /// Time an offline or left member is kept before it is forgotten (default 60 s); its
@@ -217,6 +217,7 @@ impl Config {
         check(!self.gossip_interval.is_zero(), "gossip_interval", "must be above zero")?;
         check(self.gossip_fanout > 0, "gossip_fanout", "must be at least 1")?;
         check(self.retransmit_mult > 0, "retransmit_mult", "must be at least 1")?;
+        check(self.retransmit_mult <= 64, "retransmit_mult", "must be at most 64")?;
         check(!self.reap_timeout.is_zero(), "reap_timeout", "must be above zero")?;
         check(!self.rejoin_interval.is_zero(), "rejoin_interval", "must be above zero")?;
         check(self.epoch_ms < 1 << 43, "epoch_ms", "must be below 2^43 (year 2248)")?;
@@ -289,7 +290,7 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         type Mutation = fn(&mut Config);
-        let cases: [(Mutation, &str); 8] = [
+        let cases: [(Mutation, &str); 9] = [
             (|c| c.local_name.clear(), "local_name"),
             (|c| c.local_name = "x".repeat(256), "local_name"),
             (|c| c.secret = Keyring::from_secrets(["a", ""]), "secret"),
@@ -297,6 +298,7 @@ mod tests {
             (|c| c.ping_timeout = Duration::from_secs(1), "ping_timeout"),
             (|c| c.mtu_size = 100, "mtu_size"),
             (|c| c.gossip_fanout = 0, "gossip_fanout"),
+            (|c| c.retransmit_mult = 65, "retransmit_mult"),
             (|c| c.peers.push(c.local_addr), "peers"),
         ];
         for (mutate, field) in cases {

@@ -115,7 +115,8 @@ impl<R: Rng> Node<R> {
                     self.change_state(now, id, state, fact, spread);
                 } else if let (Status::Suspect, Some(accuser)) = (record.status, record.accuser) {
                     self.confirm_suspicion(now, id, record.incarnation, accuser, spread);
-                } else if record.incarnation == member.incarnation()
+                } else if record.status != Status::Suspect
+                    && record.incarnation == member.incarnation()
                     && record.status == member.status()
                     && record.meta_version == member.meta_version()
                 {
@@ -192,7 +193,7 @@ impl<R: Rng> Node<R> {
             });
         if record.meta_version > local.meta_version() || foreign_metadata {
             let metadata = self.local_metadata().clone();
-            self.replace_local_metadata(now, metadata, record.meta_version + 1);
+            self.replace_local_metadata(now, metadata, record.meta_version.saturating_add(1));
         }
     }
 

@@ -2,8 +2,8 @@
 //!
 //! The queue holds at most one entry per member: the entry names the member, and the record
 //! is built from the member's *current* state when a packet is filled, so a newer fact
-//! replaces an older one for free. Entries are taken fewest-sent first (newest first among
-//! equals) and dropped after `retransmit_mult * ceil(log10(N + 1))` sends, as in memberlist.
+//! replaces an older one for free. Entries are taken fewest-sent first (among equals, the
+//! most recently queued or moved first) and dropped after `retransmit_mult * ceil(log10(N + 1))` sends, as in memberlist.
 //! Ordering is one stack per send count: filling a packet pops from the lowest non-empty
 //! stack and pushes what it sent onto the next, O(1) per record. A re-queued or forgotten
 //! fact leaves its old stack entry behind, recognised as stale by its stamp and skipped.

@@ -28,11 +28,11 @@ use crate::wire::{
 /// when a whole cluster joins through one seed at once.
 const MAX_ENTRY_DATAGRAMS: usize = 32;
 
-/// Entries gathered for one answer at most: more than [`MAX_ENTRY_DATAGRAMS`] can carry, so
-/// the cap in datagrams is what binds, while the list stays small.
-const MAX_ANSWER_ENTRIES: usize = 2048;
+/// Smallest encoded record (one-byte name, IPv4, one-byte varints): what bounds how many
+/// records a datagram can carry.
+const MIN_RECORD_LEN: usize = 14;
 
-/// Datagrams of summaries sent in one exchange at most (about 1,400 entries at the default
+/// Datagrams of summaries sent in one exchange at most (about 2,000 entries at the default
 /// MTU): a peer that differs in more gets the rest in later rounds.
 const MAX_SUMMARY_DATAGRAMS: usize = 12;
 
@@ -246,11 +246,27 @@ impl<R: Rng> Node<R> {
         if root == self.members.digest().root() {
             return;
         }
-        let shift = shift_for(members.max(self.members.len()));
+        // As many buckets as the tables need, and as one datagram can carry (a small MTU
+        // with a large table takes fewer, larger buckets).
+        let room = self
+            .config
+            .max_datagram()
+            .saturating_sub(max_overhead(self.members.local().name().len()) + 1);
+        let mut shift = shift_for(members.max(self.members.len()));
+        while shift > 0 && 4 << shift > room {
+            shift -= 1;
+        }
         let mut hashes = self.take_buffer();
         self.members.digest().write_buckets(shift, &mut hashes);
         self.send(from, &Body::SyncBuckets { shift, hashes: &hashes }, sender);
         self.recycle(hashes);
+    }
+
+    /// Entries gathered for one answer at most: more than [`MAX_ENTRY_DATAGRAMS`] datagrams
+    /// can carry at this MTU, so the cap in datagrams is what binds, while the list stays
+    /// bounded.
+    fn max_answer_entries(&self) -> usize {
+        MAX_ENTRY_DATAGRAMS * self.config.max_datagram().div_ceil(MIN_RECORD_LEN)
     }
 
     /// Step 3: summarise our entries of the differing buckets, so that the peer can tell
@@ -310,8 +326,10 @@ impl<R: Rng> Node<R> {
             covered.insert(bucket);
             // A bucket too large for one datagram is listed in part: the peer then sends
             // the rest back, which costs bytes but loses nothing.
-            let digest = self.members.digest();
+            // A bucket too large for one datagram is listed in part: the peer then sends
+            // the rest back, which costs bytes but loses nothing.
             let room = capacity - summaries.len() / SUMMARY_LEN;
+            let digest = self.members.digest();
             for entry in fine_buckets(bucket, shift).flat_map(|f| digest.summaries(f)).take(room) {
                 summaries.extend_from_slice(&entry.name.to_be_bytes());
                 summaries.extend_from_slice(&entry.hash.to_be_bytes());
@@ -341,6 +359,7 @@ impl<R: Rng> Node<R> {
         theirs.sort_unstable();
         let mut ours = core::mem::take(&mut self.scratch);
         ours.clear();
+        let cap = self.max_answer_entries();
         let digest = self.members.digest();
         for bucket in buckets_from(&mut self.rng, shift, buckets) {
             for entry in fine_buckets(bucket, shift).flat_map(|f| digest.summaries(f)) {
@@ -352,7 +371,7 @@ impl<R: Rng> Node<R> {
                         same = true;
                     }
                 }
-                if !same && ours.len() < MAX_ANSWER_ENTRIES {
+                if !same && ours.len() < cap {
                     ours.push(entry.id);
                 }
             }
@@ -382,7 +401,14 @@ impl<R: Rng> Node<R> {
         let mut ids = core::mem::take(&mut self.scratch);
         ids.clear();
         let digest = self.members.digest();
+        // Names come in increasing order (the sender walks its sorted summaries); any other
+        // order is ignored, so repeating a name cannot multiply the answer.
+        let mut last = None;
         for name in Body::wanted(names) {
+            if last.is_some_and(|l| name <= l) {
+                continue;
+            }
+            last = Some(name);
             let bucket = digest.summaries((name >> 24) as usize);
             ids.extend(bucket.iter().filter(|s| s.name == name).map(|s| s.id));
         }
@@ -409,9 +435,10 @@ impl<R: Rng> Node<R> {
     ) {
         let mut ids = core::mem::take(&mut self.scratch);
         ids.clear();
+        let cap = self.max_answer_entries();
         let digest = self.members.digest();
         for bucket in buckets_from(&mut self.rng, shift, *buckets) {
-            let room = MAX_ANSWER_ENTRIES - ids.len();
+            let room = cap - ids.len();
             let entries = fine_buckets(bucket, shift).flat_map(|f| digest.summaries(f));
             ids.extend(entries.map(|s| s.id).take(room));
         }
@@ -439,7 +466,11 @@ impl<R: Rng> Node<R> {
             else {
                 return self.recycle(buffer);
             };
-            while let Some(member) = ids.get(next).and_then(|id| self.members.get(*id)) {
+            while let Some(id) = ids.get(next) {
+                let Some(member) = self.members.get(*id) else {
+                    next += 1; // Gone (the lists are exact, so this does not happen).
+                    continue;
+                };
                 if !writer.push(&member.record(true)) && writer.records() > 0 {
                     break;
                 }
@@ -564,6 +595,57 @@ mod tests {
         assert_eq!(shift_for(9), 1);
         assert_eq!(shift_for(1000), 7);
         assert_eq!(shift_for(100_000), 8);
+    }
+
+    #[test]
+    fn a_want_repeating_a_name_gets_one_record() {
+        let mut a = node(1);
+        let now = Instant::from_secs(1);
+        teach(&mut a, now, &[(String::from("member-1"), 0), (String::from("member-2"), 0)]);
+        drain(&mut a);
+        let name = short_name(name_hash("member-1")).to_be_bytes();
+        let names: Vec<u8> = (0..100).flat_map(|_| name).collect();
+        let mut datagram = Vec::new();
+        let sender = Sender { name: "teacher", addr: addr(9), incarnation: 0 };
+        let body = Body::SyncWant { names: &names };
+        PacketWriter::new(&mut datagram, 1452, 2, &sender, &body).unwrap().finish();
+        a.config.secret.sign(&mut datagram);
+        a.handle_datagram(now, addr(9), &datagram);
+        let records: Vec<String> = drain(&mut a)
+            .iter()
+            .map(|bytes| Packet::decode(&bytes[..bytes.len() - TAG_LEN]).unwrap())
+            .filter(|packet| matches!(packet.body, Body::SyncEntries { .. }))
+            .flat_map(|packet| {
+                packet.records.iter().map(|r| String::from(r.name)).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(records, ["member-1"]);
+    }
+
+    #[test]
+    fn buckets_fit_the_smallest_datagram() {
+        let mut config = Config::new("node-1", addr(1), Keyring::new("k"));
+        config.mtu_size = crate::MIN_MTU_SIZE;
+        let mut a = Node::new(config, ChaCha8Rng::seed_from_u64(1), Instant::ZERO).unwrap();
+        let now = Instant::from_secs(1);
+        // A peer claiming a large table asks for the finest buckets: they must still fit.
+        let mut datagram = Vec::new();
+        let sender = Sender { name: "teacher", addr: addr(9), incarnation: 0 };
+        let body = Body::SyncDigest { root: 1, members: 5000 };
+        PacketWriter::new(&mut datagram, 1452, 2, &sender, &body).unwrap().finish();
+        a.config.secret.sign(&mut datagram);
+        a.handle_datagram(now, addr(9), &datagram);
+        let sent = drain(&mut a);
+        let buckets = sent
+            .iter()
+            .map(|bytes| Packet::decode(&bytes[..bytes.len() - TAG_LEN]).unwrap())
+            .find_map(|packet| match packet.body {
+                Body::SyncBuckets { shift, .. } => Some(shift),
+                _ => None,
+            });
+        let shift = buckets.expect("SyncBuckets was sent");
+        assert!(shift < MAX_BUCKET_SHIFT, "shift {shift}");
+        assert!(sent.iter().all(|d| d.len() <= a.config.max_datagram()));
     }
 
     #[test]
