@@ -16,6 +16,7 @@ use core::ops::Range;
 use rand_core::Rng;
 
 use crate::member::{Member, MemberId};
+use crate::metadata::Metadata;
 use crate::node::{Node, random_below};
 use crate::status::StatusFilter;
 use crate::time::Instant;
@@ -128,18 +129,26 @@ impl Digest {
     }
 }
 
+/// FNV-1a's offset basis: the hash of nothing.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, continuing from `hash`.
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
 /// A stable 64-bit hash of a member name: FNV-1a, then a finalizer so the top bits (which
 /// pick the bucket) are well mixed. The same on every node and every platform.
 pub(crate) fn name_hash(name: &str) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for byte in name.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    mix(hash)
+    mix(fnv1a(FNV_OFFSET, name.as_bytes()))
 }
 
-/// The hash of what anti-entropy compares: name, incarnation, status, metadata version.
+/// The hash of what anti-entropy compares: name, incarnation, status, metadata version and,
+/// when there is any, the metadata itself.
 pub(crate) fn entry_hash(member: &Member) -> u64 {
     // The name is hashed again rather than stored: entries are many, changes are few.
     entry_hash_with(name_hash(member.name()), member)
@@ -148,7 +157,26 @@ pub(crate) fn entry_hash(member: &Member) -> u64 {
 fn entry_hash_with(name_hash: u64, member: &Member) -> u64 {
     let mut hash = mix(name_hash ^ member.incarnation().wrapping_mul(0x9e37_79b9_7f4a_7c15));
     hash = mix(hash ^ member.meta_version().wrapping_mul(0xc2b2_ae3d_27d4_eb4f));
-    mix(hash ^ u64::from(member.status().to_wire()))
+    hash = mix(hash ^ u64::from(member.status().to_wire()));
+    // The content counts too: a member that restarted can publish other metadata under a
+    // version number it used before, and only a difference in the digest shows the holders
+    // of the old content to the member, which resolves it by moving to a higher version.
+    match member.metadata() {
+        Some(metadata) if !metadata.is_empty() => mix(hash ^ metadata_hash(metadata)),
+        _ => hash,
+    }
+}
+
+/// FNV-1a over every key and value, each preceded by its length, in key order.
+fn metadata_hash(metadata: &Metadata) -> u64 {
+    let mut hash = FNV_OFFSET;
+    for (key, value) in metadata.iter() {
+        hash = fnv1a(hash, &(key.len() as u64).to_le_bytes());
+        hash = fnv1a(hash, key.as_bytes());
+        hash = fnv1a(hash, &(value.len() as u64).to_le_bytes());
+        hash = fnv1a(hash, value);
+    }
+    mix(hash)
 }
 
 /// The 32 bits of a name hash that a summary carries: the fine bucket and 24 more.
@@ -583,7 +611,7 @@ mod tests {
     #[test]
     fn name_hash_is_stable() {
         // Pinned: nodes of every version and platform must agree on buckets.
-        assert_eq!(name_hash(""), mix(0xcbf2_9ce4_8422_2325));
+        assert_eq!(name_hash(""), mix(FNV_OFFSET));
         assert_eq!(name_hash("127.0.0.1:7001"), name_hash("127.0.0.1:7001"));
         assert_ne!(name_hash("a"), name_hash("b"));
     }

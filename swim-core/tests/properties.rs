@@ -230,3 +230,15 @@ proptest! {
         world.check_converged();
     }
 }
+
+/// Found by the test above: a member that restarts and publishes new metadata under a version
+/// number its previous life used must still reach everyone (the digest compares content).
+#[test]
+fn metadata_republished_under_an_old_version_after_a_restart_converges() {
+    let mut world = World::new(0);
+    world.cluster.run_for(Duration::from_secs(3));
+    for step in [Step::SetMetadata(2, 0), Step::Run(2), Step::Restart(2), Step::SetMetadata(2, 1)] {
+        world.apply(&step);
+    }
+    world.check_converged();
+}
