@@ -242,3 +242,16 @@ fn metadata_republished_under_an_old_version_after_a_restart_converges() {
     }
     world.check_converged();
 }
+
+/// Once every node has left, nobody has anything left to do: the history must end quietly
+/// (the harness used to wait forever for a next event; found as a hang of the test above).
+#[test]
+fn a_cluster_where_everyone_left_goes_quiet() {
+    let mut world = World::new(7);
+    world.cluster.run_for(Duration::from_secs(3));
+    for i in 0..NODES {
+        world.apply(&Step::Leave(i));
+    }
+    world.apply(&Step::Run(100));
+    world.check_converged();
+}

@@ -54,6 +54,8 @@ pub struct Cluster {
     pub loss: f64,
     loss_rng: ChaCha8Rng,
     seed: u64,
+    /// Steps in a row that did not move the clock.
+    stalled: u32,
 }
 
 /// A uniform float in `[0, 1)` from any RNG.
@@ -112,6 +114,7 @@ impl Cluster {
             loss: 0.0,
             loss_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed),
             seed,
+            stalled: 0,
         }
     }
 
@@ -163,8 +166,9 @@ impl Cluster {
         }
     }
 
-    /// Advances to the next delivery or deadline and handles it.
-    pub fn step(&mut self) {
+    /// Advances to the next delivery or deadline and handles it; false if there was none
+    /// (every node is down or has no deadline, and nothing is in flight).
+    pub fn step(&mut self) -> bool {
         self.collect();
         let next_delivery = self.in_flight.front().map(|(at, ..)| *at);
         let next_timeout = (0..self.nodes.len())
@@ -175,8 +179,20 @@ impl Cluster {
             (Some(d), Some(t)) => d.min(t),
             (Some(d), None) => d,
             (None, Some(t)) => t,
-            (None, None) => return,
+            (None, None) => return false,
         };
+        if next <= self.now {
+            // A deadline at or before now that handling does not move would spin forever:
+            // a core bug, reported instead of hanging the test.
+            self.stalled += 1;
+            assert!(
+                self.stalled < 100_000,
+                "no progress at {:?}: a deadline is never cleared",
+                self.now
+            );
+        } else {
+            self.stalled = 0;
+        }
         self.now = self.now.max(next);
         while self.in_flight.front().is_some_and(|(at, ..)| *at <= self.now) {
             let (_, from, to, bytes) = self.in_flight.pop_front().unwrap();
@@ -200,12 +216,15 @@ impl Cluster {
             }
         }
         self.collect();
+        true
     }
 
     pub fn run_for(&mut self, duration: Duration) {
         let end = self.now + duration;
         while self.now < end {
-            self.step();
+            if !self.step() {
+                self.now = end; // Nothing left to happen.
+            }
         }
     }
 
@@ -216,7 +235,9 @@ impl Cluster {
             if done(self) {
                 return true;
             }
-            self.step();
+            if !self.step() {
+                self.now = end;
+            }
         }
         done(self)
     }
