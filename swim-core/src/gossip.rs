@@ -110,6 +110,11 @@ impl GossipQueue {
         self.live == 0
     }
 
+    /// Whether the fact queued about `id` (if any) is to carry metadata.
+    pub(crate) fn queued_with_metadata(&self, id: MemberId) -> bool {
+        self.pending.get(id.0 as usize).copied().flatten().is_some_and(|p| p.with_metadata)
+    }
+
     /// Whether a fact about `id` is queued.
     #[cfg(test)]
     pub(crate) fn contains(&self, id: MemberId) -> bool {
@@ -124,14 +129,15 @@ impl GossipQueue {
         self.by_sends[sends].push((id, stamp));
     }
 
-    /// Packs queued facts into `writer`, skipping `skip` (already written), and counts a send
-    /// for each; facts sent `limit` times leave the queue.
+    /// Packs queued facts into `writer` and counts a send for each; facts sent `limit` times
+    /// leave the queue. `already` names a member whose record the packet carries already:
+    /// its fact is not written again, and counts as sent if the flag says so.
     pub(crate) fn fill(
         &mut self,
         writer: &mut PacketWriter<'_>,
         members: &Members,
         limit: u32,
-        skip: Option<MemberId>,
+        already: Option<(MemberId, bool)>,
     ) {
         self.sent.clear();
         self.kept.clear();
@@ -148,8 +154,12 @@ impl GossipQueue {
                     continue; // Stale: re-queued or forgotten since.
                 };
                 let sends = pending.sends;
-                if Some(id) == skip {
-                    self.kept.push((sends, id, stamp));
+                if let Some((_, spent)) = already.filter(|(written, _)| *written == id) {
+                    if spent {
+                        self.sent.push(id);
+                    } else {
+                        self.kept.push((sends, id, stamp));
+                    }
                 } else if let Some(member) = members.get(id) {
                     if writer.push(&member.record(pending.with_metadata)) {
                         self.sent.push(id);

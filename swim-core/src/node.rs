@@ -597,11 +597,19 @@ impl<R: Rng> Node<R> {
                 Status::Offline | Status::Left => true,
             })
         });
-        if let Some(member) = correction.and_then(|id| self.members.get(id)) {
-            writer.push(&member.record(false));
-        }
+        // A node that left says so in everything it still sends: a receiver that already
+        // forgot it must not take the datagram for the first contact of a live member.
+        let correction = if self.left { Some(Members::LOCAL) } else { correction };
+        // (With its metadata if that is queued too: the record then stands for the fact.)
+        let with_metadata = self.left && self.gossip.queued_with_metadata(Members::LOCAL);
+        let written = correction.filter(|id| {
+            self.members.get(*id).is_some_and(|member| writer.push(&member.record(with_metadata)))
+        });
+        // A left node's own record, in every datagram, is its announcement being spent; a
+        // correction to a member about itself tells nobody else, so its fact stays queued.
+        let already = written.map(|id| (id, self.left));
         let limit = retransmit_limit(self.config.retransmit_mult, self.members.len());
-        self.gossip.fill(&mut writer, &self.members, limit, correction);
+        self.gossip.fill(&mut writer, &self.members, limit, already);
         writer.finish();
         self.queue(to, buffer);
     }
