@@ -7,13 +7,12 @@
 //! member's status. See `docs/PROTOCOL.md`, section 5.
 
 use core::net::SocketAddr;
-use smol_str::SmolStr;
 
 use rand_core::Rng;
+use smol_str::SmolStr;
 
 use crate::auth::ReplayWindow;
 use crate::event::Event;
-use crate::gossip::retransmit_limit;
 use crate::member::{Member, MemberId, Members, State};
 use crate::node::{Fact, Node};
 use crate::status::Status;
@@ -122,7 +121,7 @@ impl<R: Rng> Node<R> {
                 {
                     // The sender holds exactly what we are spreading: the fact no longer
                     // needs us as much (rumour mongering with feedback).
-                    let limit = retransmit_limit(self.config.retransmit_mult, self.members.len());
+                    let limit = self.retransmit_limit();
                     self.gossip.heard_again(id, limit);
                 }
                 id

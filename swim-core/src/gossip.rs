@@ -15,11 +15,7 @@ use rand_core::Rng;
 use crate::member::{Member, MemberId, Members};
 use crate::node::Node;
 use crate::status::StatusFilter;
-use crate::wire::Body;
-use crate::wire::PacketWriter;
-
-/// Smallest record there is (one-byte name, IPv4): once less room remains, stop looking.
-const MIN_RECORD_LEN: usize = 14;
+use crate::wire::{Body, MIN_RECORD_LEN, PacketWriter};
 
 /// Entries examined beyond the first that did not fit, before giving up on a packet.
 const MAX_SKIPPED: usize = 16;
@@ -198,6 +194,11 @@ impl GossipQueue {
 }
 
 impl<R: Rng> Node<R> {
+    /// How many times each queued fact is sent at the table's current size.
+    pub(crate) fn retransmit_limit(&self) -> u32 {
+        retransmit_limit(self.config.retransmit_mult, self.members.len())
+    }
+
     /// The periodic gossip round: pending facts to `gossip_fanout` random available members.
     pub(crate) fn gossip_round(&mut self) {
         if self.gossip.is_empty() {

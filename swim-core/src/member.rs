@@ -10,7 +10,6 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
-
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::num::NonZeroU64;
@@ -352,7 +351,9 @@ impl Members {
         now: Instant,
     ) -> MemberId {
         self.tombstones.remove(&*name);
-        let bucket = crate::sync::fine_bucket(name_hash(&name));
+        // Hashed once: the bucket, the digest and the index all key on it.
+        let hash = name_hash(&name);
+        let bucket = crate::sync::fine_bucket(hash);
         let member = Member {
             name: name.clone(),
             addr: PackedAddr::from(addr),
@@ -368,7 +369,7 @@ impl Members {
         };
         self.counts[usize::from(state.status.precedence())] += 1;
         let id = self.free.pop().unwrap_or(MemberId(self.slots.len() as u32));
-        self.digest.insert(id, &member);
+        self.digest.insert(id, hash, &member);
         if id.index() < self.slots.len() {
             self.slots.put(id.index(), member);
         } else {
@@ -376,7 +377,7 @@ impl Members {
         }
         let slots = &self.slots;
         let rehash = |id: &MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
-        self.index.insert_unique(name_hash(&name), id, rehash);
+        self.index.insert_unique(hash, id, rehash);
         id
     }
 
@@ -496,7 +497,7 @@ mod tests {
         }
         let mut expected = Digest::new();
         for (id, member) in members.iter() {
-            expected.insert(id, member);
+            expected.insert(id, name_hash(member.name()), member);
         }
         assert_eq!(members.digest().root(), expected.root());
         for bucket in 0..crate::sync::FINE_BUCKETS {

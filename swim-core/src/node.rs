@@ -18,7 +18,7 @@ use crate::auth::{Keyring, SEQUENCED};
 use crate::config::{Config, ConfigError};
 use crate::counters::{Counters, DropReason};
 use crate::event::Event;
-use crate::gossip::{GossipQueue, retransmit_limit};
+use crate::gossip::GossipQueue;
 use crate::member::{Member, MemberId, Members, State};
 use crate::metadata::{MAX_KEY_LEN, Metadata};
 use crate::probe::Prober;
@@ -589,17 +589,20 @@ impl<R: Rng> Node<R> {
         };
         // Restarted members and the far side of a healed partition learn they were declared
         // offline; with Lifeguard's buddy system, a suspect learns it is suspected.
-        let buddy = self.config.lifeguard.buddy;
-        let correction = about.filter(|id| {
-            self.members.get(*id).is_some_and(|m| match m.status() {
-                Status::Online => false,
-                Status::Suspect => buddy,
-                Status::Offline | Status::Left => true,
-            })
-        });
         // A node that left says so in everything it still sends: a receiver that already
         // forgot it must not take the datagram for the first contact of a live member.
-        let correction = if self.left { Some(Members::LOCAL) } else { correction };
+        let buddy = self.config.lifeguard.buddy;
+        let correction = if self.left {
+            Some(Members::LOCAL)
+        } else {
+            about.filter(|id| {
+                self.members.get(*id).is_some_and(|m| match m.status() {
+                    Status::Online => false,
+                    Status::Suspect => buddy,
+                    Status::Offline | Status::Left => true,
+                })
+            })
+        };
         // (With its metadata if that is queued too: the record then stands for the fact.)
         let with_metadata = self.left && self.gossip.queued_with_metadata(Members::LOCAL);
         let written = correction.filter(|id| {
@@ -608,7 +611,7 @@ impl<R: Rng> Node<R> {
         // A left node's own record, in every datagram, is its announcement being spent; a
         // correction to a member about itself tells nobody else, so its fact stays queued.
         let already = written.map(|id| (id, self.left));
-        let limit = retransmit_limit(self.config.retransmit_mult, self.members.len());
+        let limit = self.retransmit_limit();
         self.gossip.fill(&mut writer, &self.members, limit, already);
         writer.finish();
         self.queue(to, buffer);

@@ -21,17 +21,14 @@ use crate::node::{Node, random_below};
 use crate::status::StatusFilter;
 use crate::time::Instant;
 use crate::wire::{
-    Body, BucketSet, MAX_BUCKET_SHIFT, PacketWriter, SUMMARY_LEN, Sender, WANT_LEN, max_overhead,
+    Body, BucketSet, MAX_BUCKET_SHIFT, MIN_RECORD_LEN, PacketWriter, SUMMARY_LEN, Sender, WANT_LEN,
+    max_overhead,
 };
 
 /// Datagrams of entries sent in answer to one request at most (about a thousand entries);
 /// the rest follows in later rounds. Bounds the burst one request can trigger, which matters
 /// when a whole cluster joins through one seed at once.
 const MAX_ENTRY_DATAGRAMS: usize = 32;
-
-/// Smallest encoded record (one-byte name, IPv4, one-byte varints): what bounds how many
-/// records a datagram can carry.
-const MIN_RECORD_LEN: usize = 14;
 
 /// Datagrams of summaries sent in one exchange at most (about 2,000 entries at the default
 /// MTU): a peer that differs in more gets the rest in later rounds.
@@ -70,9 +67,8 @@ impl Digest {
         self.root
     }
 
-    /// Counts a new entry.
-    pub(crate) fn insert(&mut self, id: MemberId, member: &Member) {
-        let name = name_hash(member.name());
+    /// Counts a new entry, whose name hashes to `name`.
+    pub(crate) fn insert(&mut self, id: MemberId, name: u64, member: &Member) {
         let hash = entry_hash_with(name, member);
         self.add(member.bucket, hash);
         let bucket = &mut self.entries[usize::from(member.bucket)];

@@ -26,6 +26,10 @@ pub const VERSION_MINOR: u8 = 1;
 /// Bytes before the payload: major and minor version, then the nonce.
 pub const HEADER_LEN: usize = 2 + NONCE_LEN;
 
+/// Smallest encoded record (one-byte name, IPv4, one-byte varints, its length prefix): once
+/// less room remains a packet is full, and it bounds how many records a datagram can carry.
+pub(crate) const MIN_RECORD_LEN: usize = 14;
+
 /// Longest member name, in bytes (its length travels in one byte).
 pub const MAX_NAME_LEN: usize = 255;
 
