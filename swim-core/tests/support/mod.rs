@@ -77,8 +77,25 @@ pub fn name(i: usize) -> String {
     addr(i).to_string()
 }
 
+/// The wall clock of the tests at virtual time zero, in milliseconds since the Unix epoch.
+pub const EPOCH_MS: u64 = 1_700_000_000_000;
+
+/// Node `i`'s configuration for a process started at virtual time zero, with replay
+/// protection on (as the drivers run it).
 pub fn config(i: usize) -> Config {
-    Config::new(name(i), addr(i), Keyring::new("test secret"))
+    config_at(i, Instant::ZERO)
+}
+
+/// Node `i`'s configuration for a process started at `now`.
+pub fn config_at(i: usize, now: Instant) -> Config {
+    let mut config = Config::new(name(i), addr(i), Keyring::new("test secret"));
+    config.epoch_ms = EPOCH_MS + now.as_micros() / 1000;
+    config
+}
+
+/// A lone node `i` started at virtual time zero, not joined to anyone.
+pub fn node(i: usize) -> Node<ChaCha8Rng> {
+    Node::new(config(i), ChaCha8Rng::seed_from_u64(i as u64), Instant::ZERO).unwrap()
 }
 
 impl Cluster {
@@ -146,6 +163,17 @@ impl Cluster {
         let rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(7919).wrapping_add(i as u64));
         self.nodes[i] = Node::new(config, rng, self.now).unwrap();
         self.down.remove(&i);
+    }
+
+    /// Adds a node with `config`, started now and not joined to anyone.
+    pub fn add(&mut self, config: Config) -> usize {
+        self.seed = self.seed.wrapping_add(1);
+        let i = self.nodes.len();
+        let rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(7919).wrapping_add(i as u64));
+        self.addrs.push(config.local_addr);
+        self.nodes.push(Node::new(config, rng, self.now).unwrap());
+        self.events.push(Vec::new());
+        i
     }
 
     fn index_of(&self, addr: SocketAddr) -> Option<usize> {
