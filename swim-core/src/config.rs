@@ -14,6 +14,12 @@ pub const MIN_MTU_SIZE: usize = 576;
 /// Largest accepted `mtu_size`: the largest IP packet.
 pub const MAX_MTU_SIZE: usize = 65535;
 
+/// Longest accepted duration of any setting: a day. Longer intervals and timeouts would
+/// stall a cluster for good, and keeping every duration this short keeps every deadline
+/// arithmetic (a timeout stretched by the health score, a backoff doubled) far from
+/// overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
 /// How a node behaves. Build with [`Config::new`], adjust fields, then hand it to
 /// [`Node::new`](crate::Node::new), which calls [`Config::validate`].
 ///
@@ -86,6 +92,11 @@ pub struct Config {
     /// members beyond it are refused and counted, so a misbehaving peer holding the key
     /// cannot exhaust memory by inventing members.
     pub max_members: usize,
+    /// Most members at one IP address, this node included (default 64). Facts about further
+    /// new members at that IP are refused and counted, so a peer holding the key cannot aim
+    /// every node's probes at one host by inventing members there. Raise it to run more
+    /// members than that on one host (all on loopback, say).
+    pub max_members_per_ip: usize,
     /// Largest metadata of a member, counted as the bytes of its keys and values (default
     /// 1024). Local metadata beyond it is refused when set; remote metadata beyond it is
     /// ignored and counted.
@@ -176,6 +187,7 @@ impl Config {
             lifeguard: Lifeguard::default(),
             epoch_ms: 0,
             max_members: 65_536,
+            max_members_per_ip: 64,
             max_metadata_size: 1024,
         }
     }
@@ -199,29 +211,36 @@ impl Config {
         )?;
         check(!self.local_name.is_empty(), "local_name", "must not be empty")?;
         check(self.local_name.len() <= MAX_NAME_LEN, "local_name", "must be at most 255 bytes")?;
-        check(!self.ping_interval.is_zero(), "ping_interval", "must be above zero")?;
-        check(!self.ping_timeout.is_zero(), "ping_timeout", "must be above zero")?;
+        let durations = [
+            ("ping_interval", self.ping_interval),
+            ("ping_timeout", self.ping_timeout),
+            ("ping_req_timeout", self.ping_req_timeout),
+            ("suspect_timeout", self.suspect_timeout),
+            ("sync_interval", self.sync_interval),
+            ("gossip_interval", self.gossip_interval),
+            ("reap_timeout", self.reap_timeout),
+            ("rejoin_interval", self.rejoin_interval),
+        ];
+        for (field, duration) in durations {
+            check(!duration.is_zero(), field, "must be above zero")?;
+            check(duration <= MAX_DURATION, field, "must be at most a day")?;
+        }
         check(
             self.ping_timeout < self.ping_interval,
             "ping_timeout",
             "must be below ping_interval",
         )?;
-        check(!self.ping_req_timeout.is_zero(), "ping_req_timeout", "must be above zero")?;
-        check(!self.suspect_timeout.is_zero(), "suspect_timeout", "must be above zero")?;
-        check(!self.sync_interval.is_zero(), "sync_interval", "must be above zero")?;
         check(
             (MIN_MTU_SIZE..=MAX_MTU_SIZE).contains(&self.mtu_size),
             "mtu_size",
             "must be between 576 and 65535",
         )?;
-        check(!self.gossip_interval.is_zero(), "gossip_interval", "must be above zero")?;
         check(self.gossip_fanout > 0, "gossip_fanout", "must be at least 1")?;
         check(self.retransmit_mult > 0, "retransmit_mult", "must be at least 1")?;
         check(self.retransmit_mult <= 64, "retransmit_mult", "must be at most 64")?;
-        check(!self.reap_timeout.is_zero(), "reap_timeout", "must be above zero")?;
-        check(!self.rejoin_interval.is_zero(), "rejoin_interval", "must be above zero")?;
         check(self.epoch_ms < 1 << 43, "epoch_ms", "must be below 2^43 (year 2248)")?;
         check(self.max_members >= 2, "max_members", "must be at least 2")?;
+        check(self.max_members_per_ip >= 1, "max_members_per_ip", "must be at least 1")?;
         check(
             self.local_metadata.payload_len() <= self.max_metadata_size,
             "local_metadata",
@@ -236,6 +255,16 @@ impl Config {
         check(lifeguard.max_health <= 64, "lifeguard.max_health", "must be at most 64")?;
         check(lifeguard.confirmations <= 64, "lifeguard.confirmations", "must be at most 64")?;
         check(!self.peers.contains(&self.local_addr), "peers", "must not contain local_addr")?;
+        check(
+            crate::facts::is_member_addr(self.local_addr),
+            "local_addr",
+            "must be a unicast address with a port",
+        )?;
+        check(
+            self.ping_req_count <= crate::probe::MAX_HELPERS,
+            "ping_req_count",
+            "must be at most 8",
+        )?;
         Ok(())
     }
 }

@@ -22,11 +22,20 @@ pub enum DropReason {
     Replayed,
     /// This node left the cluster: it no longer takes part, so others forget it.
     Left,
+    /// Authentic, but claims what no honest member sends: an incarnation far beyond the
+    /// one known, or an address that cannot be a member's (broadcast, multicast,
+    /// unspecified, port 0).
+    Implausible,
+    /// From a member that left for good at the incarnation it still claims.
+    SenderLeft,
+    /// From a member this node does not know while its table is full (`max_members`, or
+    /// `max_members_per_ip` at the sender's IP): not remembered, so not answered either.
+    TableFull,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::TooLarge,
         DropReason::Unauthenticated,
         DropReason::UnsupportedVersion,
@@ -36,6 +45,9 @@ impl DropReason {
         DropReason::Misdirected,
         DropReason::Replayed,
         DropReason::Left,
+        DropReason::Implausible,
+        DropReason::SenderLeft,
+        DropReason::TableFull,
     ];
 
     /// A short snake_case name, for logs and metrics.
@@ -50,6 +62,9 @@ impl DropReason {
             DropReason::Misdirected => "misdirected",
             DropReason::Replayed => "replayed",
             DropReason::Left => "left",
+            DropReason::Implausible => "implausible",
+            DropReason::SenderLeft => "sender_left",
+            DropReason::TableFull => "table_full",
         }
     }
 
@@ -87,6 +102,9 @@ pub struct Counters {
     pub members_refused: u64,
     /// Remote metadata ignored for exceeding `max_metadata_size`.
     pub metadata_refused: u64,
+    /// Records ignored as implausible: a counter far beyond the one known, an address that
+    /// cannot be a member's.
+    pub facts_refused: u64,
     /// Lifeguard: new independent confirmations of a suspicion counted.
     pub confirmations: u64,
     /// Lifeguard: nacks sent as a ping-req helper.

@@ -12,6 +12,7 @@ use rand_core::Rng;
 use smol_str::SmolStr;
 
 use crate::auth::ReplayWindow;
+use crate::counters::DropReason;
 use crate::event::Event;
 use crate::member::{Member, MemberId, Members, State};
 use crate::node::{Fact, Node};
@@ -19,20 +20,46 @@ use crate::status::Status;
 use crate::time::Instant;
 use crate::wire::{MetadataEntries, Record, Sender};
 
+/// How far one fact may move a member's incarnation or metadata version beyond what this
+/// node holds (0 for what it does not know). Honest members count up by one per refutation
+/// or metadata change, so no honest fact jumps this far; a forged one that did would leave
+/// the member unable to outrank it (its own counters saturate at `u64::MAX`). With this
+/// bound, a key holder needs 2^32 facts accepted in a row to exhaust a member's counters.
+pub(crate) const MAX_COUNTER_STEP: u64 = 1 << 32;
+
+/// Whether a fact claiming `claimed` is a plausible successor of `known`.
+pub(crate) fn plausible_step(known: u64, claimed: u64) -> bool {
+    claimed <= known.saturating_add(MAX_COUNTER_STEP)
+}
+
+/// Whether `addr` can be a member's: a unicast address with a port. Broadcast, multicast
+/// and unspecified addresses would turn every probe into traffic for many hosts or none.
+pub(crate) fn is_member_addr(addr: SocketAddr) -> bool {
+    let ip = addr.ip();
+    let broadcast = matches!(ip, core::net::IpAddr::V4(v4) if v4.is_broadcast());
+    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
+}
+
 impl<R: Rng> Node<R> {
     /// Learns from the authenticated sender of a datagram: a member it did not know, or a
-    /// higher incarnation of one it knew. Returns the sender's id.
+    /// higher incarnation of one it knew. Returns the sender's id, or why the datagram must
+    /// be dropped: a sender whose claims are implausible, that left for good, or that the
+    /// full table cannot take (answering a sender without remembering its nonces would
+    /// answer every replay).
     pub(crate) fn note_sender(
         &mut self,
         now: Instant,
         sender: &Sender<'_>,
         nonce: u64,
-    ) -> Option<MemberId> {
+    ) -> Result<MemberId, DropReason> {
+        if !is_member_addr(sender.addr) {
+            return Err(DropReason::Implausible);
+        }
         let id = self.learn_sender(now, sender)?;
         if let Some(member) = self.members.get_mut(id) {
             member.replay.accept(nonce);
         }
-        Some(id)
+        Ok(id)
     }
 
     /// Whether a datagram with `nonce` from `sender` is not a replay: new to the sender's
@@ -47,28 +74,36 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    pub(crate) fn learn_sender(&mut self, now: Instant, sender: &Sender<'_>) -> Option<MemberId> {
+    fn learn_sender(&mut self, now: Instant, sender: &Sender<'_>) -> Result<MemberId, DropReason> {
         if let Some(id) = self.members.id(sender.name) {
-            let known = self.members.get(id)?.incarnation();
+            let known = self.members.get(id).map_or(0, Member::incarnation);
+            if !plausible_step(known, sender.incarnation) {
+                return Err(DropReason::Implausible);
+            }
             if sender.incarnation > known {
                 let state = State { incarnation: sender.incarnation, status: Status::Online };
                 let fact = Fact { addr: Some(sender.addr), accuser: None };
                 self.change_state(now, id, state, fact, true);
             }
-            return Some(id);
+            return Ok(id);
         }
-        if let Some(tombstone) = self.members.tombstone(sender.name)
+        let tombstone = self.members.tombstone(sender.name);
+        let known = tombstone.map_or(0, |t| t.incarnation);
+        if !plausible_step(known, sender.incarnation) {
+            return Err(DropReason::Implausible);
+        }
+        if let Some(tombstone) = tombstone
             && sender.incarnation <= tombstone.incarnation
         {
             if tombstone.status == Status::Left {
                 // It left for good at that incarnation; coming back takes a higher one.
-                return None;
+                return Err(DropReason::SenderLeft);
             }
             // A member we reaped, talking with an old incarnation: it restarted, or its
             // side of a partition never heard it was declared offline. Bring the entry
             // back as offline so replies carry that record and it refutes.
-            if !self.has_room() {
-                return None;
+            if !self.has_room(sender.addr) {
+                return Err(DropReason::TableFull);
             }
             let state = State { incarnation: tombstone.incarnation, status: Status::Offline };
             let id = self.members.insert(SmolStr::new(sender.name), sender.addr, state, now);
@@ -77,18 +112,22 @@ impl<R: Rng> Node<R> {
             }
             self.set_deadline(id, Some(now + self.config.reap_timeout));
             self.prober.insert(id, &mut self.rng);
-            return Some(id);
+            return Ok(id);
         }
-        if !self.has_room() {
-            return None;
+        if !self.has_room(sender.addr) {
+            return Err(DropReason::TableFull);
         }
         let state = State { incarnation: sender.incarnation, status: Status::Online };
-        Some(self.insert_member(now, sender.name, sender.addr, state, None, true))
+        Ok(self.insert_member(now, sender.name, sender.addr, state, None, true))
     }
 
-    /// Whether the table can take one more member; counts a refusal if not.
-    pub(crate) fn has_room(&mut self) -> bool {
-        let room = self.members.len() < self.config.max_members;
+    /// Whether the table can take one more member at `addr`: below `max_members`, and below
+    /// `max_members_per_ip` at that IP (so that members invented at one host's address
+    /// cannot aim every node's probes at it). Counts a refusal if not.
+    pub(crate) fn has_room(&mut self, addr: SocketAddr) -> bool {
+        let limit = self.config.max_members_per_ip;
+        let room = self.members.len() < self.config.max_members
+            && self.members.count_at_ip(addr.ip(), limit) < limit;
         if !room {
             self.counters.members_refused += 1;
         }
@@ -100,11 +139,21 @@ impl<R: Rng> Node<R> {
         if record.name == self.members.local().name() {
             return self.apply_self_record(now, record);
         }
+        if !is_member_addr(record.addr) {
+            self.counters.facts_refused += 1;
+            return;
+        }
         let id = match self.members.id(record.name) {
             Some(id) => {
                 let Some(member) = self.members.get(id) else {
                     return;
                 };
+                if !plausible_step(member.incarnation(), record.incarnation)
+                    || !plausible_step(member.meta_version(), record.meta_version)
+                {
+                    self.counters.facts_refused += 1;
+                    return;
+                }
                 let newer = record.incarnation > member.incarnation()
                     || (record.incarnation == member.incarnation()
                         && record.status.precedence() > member.status().precedence());
@@ -127,12 +176,16 @@ impl<R: Rng> Node<R> {
                 id
             }
             None => {
-                let stale = self
-                    .members
-                    .tombstone(record.name)
-                    .is_some_and(|t| record.incarnation <= t.incarnation);
+                let known = self.members.tombstone(record.name).map(|t| t.incarnation);
+                if !plausible_step(known.unwrap_or(0), record.incarnation)
+                    || !plausible_step(0, record.meta_version)
+                {
+                    self.counters.facts_refused += 1;
+                    return;
+                }
+                let stale = known.is_some_and(|incarnation| record.incarnation <= incarnation);
                 // Facts about failed members we never knew teach nothing worth storing.
-                if stale || !record.status.is_available() || !self.has_room() {
+                if stale || !record.status.is_available() || !self.has_room(record.addr) {
                     return;
                 }
                 let state = State { incarnation: record.incarnation, status: record.status };
@@ -165,9 +218,15 @@ impl<R: Rng> Node<R> {
             return;
         }
         let local = self.members.local();
+        if !plausible_step(local.incarnation(), record.incarnation)
+            || !plausible_step(local.meta_version(), record.meta_version)
+        {
+            self.counters.facts_refused += 1;
+            return;
+        }
         let accused = record.status != Status::Online && record.incarnation >= local.incarnation();
         if accused || record.incarnation > local.incarnation() {
-            let incarnation = record.incarnation + 1;
+            let incarnation = record.incarnation.saturating_add(1);
             self.members.set_state(
                 Members::LOCAL,
                 State { incarnation, status: Status::Online },
@@ -233,11 +292,9 @@ impl<R: Rng> Node<R> {
         let Some(previous) = self.members.set_state(id, state, now) else {
             return;
         };
-        if let (Some(addr), Some(member)) = (fact.addr, self.members.get_mut(id)) {
-            // Only a newer incarnation may move a member (a restart on a new address).
-            if state.incarnation > previous.incarnation {
-                member.set_addr(addr);
-            }
+        // Only a newer incarnation may move a member (a restart on a new address).
+        if let Some(addr) = fact.addr.filter(|_| state.incarnation > previous.incarnation) {
+            self.members.set_addr(id, addr);
         }
         self.counters.updates_applied += 1;
         if spread {

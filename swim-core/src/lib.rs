@@ -121,7 +121,7 @@ mod view;
 pub mod wire;
 
 pub use auth::{Keyring, MAX_KEYS, NONCE_LEN, SEQUENCED, TAG_LEN};
-pub use config::{Config, ConfigError, Lifeguard, MAX_MTU_SIZE, MIN_MTU_SIZE};
+pub use config::{Config, ConfigError, Lifeguard, MAX_DURATION, MAX_MTU_SIZE, MIN_MTU_SIZE};
 pub use counters::{Counters, DropReason};
 pub use event::Event;
 pub use member::Member;

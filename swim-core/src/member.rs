@@ -122,10 +122,6 @@ impl Member {
         }
     }
 
-    pub(crate) fn set_addr(&mut self, addr: SocketAddr) {
-        self.addr = PackedAddr::from(addr);
-    }
-
     /// When the current status times out.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.deadline.map(|at| Instant::from_micros(at.get()))
@@ -261,6 +257,8 @@ pub(crate) struct Members {
     /// Ids by name hash: one lookup per received record, so a hash table (a few bytes per
     /// entry, one name comparison per lookup) rather than a tree of string comparisons.
     index: HashTable<MemberId>,
+    /// Ids by the hash of their IP address, to count members per IP.
+    by_ip: HashTable<MemberId>,
     tombstones: BTreeMap<SmolStr, Tombstone>,
     tombstone_expiry: BTreeSet<(Instant, SmolStr)>,
     digest: Digest,
@@ -277,6 +275,7 @@ impl Members {
             slots: Slab::default(),
             free: Vec::new(),
             index: HashTable::new(),
+            by_ip: HashTable::new(),
             tombstones: BTreeMap::new(),
             tombstone_expiry: BTreeSet::new(),
             digest: Digest::new(),
@@ -303,6 +302,40 @@ impl Members {
         let slots = &self.slots;
         let named = |id: &MemberId| slots.get(id.index()).is_some_and(|m| *m.name == *name);
         self.index.find(name_hash(name), named).copied()
+    }
+
+    /// Members whose address has the IP `ip`, counted up to `limit`.
+    pub(crate) fn count_at_ip(&self, ip: IpAddr, limit: usize) -> usize {
+        let slots = &self.slots;
+        self.by_ip
+            .iter_hash(ip_hash(ip))
+            .filter(|id| slots.get(id.index()).is_some_and(|m| m.addr.get().ip() == ip))
+            .take(limit)
+            .count()
+    }
+
+    /// Moves a member to another address.
+    pub(crate) fn set_addr(&mut self, id: MemberId, addr: SocketAddr) {
+        let Some(member) = self.slots.get_mut(id.index()) else { return };
+        let old = member.addr.get().ip();
+        member.addr = PackedAddr::from(addr);
+        if old != addr.ip() {
+            self.unindex_ip(id, old);
+            self.index_ip(id, addr.ip());
+        }
+    }
+
+    fn index_ip(&mut self, id: MemberId, ip: IpAddr) {
+        let slots = &self.slots;
+        let rehash =
+            |id: &MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        self.by_ip.insert_unique(ip_hash(ip), id, rehash);
+    }
+
+    fn unindex_ip(&mut self, id: MemberId, ip: IpAddr) {
+        if let Ok(entry) = self.by_ip.find_entry(ip_hash(ip), |x| *x == id) {
+            entry.remove();
+        }
     }
 
     pub(crate) fn by_name(&self, name: &str) -> Option<&Member> {
@@ -378,6 +411,7 @@ impl Members {
         let slots = &self.slots;
         let rehash = |id: &MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
         self.index.insert_unique(hash, id, rehash);
+        self.index_ip(id, addr.ip());
         id
     }
 
@@ -419,6 +453,7 @@ impl Members {
         if let Ok(entry) = self.index.find_entry(name_hash(&member.name), |x| *x == id) {
             entry.remove();
         }
+        self.unindex_ip(id, member.addr.get().ip());
         self.free.push(id);
         self.tombstones.insert(
             member.name.clone(),
@@ -455,6 +490,15 @@ impl Members {
     pub(crate) fn tombstones(&self) -> usize {
         self.tombstones.len()
     }
+}
+
+/// A hash of an IP address for the per-IP index (FNV-1a over its octets).
+fn ip_hash(ip: IpAddr) -> u64 {
+    let octets = match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    crate::sync::name_hash_bytes(&octets)
 }
 
 #[cfg(test)]

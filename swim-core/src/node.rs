@@ -23,7 +23,7 @@ use crate::member::{Member, MemberId, Members, State};
 use crate::metadata::{MAX_KEY_LEN, Metadata};
 use crate::probe::Prober;
 use crate::status::{Status, StatusFilter};
-use crate::time::Instant;
+use crate::time::{Clock, Instant};
 use crate::wire::{Body, DecodeError, MetadataEntries, Packet, PacketWriter, Record, Sender};
 
 /// Outgoing datagrams kept for recycling, so steady state sends without allocating.
@@ -61,6 +61,10 @@ pub enum MetadataError {
     /// A key longer than 255 bytes.
     #[error("metadata key of {0} bytes is longer than 255")]
     KeyTooLong(usize),
+    /// The metadata version reached its largest value (only forged facts can bring it
+    /// there, and each may raise it by at most 2^32).
+    #[error("the metadata version cannot grow any further")]
+    VersionExhausted,
 }
 
 /// Periodic timers, one deadline each (quinn-proto's timer table).
@@ -112,6 +116,8 @@ pub struct Node<R> {
     datagrams_signed: u64,
     /// When a ping or ack last showed a member's table equal to ours.
     pub(crate) last_agreement: Option<Instant>,
+    /// The driver's clock, made monotonic.
+    clock: Clock,
 }
 
 /// Where a state change came from, beyond the state itself.
@@ -139,6 +145,7 @@ impl<R: Rng> Node<R> {
         let probe_at = now + config.ping_interval.mul_f64(unit(&mut rng));
         let sync_at = now + config.sync_interval.mul_f64(unit(&mut rng));
         let seeds = config.peers.clone();
+        let prober = Prober::new(&mut rng);
         Ok(Node {
             timers: [
                 Some(probe_at),
@@ -151,7 +158,7 @@ impl<R: Rng> Node<R> {
             rng,
             members,
             gossip,
-            prober: Prober::default(),
+            prober,
             deadlines: BTreeSet::new(),
             seeds,
             joined: false,
@@ -166,6 +173,7 @@ impl<R: Rng> Node<R> {
             health: 0,
             datagrams_signed: 0,
             last_agreement: None,
+            clock: Clock::new(now),
         })
     }
 
@@ -174,6 +182,7 @@ impl<R: Rng> Node<R> {
     /// Handles a datagram received from `from`. Anything that fails authentication or
     /// decoding is dropped and counted ([`Counters::dropped`]) before any state changes.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let now = self.clock.observe(now);
         self.counters.datagrams_in += 1;
         self.counters.bytes_in += datagram.len() as u64;
         if self.left {
@@ -209,7 +218,10 @@ impl<R: Rng> Node<R> {
             return self.counters.drop(DropReason::Replayed);
         }
         // Authenticated, well-formed and new: from here on, state may change.
-        let sender = self.note_sender(now, &packet.sender, packet.nonce);
+        let sender = match self.note_sender(now, &packet.sender, packet.nonce) {
+            Ok(id) => Some(id),
+            Err(reason) => return self.counters.drop(reason),
+        };
         // Facts learned by anti-entropy are old news to the cluster: applied, not re-gossiped,
         // except what the sender says about itself, which is first-hand.
         let spread = !matches!(packet.body, Body::SyncEntries { .. });
@@ -231,11 +243,17 @@ impl<R: Rng> Node<R> {
             }
             Body::Ack { seq, root } => {
                 self.note_root(now, root);
-                self.handle_ack(seq);
+                if let Some(sender) = sender {
+                    self.handle_ack(seq, sender);
+                }
             }
-            Body::Nack { seq } => self.handle_nack(seq),
-            Body::PingReq { seq, target, target_addr } => {
-                self.handle_ping_req(now, from, sender, seq, target, target_addr);
+            Body::Nack { seq } => {
+                if let Some(sender) = sender {
+                    self.handle_nack(seq, sender);
+                }
+            }
+            Body::PingReq { seq, target, .. } => {
+                self.handle_ping_req(now, from, sender, seq, target);
             }
             Body::Gossip => {}
             Body::SyncDigest { root, members } => {
@@ -256,6 +274,7 @@ impl<R: Rng> Node<R> {
     /// Runs whatever is due at `now`. Safe to call early or more than once: only expired
     /// deadlines act.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock.observe(now);
         if self.due(Timer::Gossip, now) {
             self.gossip_round();
             self.reschedule(Timer::Gossip, now, self.config.gossip_interval);
@@ -287,6 +306,7 @@ impl<R: Rng> Node<R> {
     /// only the new seeds are contacted and readiness is kept (drivers call this when a
     /// re-resolved name yields a new address).
     pub fn join(&mut self, now: Instant, seeds: impl IntoIterator<Item = SocketAddr>) {
+        let now = self.clock.observe(now);
         let known = self.seeds.len();
         for seed in seeds {
             if seed != self.config.local_addr && !self.seeds.contains(&seed) {
@@ -296,7 +316,7 @@ impl<R: Rng> Node<R> {
         if self.left {
             self.left = false;
             self.joined = false;
-            let incarnation = self.members.local().incarnation() + 1;
+            let incarnation = self.members.local().incarnation().saturating_add(1);
             let online = State { incarnation, status: Status::Online };
             self.members.set_state(Members::LOCAL, online, now);
             self.timers[Timer::Probe as usize] = Some(now + self.config.ping_interval);
@@ -319,11 +339,12 @@ impl<R: Rng> Node<R> {
     /// [`Node::poll_timeout`] returns `None`, the announcement has been sent as often as any
     /// other fact and the node can be dropped.
     pub fn leave(&mut self, now: Instant) {
+        let now = self.clock.observe(now);
         if self.left {
             return;
         }
         self.left = true;
-        let incarnation = self.members.local().incarnation() + 1;
+        let incarnation = self.members.local().incarnation().saturating_add(1);
         self.members.set_state(Members::LOCAL, State { incarnation, status: Status::Left }, now);
         self.gossip.enqueue(Members::LOCAL, false);
         self.timers = [None, Some(now), None, None];
@@ -340,6 +361,7 @@ impl<R: Rng> Node<R> {
         key: impl Into<String>,
         value: impl Into<Bytes>,
     ) -> Result<(), MetadataError> {
+        let now = self.clock.observe(now);
         let key = key.into();
         if key.len() > MAX_KEY_LEN {
             return Err(MetadataError::KeyTooLong(key.len()));
@@ -350,7 +372,7 @@ impl<R: Rng> Node<R> {
             let (size, limit) = (metadata.payload_len(), self.config.max_metadata_size);
             return Err(MetadataError::ExceedsLimit { size, limit });
         }
-        let version = self.members.local().meta_version() + 1;
+        let version = self.next_meta_version()?;
         let size = self_record_size(&self.config, &metadata, version);
         if size > self.config.max_datagram() {
             return Err(MetadataError::TooLarge { size, limit: self.config.max_datagram() });
@@ -359,13 +381,23 @@ impl<R: Rng> Node<R> {
         Ok(())
     }
 
-    /// Removes a local metadata value, returning it; `None` (and nothing sent) if absent.
-    pub fn remove_metadata(&mut self, now: Instant, key: &str) -> Option<Bytes> {
+    /// Removes a local metadata value, returning it; `Ok(None)` (and nothing sent) if absent.
+    pub fn remove_metadata(
+        &mut self,
+        now: Instant,
+        key: &str,
+    ) -> Result<Option<Bytes>, MetadataError> {
+        let now = self.clock.observe(now);
         let mut metadata = self.local_metadata().clone();
-        let removed = metadata.remove(key)?;
-        let version = self.members.local().meta_version() + 1;
+        let Some(removed) = metadata.remove(key) else { return Ok(None) };
+        let version = self.next_meta_version()?;
         self.replace_local_metadata(now, metadata, version);
-        Some(removed)
+        Ok(Some(removed))
+    }
+
+    /// The version a change of local metadata takes.
+    fn next_meta_version(&self) -> Result<u64, MetadataError> {
+        self.members.local().meta_version().checked_add(1).ok_or(MetadataError::VersionExhausted)
     }
 
     /// Replaces the keyring, e.g. to rotate keys: add the new key everywhere, then make it
@@ -396,6 +428,11 @@ impl<R: Rng> Node<R> {
     /// When to call [`Node::handle_timeout`] next; `None` once a node that left has nothing
     /// more to send.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_deadline().map(|at| self.clock.to_driver(at))
+    }
+
+    /// The earliest deadline, in the node's time.
+    fn next_deadline(&self) -> Option<Instant> {
         let gossip = self.timers[Timer::Gossip as usize].filter(|_| !self.gossip.is_empty());
         if self.left {
             // Done once the announcement is spent, or when no one is left to tell.
@@ -546,7 +583,8 @@ impl<R: Rng> Node<R> {
             }
             self.scratch = offline;
             self.timers[Timer::Rejoin as usize] = Some(now + self.join_backoff);
-            self.join_backoff = (self.join_backoff * 2).min(self.config.rejoin_interval);
+            self.join_backoff =
+                self.join_backoff.saturating_mul(2).min(self.config.rejoin_interval);
             return;
         }
         self.join_backoff = self.config.ping_interval;

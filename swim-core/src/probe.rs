@@ -24,6 +24,9 @@ use crate::wire::Body;
 /// authenticated peer can make it do.
 const MAX_RELAYS: usize = 64;
 
+/// Most helpers asked to probe one target indirectly (`ping_req_count`).
+pub(crate) const MAX_HELPERS: usize = 8;
+
 /// A probe this node started.
 #[derive(Clone, Debug)]
 struct Probe {
@@ -34,9 +37,21 @@ struct Probe {
     indirect_at: Instant,
     fail_at: Instant,
     indirect_sent: bool,
+    /// The helpers asked to relay the target's ack: only they, besides the target itself,
+    /// may complete the probe.
+    helpers: [Option<MemberId>; MAX_HELPERS],
     /// Lifeguard: nacks expected from helpers, and nacks received.
     nacks_expected: u32,
     nacks_received: u32,
+}
+
+impl Probe {
+    /// Whether an ack from `sender` answers this probe: from the target, or relayed by one
+    /// of its helpers. Anyone else's ack with the same sequence number is not evidence that
+    /// the target lives.
+    fn answered_by(&self, sender: MemberId) -> bool {
+        sender == self.target || self.helpers.contains(&Some(sender))
+    }
 }
 
 /// A ping-req this node is serving: ping the target, relay its ack to the requester.
@@ -47,6 +62,8 @@ struct Relay {
     /// The requester's entry, known when the ping-req arrived (checked again on use).
     requester_id: Option<MemberId>,
     requester_seq: u32,
+    /// The member probed for the requester: only its ack is relayed.
+    target: MemberId,
     expires: Instant,
     /// Lifeguard: when to nack the requester if the target stays silent (`None` once sent,
     /// or with nacks off).
@@ -54,7 +71,7 @@ struct Relay {
 }
 
 /// The probe order and the probes and relays in flight.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Prober {
     order: Vec<MemberId>,
     next: usize,
@@ -64,6 +81,18 @@ pub(crate) struct Prober {
 }
 
 impl Prober {
+    /// A prober whose sequence numbers start at a random value, so that nobody can predict
+    /// which sequence number a probe will carry.
+    pub(crate) fn new(rng: &mut impl Rng) -> Self {
+        Prober {
+            order: Vec::new(),
+            next: 0,
+            in_flight: Vec::new(),
+            relays: Vec::new(),
+            seq: rng.next_u32(),
+        }
+    }
+
     /// Adds a new member at a random position among those not yet probed this pass: appended,
     /// then swapped with a random one of them (the inside-out shuffle), so that a join of N
     /// members costs O(N) here, not O(N²) of shifting.
@@ -142,6 +171,7 @@ impl<R: Rng> Node<R> {
             indirect_at: now + ping_timeout,
             fail_at: now + ping_timeout + ping_req_timeout,
             indirect_sent: false,
+            helpers: [None; MAX_HELPERS],
             nacks_expected: 0,
             nacks_received: 0,
         });
@@ -150,14 +180,17 @@ impl<R: Rng> Node<R> {
         self.send(addr, &Body::Ping { seq, root, target: &name }, Some(id));
     }
 
-    /// An ack: completes one of our probes, or is relayed to whoever asked us to probe.
-    pub(crate) fn handle_ack(&mut self, seq: u32) {
-        if let Some(at) = self.prober.in_flight.iter().position(|p| p.seq == seq) {
+    /// An ack from `sender`: completes one of our probes, or is relayed to whoever asked us
+    /// to probe.
+    pub(crate) fn handle_ack(&mut self, seq: u32, sender: MemberId) {
+        let ours = self.prober.in_flight.iter().position(|p| p.seq == seq && p.answered_by(sender));
+        if let Some(at) = ours {
             self.prober.in_flight.swap_remove(at);
             self.lower_health();
             return;
         }
-        if let Some(at) = self.prober.relays.iter().position(|r| r.seq == seq) {
+        let relay = self.prober.relays.iter().position(|r| r.seq == seq && r.target == sender);
+        if let Some(at) = relay {
             let relay = self.prober.relays.swap_remove(at);
             // O(1), not a scan: the id was noted with the ping-req; it still names the
             // requester if the entry at that id still advertises the requester's address.
@@ -170,8 +203,9 @@ impl<R: Rng> Node<R> {
     }
 
     /// Lifeguard: a helper could not reach the target either, but it did answer us.
-    pub(crate) fn handle_nack(&mut self, seq: u32) {
-        if let Some(probe) = self.prober.in_flight.iter_mut().find(|p| p.seq == seq) {
+    pub(crate) fn handle_nack(&mut self, seq: u32, sender: MemberId) {
+        let probe = self.prober.in_flight.iter_mut().find(|p| p.seq == seq);
+        if let Some(probe) = probe.filter(|p| p.helpers.contains(&Some(sender))) {
             probe.nacks_received += 1;
             self.counters.nacks_received += 1;
         }
@@ -185,13 +219,23 @@ impl<R: Rng> Node<R> {
         requester_id: Option<MemberId>,
         requester_seq: u32,
         target: &str,
-        target_addr: SocketAddr,
     ) {
         if target == self.members.local().name() {
             // We are the target: answer for ourselves.
             let root = self.members.digest().root();
             return self.send(from, &Body::Ack { seq: requester_seq, root }, None);
         }
+        // Only a member we know, at the address we know: a ping-req cannot aim our pings
+        // at an address of the requester's choosing.
+        let Some((target_id, target_addr)) =
+            self.members.id(target).and_then(|id| Some((id, self.members.get(id)?.addr())))
+        else {
+            if self.config.lifeguard.nacks {
+                self.counters.nacks_sent += 1;
+                self.send(from, &Body::Nack { seq: requester_seq }, requester_id);
+            }
+            return;
+        };
         if self.prober.relays.len() >= MAX_RELAYS {
             return;
         }
@@ -204,12 +248,12 @@ impl<R: Rng> Node<R> {
             requester: from,
             requester_id,
             requester_seq,
+            target: target_id,
             expires: now + self.config.ping_req_timeout,
             nack_at,
         });
-        let about = self.members.id(target);
         let root = self.members.digest().root();
-        self.send(target_addr, &Body::Ping { seq, root, target }, about);
+        self.send(target_addr, &Body::Ping { seq, root, target }, Some(target_id));
     }
 
     /// Sends ping-reqs for probes whose direct ping timed out, suspects targets of probes
@@ -237,8 +281,11 @@ impl<R: Rng> Node<R> {
                 probe.indirect_sent = true;
                 let (seq, target, name) = (probe.seq, probe.target, probe.name.clone());
                 let helpers = self.send_ping_reqs(seq, target, &name);
+                let asked = helpers.iter().flatten().count() as u32;
+                let probe = &mut self.prober.in_flight[i];
+                probe.helpers = helpers;
                 if self.config.lifeguard.nacks {
-                    self.prober.in_flight[i].nacks_expected = helpers;
+                    probe.nacks_expected = asked;
                 }
                 // A second direct ping with the same sequence number goes out with the
                 // ping-reqs (memberlist sends a TCP ping here): on a lossy path, one lost
@@ -252,23 +299,28 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// Asks `ping_req_count` other available members to probe `target`; returns how many.
-    fn send_ping_reqs(&mut self, seq: u32, target: MemberId, name: &str) -> u32 {
-        let Some(target_addr) = self.members.get(target).map(|m| m.addr()) else { return 0 };
+    /// Asks `ping_req_count` other available members to probe `target`; returns which.
+    fn send_ping_reqs(
+        &mut self,
+        seq: u32,
+        target: MemberId,
+        name: &str,
+    ) -> [Option<MemberId>; MAX_HELPERS] {
+        let mut asked = [None; MAX_HELPERS];
+        let Some(target_addr) = self.members.get(target).map(|m| m.addr()) else { return asked };
         let mut helpers = core::mem::take(&mut self.scratch);
-        let count = self.config.ping_req_count;
+        let count = self.config.ping_req_count.min(MAX_HELPERS);
         self.sample(StatusFilter::AVAILABLE, count, &[target], &mut helpers);
-        let mut sent = 0;
-        for &helper in &helpers {
+        for (slot, &helper) in asked.iter_mut().zip(&helpers) {
             if let Some(addr) = self.members.get(helper).map(|m| m.addr()) {
                 self.counters.ping_reqs += 1;
-                sent += 1;
+                *slot = Some(helper);
                 let body = Body::PingReq { seq, target: name, target_addr };
                 self.send(addr, &body, Some(helper));
             }
         }
         self.scratch = helpers;
-        sent
+        asked
     }
 
     /// No ack at all: the target becomes suspect (or, if it already is, we confirm it).
@@ -307,7 +359,7 @@ impl<R: Rng> Node<R> {
 
     /// `duration` stretched by the health score (Lifeguard: a struggling node slows down).
     pub(crate) fn scaled(&self, duration: Duration) -> Duration {
-        duration * (self.health + 1)
+        duration.saturating_mul(self.health.saturating_add(1))
     }
 }
 
@@ -335,7 +387,7 @@ mod tests {
     fn every_member_is_probed_once_per_pass() {
         let (members, ids) = table(10);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut prober = Prober::default();
+        let mut prober = Prober::new(&mut rng);
         for id in &ids {
             prober.insert(*id, &mut rng);
         }
@@ -351,7 +403,7 @@ mod tests {
     fn skips_unavailable_and_removed_members() {
         let (mut members, ids) = table(3);
         let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let mut prober = Prober::default();
+        let mut prober = Prober::new(&mut rng);
         for id in &ids {
             prober.insert(*id, &mut rng);
         }

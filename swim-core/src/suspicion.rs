@@ -81,6 +81,7 @@ impl<R: Rng> Node<R> {
     /// A member just became suspect: its suspicion starts now, with `accuser` as the first
     /// accuser, and runs for the longest timeout until confirmations shorten it.
     pub(crate) fn start_suspicion(&mut self, now: Instant, id: MemberId, accuser: Option<&str>) {
+        let accuser = accuser.filter(|a| self.is_accuser(id, a));
         let members = self.members.count(StatusFilter::AVAILABLE);
         let Some(member) = self.members.get_mut(id) else { return };
         let suspicion = Suspicion::new(now, accuser);
@@ -99,6 +100,9 @@ impl<R: Rng> Node<R> {
         accuser: &str,
         spread: bool,
     ) {
+        if !self.is_accuser(id, accuser) {
+            return;
+        }
         let members = self.members.count(StatusFilter::AVAILABLE);
         let expected = self.config.lifeguard.confirmations;
         let Some(member) = self.members.get_mut(id) else { return };
@@ -114,6 +118,20 @@ impl<R: Rng> Node<R> {
         self.set_deadline(id, Some(deadline.max(now)));
         if spread {
             self.gossip.enqueue(id, false);
+        }
+    }
+}
+
+impl<R: Rng> Node<R> {
+    /// Whether `accuser` can confirm a suspicion of `suspect`: this node, or another member
+    /// it knows as available. A name nobody answers to (empty, invented) confirms nothing,
+    /// so a peer cannot shorten a suspicion by making up accusers.
+    fn is_accuser(&self, suspect: MemberId, accuser: &str) -> bool {
+        match self.members.id(accuser) {
+            Some(id) => {
+                id != suspect && self.members.get(id).is_some_and(|m| m.status().is_available())
+            }
+            None => false,
         }
     }
 }

@@ -140,7 +140,12 @@ fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 /// A stable 64-bit hash of a member name: FNV-1a, then a finalizer so the top bits (which
 /// pick the bucket) are well mixed. The same on every node and every platform.
 pub(crate) fn name_hash(name: &str) -> u64 {
-    mix(fnv1a(FNV_OFFSET, name.as_bytes()))
+    name_hash_bytes(name.as_bytes())
+}
+
+/// [`name_hash`] of any bytes.
+pub(crate) fn name_hash_bytes(bytes: &[u8]) -> u64 {
+    mix(fnv1a(FNV_OFFSET, bytes))
 }
 
 /// The hash of what anti-entropy compares: name, incarnation, status, metadata version and,

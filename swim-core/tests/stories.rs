@@ -263,9 +263,9 @@ fn metadata_reaches_every_member() {
     }
     assert_eq!(
         cluster.nodes[2].remove_metadata(cluster.now, "token"),
-        Some(Bytes::from_static(b"abc"))
+        Ok(Some(Bytes::from_static(b"abc")))
     );
-    assert_eq!(cluster.nodes[2].remove_metadata(cluster.now, "token"), None);
+    assert_eq!(cluster.nodes[2].remove_metadata(cluster.now, "token"), Ok(None));
     let removed = cluster.run_until(Duration::from_secs(3), |c| {
         (0..5).all(|v| {
             c.nodes[v].member(&name(2)).and_then(|m| m.metadata()).is_some_and(|m| m.is_empty())

@@ -100,8 +100,8 @@ impl Handle {
     }
 
     /// Removes a local metadata value, returning it if it was set.
-    pub fn remove_metadata(&self, key: &str) -> Option<Bytes> {
-        self.command(|node, now| node.remove_metadata(now, key))
+    pub fn remove_metadata(&self, key: &str) -> Result<Option<Bytes>, Error> {
+        Ok(self.command(|node, now| node.remove_metadata(now, key))?)
     }
 
     /// Joins through more seeds, e.g. members added at run time.

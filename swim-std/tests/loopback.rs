@@ -85,7 +85,7 @@ fn a_metadata_change_propagates() {
         );
         assert!(seen.is_ok(), "{:?}", node.snapshot());
     }
-    assert_eq!(nodes[1].remove_metadata("token").as_deref(), Some(&b"e4c1"[..]));
+    assert_eq!(nodes[1].remove_metadata("token").unwrap().as_deref(), Some(&b"e4c1"[..]));
     assert!(nodes[1].set_metadata("k".repeat(300), "v").is_err());
 }
 

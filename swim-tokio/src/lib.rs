@@ -150,7 +150,7 @@ impl Handle {
     /// Removes a local metadata value, returning it if it was set.
     pub async fn remove_metadata(&self, key: &str) -> Result<Option<Bytes>, Error> {
         let key = key.to_owned();
-        self.call(move |node, now| node.remove_metadata(now, &key)).await
+        Ok(self.call(move |node, now| node.remove_metadata(now, &key)).await??)
     }
 
     /// Joins through more seeds, e.g. members added at run time.
