@@ -7,14 +7,19 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-use hmac::{Hmac, KeyInit, Mac};
 use rand_chacha::ChaCha8Rng;
 use swim_core::rand_core::SeedableRng;
-use swim_core::wire::{Body, BucketSet, MetadataEntries, Packet, PacketWriter, Record, Sender};
-use swim_core::{Bytes, Config, Instant, Keyring, Metadata, Node, Status, TAG_LEN};
+use swim_core::wire::{
+    Body, BucketSet, Flags, Header, Packet, PacketWriter, Record, Sender, Version,
+};
+use swim_core::{Bytes, Config, Instant, Keyring, Metadata, Node, SEQUENCED, Status, TAG_LEN};
 
 /// The key every fuzzed node and every fuzzed peer uses.
 const SECRET: &[u8] = b"fuzz secret";
+
+/// The fuzzed node's name, and the wall clock at its start (milliseconds since 1970).
+const LOCAL: &str = "local";
+const EPOCH_MS: u64 = 1_700_000_000_000;
 
 /// Peers a fuzzed node hears from (index 4 is the node itself).
 const PEERS: usize = 4;
@@ -24,23 +29,25 @@ fn addr(i: usize) -> SocketAddr {
 }
 
 fn peer_name(i: usize) -> String {
-    if i >= PEERS { "local".to_string() } else { format!("peer-{i}") }
+    if i >= PEERS { LOCAL.to_string() } else { format!("peer-{i}") }
 }
 
-/// Appends the tag a node with [`SECRET`] would.
-fn sign(signed_part: &mut Vec<u8>) {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET).expect("HMAC takes any key");
-    mac.update(signed_part);
-    let tag = mac.finalize().into_bytes();
-    signed_part.extend_from_slice(&tag[..TAG_LEN]);
+fn keyring() -> Keyring {
+    Keyring::new(SECRET)
 }
 
 fn node() -> Node<ChaCha8Rng> {
-    let mut config = Config::new("local", addr(PEERS), Keyring::new(SECRET));
+    let mut config = Config::new(LOCAL, addr(PEERS), keyring());
     config.max_members = 16;
-    config.epoch_ms = 1;
+    config.epoch_ms = EPOCH_MS;
     config.local_metadata.insert("role", Bytes::from_static(b"fuzz"));
     Node::new(config, ChaCha8Rng::seed_from_u64(7), Instant::ZERO).expect("valid config")
+}
+
+/// A nonce a peer could send at `now`, `count` into its millisecond.
+fn nonce_at(now: Instant, count: u64) -> u64 {
+    let wall_ms = EPOCH_MS + now.as_micros() / 1000;
+    SEQUENCED | (wall_ms << 20) | (count & 0xf_ffff)
 }
 
 /// What a node believes, for before/after comparisons.
@@ -50,14 +57,23 @@ fn snapshot(node: &Node<ChaCha8Rng>) -> Vec<(String, Status, u64, u64)> {
         .collect()
 }
 
-/// Drains a node's outputs and checks every datagram it wants to send decodes.
-fn drain(node: &mut Node<ChaCha8Rng>) {
+/// Drains a node's outputs, checks that every datagram it sends opens for its receiver and
+/// decodes, and notes the last nonce sent to each peer (so that fuzzed answers can echo it).
+fn drain(node: &mut Node<ChaCha8Rng>, last_sent: &mut [u64; PEERS]) {
     let max = node.config().max_datagram();
     while let Some(transmit) = node.poll_transmit() {
         assert!(transmit.payload.len() <= max, "sent {} > {max} bytes", transmit.payload.len());
-        let signed = &transmit.payload[..transmit.payload.len() - TAG_LEN];
-        if let Err(error) = Packet::decode(signed) {
-            panic!("the node sent a datagram it cannot decode: {error}");
+        let header = Header::parse(transmit.payload).expect("a sent datagram has a header");
+        if header.flags.has(Flags::ENCRYPTED) {
+            continue;
+        }
+        let sealed = &transmit.payload[..transmit.payload.len() - TAG_LEN];
+        match Packet::decode(sealed) {
+            Ok(_) => {}
+            Err(error) => panic!("the node sent a datagram it cannot decode: {error}"),
+        }
+        if let Some(peer) = (0..PEERS).find(|i| addr(*i) == transmit.destination) {
+            last_sent[peer] = header.nonce;
         }
     }
     while node.poll_event().is_some() {}
@@ -67,27 +83,29 @@ fn drain(node: &mut Node<ChaCha8Rng>) {
 /// meaning.
 pub fn decode(data: &[u8]) {
     let Ok(packet) = Packet::decode(data) else { return };
-    let mut out = Vec::new();
     let mut writer =
-        PacketWriter::new(&mut out, usize::MAX, packet.nonce, &packet.sender, &packet.body)
+        PacketWriter::new(Vec::new(), usize::MAX, &packet.header, &packet.sender, &packet.body)
             .expect("no size limit");
     for record in packet.records.iter() {
         assert!(writer.push(&record), "a decoded record re-encodes");
     }
-    writer.finish();
+    let out = writer.finish();
     let again = Packet::decode(&out).expect("a re-encoded packet decodes");
-    assert_eq!(again.nonce, packet.nonce);
+    assert_eq!(again.header, packet.header);
     assert_eq!(again.sender, packet.sender);
     assert_eq!(again.body, packet.body);
     assert!(again.records.iter().eq(packet.records.iter()));
 }
 
 /// `datagram`: arbitrary bytes into a live node, as they are (almost always dropped, with no
-/// state change) and correctly signed (decoded and acted on if valid); never a panic.
+/// state change), then as the payload of a correctly sealed version-2 datagram (its first
+/// byte picks the flags and whether it is bound to this node, to an address or to another
+/// member); never a panic.
 pub fn datagram(data: &[u8]) {
+    let mut last_sent = [0; PEERS];
     let mut node = node();
     node.join(Instant::ZERO, [addr(0)]);
-    drain(&mut node);
+    drain(&mut node, &mut last_sent);
     let before = snapshot(&node);
     let dropped = node.counters().dropped_total();
     node.handle_datagram(Instant::from_millis(10), addr(1), data);
@@ -95,40 +113,75 @@ pub fn datagram(data: &[u8]) {
         assert_eq!(snapshot(&node), before, "a dropped datagram changed state");
         assert!(node.poll_transmit().is_none(), "a dropped datagram was answered");
     }
-    drain(&mut node);
-    let mut signed = data.to_vec();
-    sign(&mut signed);
-    node.handle_datagram(Instant::from_millis(20), addr(1), &signed);
-    drain(&mut node);
+    drain(&mut node, &mut last_sent);
+    let Some((&choice, payload)) = data.split_first() else { return };
+    let flags = Flags(choice & (Flags::TO_ADDRESS | Flags::ENCRYPTED));
+    let now = Instant::from_millis(20);
+    let header = Header::new(Version::V2, flags, nonce_at(now, u64::from(choice)));
+    let mut packet = Vec::with_capacity(header.len() + payload.len());
+    packet.extend_from_slice(&[2, 0, flags.0]);
+    packet.extend_from_slice(&header.nonce.to_be_bytes());
+    packet.extend_from_slice(payload);
+    let receiver = match choice >> 6 {
+        0 | 1 => LOCAL,
+        2 => "",
+        _ => "peer-3",
+    };
+    let sealed = keyring().seal_packet(packet, "", receiver);
+    node.handle_datagram(now, addr(1), &sealed);
+    drain(&mut node, &mut last_sent);
     node.handle_timeout(Instant::from_secs(30));
-    drain(&mut node);
+    drain(&mut node, &mut last_sent);
     assert!(matches!(node.local_member().status(), Status::Online));
 }
 
 /// A membership fact with fields from a small space, so that equal incarnations and names
-/// collide often.
+/// collide often; `far` puts its counters at the top of their range.
 #[derive(Arbitrary, Debug)]
 struct FuzzRecord {
     who: u8,
     incarnation: u8,
     status: u8,
     meta_version: u8,
+    far: bool,
     metadata: Option<Vec<(u8, Vec<u8>)>>,
     accuser: Option<u8>,
 }
 
+/// An echo in an anti-entropy answer: the right one (the nonce last sent to that peer), or
+/// any.
+#[derive(Arbitrary, Debug)]
+enum Echo {
+    Last,
+    Any(u64),
+}
+
 #[derive(Arbitrary, Debug)]
 enum FuzzBody {
-    Ping { root: u64, target: Option<u8> },
+    Ping { root: u64 },
     Ack { root: u64 },
     PingReq { target: u8 },
     Nack,
     Gossip,
     SyncDigest { root: u64, members: u16 },
     SyncBuckets { shift: u8, hashes: Vec<u8> },
-    SyncEntries { shift: u8, want: [u64; 4] },
-    SyncSummaries { shift: u8, buckets: [u64; 4], summaries: Vec<(u32, u32)> },
-    SyncWant { names: Vec<u32> },
+    SyncEntries,
+    SyncSummaries { echo: Echo, shift: u8, buckets: [u64; 4], summaries: Vec<(u32, u32)> },
+    SyncWant { echo: Echo, names: Vec<u32> },
+}
+
+/// How a fuzzed datagram is sealed.
+#[derive(Arbitrary, Debug)]
+struct Seal {
+    /// Bound to an address instead of this node's name.
+    to_address: bool,
+    encrypted: bool,
+    /// Bound to another member, or to another cluster's label.
+    misbound: bool,
+    /// Version 1 instead of 2.
+    legacy: bool,
+    /// The nonce's distance from the clock, in seconds (0: now).
+    skew: i8,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -137,16 +190,19 @@ enum Op {
     Advance(u16),
     /// A long pause: suspicions and reaping run out.
     Sleep(u8),
+    /// The driver's clock jumps back (seconds).
+    ClockBack(u8),
     Timeout,
     Datagram {
         from: u8,
         incarnation: u8,
         nonce: u16,
         seq: u8,
+        seal: Seal,
         body: FuzzBody,
         records: Vec<FuzzRecord>,
     },
-    /// Arbitrary bytes, signed.
+    /// Arbitrary bytes after a valid header, sealed for this node.
     Raw(Vec<u8>),
     Join,
     Leave,
@@ -158,13 +214,15 @@ fn status(value: u8) -> Status {
     [Status::Online, Status::Suspect, Status::Offline, Status::Left][usize::from(value % 4)]
 }
 
-/// `state_machine`: an arbitrary sequence of time steps, datagrams from a few peers (valid
-/// messages built from arbitrary fields, signed with the right key), commands and timeouts,
-/// with invariants checked after every step.
+/// `state_machine`: an arbitrary sequence of time steps (the clock may also go back),
+/// datagrams from a few peers (valid messages built from arbitrary fields, sealed with the
+/// right key, bound rightly or not, fresh or not), commands and timeouts, with invariants
+/// checked after every step.
 pub fn state_machine(data: &[u8]) {
     let mut input = Unstructured::new(data);
     let Ok(ops) = Vec::<Op>::arbitrary(&mut input) else { return };
     let mut node = node();
+    let mut last_sent = [0; PEERS];
     let mut now = Instant::ZERO;
     let mut local_incarnation = 0;
     let mut incarnations: BTreeMap<String, u64> = BTreeMap::new();
@@ -173,15 +231,24 @@ pub fn state_machine(data: &[u8]) {
         match op {
             Op::Advance(ms) => now += Duration::from_millis(u64::from(ms)),
             Op::Sleep(secs) => now += Duration::from_secs(u64::from(secs)),
-            Op::Timeout => node.handle_timeout(now),
-            Op::Datagram { from, incarnation, nonce, seq, body, records } => {
+            Op::ClockBack(secs) => now = now - Duration::from_secs(u64::from(secs)),
+            Op::Timeout => {
+                node.handle_timeout(now);
+                if let Some(next) = node.poll_timeout() {
+                    assert!(next > now, "after handle_timeout({now}), the next deadline {next}");
+                }
+            }
+            Op::Datagram { from, incarnation, nonce, seq, seal, body, records } => {
                 let from = usize::from(from) % PEERS;
-                let bytes = build(from, incarnation, nonce, seq, &body, &records);
+                let fields = Fields { from, incarnation, nonce, seq, now, echo: last_sent[from] };
+                let bytes = build(&fields, &seal, &body, &records);
                 node.handle_datagram(now, addr(from), &bytes);
             }
-            Op::Raw(mut bytes) => {
-                sign(&mut bytes);
-                node.handle_datagram(now, addr(0), &bytes);
+            Op::Raw(bytes) => {
+                let mut packet = vec![2, 0, 0];
+                packet.extend_from_slice(&nonce_at(now, 0xf_0000).to_be_bytes());
+                packet.extend_from_slice(&bytes);
+                node.handle_datagram(now, addr(0), &keyring().seal_packet(packet, "", LOCAL));
             }
             Op::Join => {
                 node.join(now, [addr(0)]);
@@ -198,27 +265,32 @@ pub fn state_machine(data: &[u8]) {
                 let _ = node.remove_metadata(now, &format!("k{}", key % 4));
             }
         }
-        drain(&mut node);
-        // Invariants.
-        let local = node.local_member();
-        let expected = if left { Status::Left } else { Status::Online };
-        assert_eq!(local.status(), expected, "a node never marks itself suspect or offline");
-        assert!(local.incarnation() >= local_incarnation, "local incarnation went down");
-        local_incarnation = local.incarnation();
-        assert!(node.members().count() <= node.config().max_members);
-        let now_known: BTreeMap<String, u64> =
-            node.members().map(|m| (m.name().to_string(), m.incarnation())).collect();
-        for (name, incarnation) in &now_known {
-            if let Some(before) = incarnations.get(name) {
-                assert!(incarnation >= before, "{name}'s incarnation went down");
-            }
-        }
-        incarnations = now_known;
-        if let Some(deadline) = node.poll_timeout() {
-            // A deadline in the past is fine (handled at the next call), but never absurd.
-            assert!(deadline.as_micros() < u64::MAX / 2);
+        drain(&mut node, &mut last_sent);
+        check_invariants(&node, left, &mut local_incarnation, &mut incarnations);
+    }
+}
+
+fn check_invariants(
+    node: &Node<ChaCha8Rng>,
+    left: bool,
+    local_incarnation: &mut u64,
+    incarnations: &mut BTreeMap<String, u64>,
+) {
+    let local = node.local_member();
+    let expected = if left { Status::Left } else { Status::Online };
+    assert_eq!(local.status(), expected, "a node never marks itself suspect or offline");
+    assert!(local.incarnation() >= *local_incarnation, "local incarnation went down");
+    *local_incarnation = local.incarnation();
+    assert!(local.incarnation() < u64::MAX / 2, "local incarnation {}", local.incarnation());
+    assert!(node.members().count() <= node.config().max_members);
+    let now_known: BTreeMap<String, u64> =
+        node.members().map(|m| (m.name().to_string(), m.incarnation())).collect();
+    for (name, incarnation) in &now_known {
+        if let Some(before) = incarnations.get(name) {
+            assert!(incarnation >= before, "{name}'s incarnation went down");
         }
     }
+    *incarnations = now_known;
 }
 
 /// The buckets of `bits` that exist at `shift`.
@@ -232,32 +304,37 @@ fn bucket_set(shift: u8, bits: &[u64; 4]) -> BucketSet {
     set
 }
 
-/// A signed datagram from peer `from` built from fuzzed fields.
-fn build(
+/// The header fields of a fuzzed datagram.
+struct Fields {
     from: usize,
     incarnation: u8,
     nonce: u16,
     seq: u8,
-    body: &FuzzBody,
-    records: &[FuzzRecord],
-) -> Vec<u8> {
-    let name = peer_name(from);
-    let sender = Sender { name: &name, addr: addr(from), incarnation: u64::from(incarnation) };
-    let seq = u32::from(seq);
+    now: Instant,
+    /// The nonce last sent to the peer, for a right echo.
+    echo: u64,
+}
+
+/// A sealed datagram from peer `fields.from` built from fuzzed fields.
+fn build(fields: &Fields, seal: &Seal, body: &FuzzBody, records: &[FuzzRecord]) -> Vec<u8> {
+    let name = peer_name(fields.from);
+    let incarnation = u64::from(fields.incarnation);
+    let sender = Sender { name: &name, addr: addr(fields.from), incarnation };
+    let seq = u32::from(fields.seq);
+    let echo = |echo: &Echo| match echo {
+        Echo::Last => Some(fields.echo),
+        Echo::Any(value) => Some(*value),
+    };
     let target_name;
     let hashes;
     let pairs: Vec<u8>;
     let body = match body {
-        FuzzBody::Ping { root, target } => {
-            target_name =
-                target.map(|t| peer_name(usize::from(t) % (PEERS + 1))).unwrap_or_default();
-            Body::Ping { seq, root: *root, target: &target_name }
-        }
+        FuzzBody::Ping { root } => Body::Ping { seq, root: *root, target: LOCAL },
         FuzzBody::Ack { root } => Body::Ack { seq, root: *root },
         FuzzBody::PingReq { target } => {
             let t = usize::from(*target) % (PEERS + 1);
             target_name = peer_name(t);
-            Body::PingReq { seq, target: &target_name, target_addr: addr(t) }
+            Body::PingReq { seq, target: &target_name, target_addr: Some(addr(t)) }
         }
         FuzzBody::Nack => Body::Nack { seq },
         FuzzBody::Gossip => Body::Gossip,
@@ -271,11 +348,8 @@ fn build(
             hashes = h;
             Body::SyncBuckets { shift, hashes: &hashes }
         }
-        FuzzBody::SyncEntries { shift, want } => {
-            let shift = shift % 9;
-            Body::SyncEntries { shift, want: bucket_set(shift, want) }
-        }
-        FuzzBody::SyncSummaries { shift, buckets, summaries } => {
+        FuzzBody::SyncEntries => Body::SyncEntries,
+        FuzzBody::SyncSummaries { echo: e, shift, buckets, summaries } => {
             let shift = shift % 9;
             pairs = summaries
                 .iter()
@@ -283,11 +357,12 @@ fn build(
                     [name.to_be_bytes().as_slice(), &entry.to_be_bytes()].concat()
                 })
                 .collect();
-            Body::SyncSummaries { shift, buckets: bucket_set(shift, buckets), summaries: &pairs }
+            let buckets = bucket_set(shift, buckets);
+            Body::SyncSummaries { echo: echo(e), shift, buckets, summaries: &pairs }
         }
-        FuzzBody::SyncWant { names } => {
+        FuzzBody::SyncWant { echo: e, names } => {
             pairs = names.iter().flat_map(|name| name.to_be_bytes()).collect();
-            Body::SyncWant { names: &pairs }
+            Body::SyncWant { echo: echo(e), names: &pairs }
         }
     };
     let names: Vec<String> =
@@ -307,23 +382,41 @@ fn build(
             })
         })
         .collect();
-    let mut out = Vec::new();
-    let nonce = swim_core::SEQUENCED | (1 << 21) | u64::from(nonce);
-    let mut writer = PacketWriter::new(&mut out, 1452, nonce, &sender, &body).expect("small body");
+    let version = if seal.legacy { Version::V1 } else { Version::V2 };
+    let mut flags = 0;
+    if seal.to_address {
+        flags |= Flags::TO_ADDRESS;
+    }
+    if seal.encrypted {
+        flags |= Flags::ENCRYPTED;
+    }
+    let skewed = if seal.skew >= 0 {
+        fields.now + Duration::from_secs(seal.skew.unsigned_abs().into())
+    } else {
+        fields.now - Duration::from_secs(seal.skew.unsigned_abs().into())
+    };
+    let header = Header::new(version, Flags(flags), nonce_at(skewed, u64::from(fields.nonce)));
+    let mut writer =
+        PacketWriter::new(Vec::new(), 1452, &header, &sender, &body).expect("small body");
     for (i, r) in records.iter().enumerate().take(64) {
         let who = usize::from(r.who) % (PEERS + 1);
+        let far = |value: u8| if r.far { u64::MAX - u64::from(value) } else { u64::from(value) };
         let record = Record {
             name: &names[i],
             addr: addr(who),
-            incarnation: u64::from(r.incarnation),
+            incarnation: far(r.incarnation),
             status: status(r.status),
-            meta_version: u64::from(r.meta_version),
-            metadata: metadata[i].as_ref().map(MetadataEntries::Map),
+            meta_version: far(r.meta_version),
+            metadata: metadata[i].as_ref().map(Metadata::entries),
             accuser: accusers[i].as_deref(),
         };
         writer.push(&record);
     }
-    writer.finish();
-    sign(&mut out);
-    out
+    let (label, receiver) = match (seal.misbound, seal.to_address) {
+        (true, true) => ("other cluster", ""),
+        (true, false) => ("", "peer-3"),
+        (false, true) => ("", ""),
+        (false, false) => ("", LOCAL),
+    };
+    keyring().seal_packet(writer.finish(), label, receiver)
 }

@@ -97,10 +97,63 @@ pub struct Config {
     /// every node's probes at one host by inventing members there. Raise it to run more
     /// members than that on one host (all on loopback, say).
     pub max_members_per_ip: usize,
-    /// Largest metadata of a member, counted as the bytes of its keys and values (default
-    /// 1024). Local metadata beyond it is refused when set; remote metadata beyond it is
-    /// ignored and counted.
+    /// Largest metadata of a member, counted as the bytes of its encoding: its keys and
+    /// values plus two or three bytes of framing per entry (default 1024). Local metadata
+    /// beyond it is refused when set; remote metadata beyond it is ignored and counted. A
+    /// member's metadata costs this much memory at most, plus a few dozen bytes.
     pub max_metadata_size: usize,
+    /// The cluster's label (memberlist's `Label`; default empty). It is bound into every
+    /// datagram's tag without travelling on the wire, so two clusters that share a secret
+    /// and a network stay apart: a datagram of another label fails authentication. At most
+    /// 255 bytes; every member of a cluster needs the same label.
+    pub label: String,
+    /// Encrypt every datagram (AES-256-GCM-SIV with a key derived from the keyring's first
+    /// secret) instead of only authenticating it (default off). Receivers open encrypted and
+    /// plain datagrams alike, so encryption is turned on in two steps: set `encrypt` on every
+    /// member, then `require_encryption`. Costs no extra bytes.
+    pub encrypt: bool,
+    /// Refuse datagrams that are not encrypted (default off): the second step of turning
+    /// encryption on.
+    pub require_encryption: bool,
+    /// How far apart members' wall clocks may be, network delay included (default 10 s).
+    /// A datagram whose sequence number (derived from its sender's clock) lies further from
+    /// this node's clock is dropped and counted (`clock_skew`): a datagram captured before
+    /// this node restarted is stale for the new process, and a forged sequence number from
+    /// the far future cannot lock a member out of its own window for longer than this. NTP
+    /// keeps clocks within milliseconds; a member whose clock is further off than this
+    /// cannot talk to the cluster.
+    pub max_clock_skew: Duration,
+    /// Rolling upgrade from wire version 1 (default [`LegacyWire::Refuse`]): see
+    /// [`LegacyWire`] for the procedure.
+    pub legacy_wire: LegacyWire,
+}
+
+/// Speaking wire version 1 during a rolling upgrade from a release that speaks only it.
+///
+/// Version 2 binds datagrams to their receivers and cluster label and derives sequence
+/// numbers from time, which version 1 cannot check, so a cluster moves in three steps, each
+/// finished on every member before the next (as with key rotation):
+///
+/// 1. Replace each member's binary with this release, configured with [`LegacyWire::Speak`]:
+///    it speaks version 1, so members not yet replaced understand it, and accepts both.
+/// 2. Switch each member to [`LegacyWire::Accept`]: it speaks version 2 and still accepts
+///    version 1 from members not yet switched.
+/// 3. Switch each member to [`LegacyWire::Refuse`], the default.
+///
+/// While version 1 is accepted, its datagrams have only version 1's protections: they are
+/// not bound to their receiver, their answers are not checked for an echo, and their
+/// sequence numbers are not checked against the clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LegacyWire {
+    /// Speak and accept version 2 only (the last step, and the default).
+    #[default]
+    Refuse,
+    /// Speak version 2, and accept version 1 too (the second step).
+    Accept,
+    /// Speak version 1, and accept both (the first step). Needs an empty `label` and no
+    /// encryption, which version 1 has not.
+    Speak,
 }
 
 /// HashiCorp's Lifeguard extensions to SWIM, which make a slow or overloaded member far less
@@ -189,6 +242,11 @@ impl Config {
             max_members: 65_536,
             max_members_per_ip: 64,
             max_metadata_size: 1024,
+            label: String::new(),
+            encrypt: false,
+            require_encryption: false,
+            max_clock_skew: Duration::from_secs(10),
+            legacy_wire: LegacyWire::Refuse,
         }
     }
 
@@ -220,6 +278,7 @@ impl Config {
             ("gossip_interval", self.gossip_interval),
             ("reap_timeout", self.reap_timeout),
             ("rejoin_interval", self.rejoin_interval),
+            ("max_clock_skew", self.max_clock_skew),
         ];
         for (field, duration) in durations {
             check(!duration.is_zero(), field, "must be above zero")?;
@@ -241,8 +300,16 @@ impl Config {
         check(self.epoch_ms < 1 << 43, "epoch_ms", "must be below 2^43 (year 2248)")?;
         check(self.max_members >= 2, "max_members", "must be at least 2")?;
         check(self.max_members_per_ip >= 1, "max_members_per_ip", "must be at least 1")?;
+        check(self.label.len() <= MAX_NAME_LEN, "label", "must be at most 255 bytes")?;
+        let legacy = self.legacy_wire == LegacyWire::Speak;
+        check(!legacy || self.label.is_empty(), "label", "cannot be set while speaking version 1")?;
         check(
-            self.local_metadata.payload_len() <= self.max_metadata_size,
+            !legacy || !(self.encrypt || self.require_encryption),
+            "encrypt",
+            "cannot be set while speaking version 1",
+        )?;
+        check(
+            self.local_metadata.encoded_len() <= self.max_metadata_size,
             "local_metadata",
             "is larger than max_metadata_size",
         )?;

@@ -6,7 +6,9 @@
 pub enum DropReason {
     /// Larger than `mtu_size` allows.
     TooLarge,
-    /// Too short to hold a tag, or no key of the keyring produced its tag.
+    /// Too short to hold a tag, or no key of the keyring produced its tag for this node and
+    /// this cluster's label: a wrong secret, another cluster, or a datagram for another
+    /// member.
     Unauthenticated,
     /// Signed correctly, but of another major protocol version.
     UnsupportedVersion,
@@ -16,7 +18,8 @@ pub enum DropReason {
     UnknownMessage,
     /// Claims to come from this node's own name: a name conflict or a reflected datagram.
     FromSelf,
-    /// A ping meant for another member name (an address now used by someone else).
+    /// Meant for another member (an address now used by someone else), or sent to this
+    /// node's address without its name while it is not the start of a join.
     Misdirected,
     /// Authentic, but already accepted once or older than the sender's window: a replay.
     Replayed,
@@ -31,11 +34,20 @@ pub enum DropReason {
     /// From a member this node does not know while its table is full (`max_members`, or
     /// `max_members_per_ip` at the sender's IP): not remembered, so not answered either.
     TableFull,
+    /// Not replay-protected (no sequence number) while this node is: it could be a replay.
+    Unsequenced,
+    /// Its sequence number says it was sent further from this node's clock than
+    /// `max_clock_skew`: captured long ago, forged, or from a member with a wrong clock.
+    ClockSkew,
+    /// An anti-entropy step that follows nothing this node sent, or does not echo it.
+    Unsolicited,
+    /// Not encrypted while this node requires encryption.
+    Unencrypted,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::TooLarge,
         DropReason::Unauthenticated,
         DropReason::UnsupportedVersion,
@@ -48,6 +60,10 @@ impl DropReason {
         DropReason::Implausible,
         DropReason::SenderLeft,
         DropReason::TableFull,
+        DropReason::Unsequenced,
+        DropReason::ClockSkew,
+        DropReason::Unsolicited,
+        DropReason::Unencrypted,
     ];
 
     /// A short snake_case name, for logs and metrics.
@@ -65,6 +81,10 @@ impl DropReason {
             DropReason::Implausible => "implausible",
             DropReason::SenderLeft => "sender_left",
             DropReason::TableFull => "table_full",
+            DropReason::Unsequenced => "unsequenced",
+            DropReason::ClockSkew => "clock_skew",
+            DropReason::Unsolicited => "unsolicited",
+            DropReason::Unencrypted => "unencrypted",
         }
     }
 

@@ -11,14 +11,15 @@ use core::net::SocketAddr;
 use rand_core::Rng;
 use smol_str::SmolStr;
 
-use crate::auth::ReplayWindow;
 use crate::counters::DropReason;
 use crate::event::Event;
 use crate::member::{Member, MemberId, Members, State};
+use crate::metadata::Metadata;
 use crate::node::{Fact, Node};
+use crate::replay::ReplayWindow;
 use crate::status::Status;
 use crate::time::Instant;
-use crate::wire::{MetadataEntries, Record, Sender};
+use crate::wire::{Record, Sender};
 
 /// How far one fact may move a member's incarnation or metadata version beyond what this
 /// node holds (0 for what it does not know). Honest members count up by one per refutation
@@ -197,12 +198,11 @@ impl<R: Rng> Node<R> {
         if record.meta_version <= known {
             return;
         }
-        let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if size > self.config.max_metadata_size {
+        if metadata.encoded_len() > self.config.max_metadata_size {
             self.counters.metadata_refused += 1;
             return;
         }
-        self.members.set_metadata(id, metadata.to_metadata(), record.meta_version);
+        self.members.set_metadata(id, Metadata::from_entries(*metadata), record.meta_version);
         self.counters.updates_applied += 1;
         if spread {
             self.gossip.enqueue(id, true);
@@ -225,7 +225,10 @@ impl<R: Rng> Node<R> {
             return;
         }
         let accused = record.status != Status::Online && record.incarnation >= local.incarnation();
-        if accused || record.incarnation > local.incarnation() {
+        // The cluster holds this name at another address: a previous life, before a restart
+        // on a new address. Outrank it, or probes would go on to the old address.
+        let moved = record.addr != local.addr() && record.incarnation >= local.incarnation();
+        if accused || moved || record.incarnation > local.incarnation() {
             let incarnation = record.incarnation.saturating_add(1);
             self.members.set_state(
                 Members::LOCAL,
@@ -246,9 +249,9 @@ impl<R: Rng> Node<R> {
         }
         let local = self.members.local();
         let foreign_metadata = record.meta_version == local.meta_version()
-            && record.metadata.is_some_and(|m| {
-                local.metadata().is_none_or(|ours| MetadataEntries::Map(ours) != m)
-            });
+            && record
+                .metadata
+                .is_some_and(|m| local.metadata().is_none_or(|ours| ours.entries() != m));
         if record.meta_version > local.meta_version() || foreign_metadata {
             let metadata = self.local_metadata().clone();
             self.replace_local_metadata(now, metadata, record.meta_version.saturating_add(1));
@@ -368,6 +371,7 @@ impl<R: Rng> Node<R> {
     pub(crate) fn reap(&mut self, now: Instant, id: MemberId) {
         self.gossip.remove(id);
         self.prober.remove(id);
+        self.exchanges.forget(id);
         if let Some(member) = self.members.remove(id, now + self.config.reap_timeout) {
             self.events.push_back(Event::MemberReaped { name: member.name_shared().clone() });
         }

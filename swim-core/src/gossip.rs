@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use rand_core::Rng;
 
-use crate::member::{Member, MemberId, Members};
+use crate::member::{MemberId, Members};
 use crate::node::Node;
 use crate::status::StatusFilter;
 use crate::wire::{Body, MIN_RECORD_LEN, PacketWriter};
@@ -130,7 +130,7 @@ impl GossipQueue {
     /// its fact is not written again, and counts as sent if the flag says so.
     pub(crate) fn fill(
         &mut self,
-        writer: &mut PacketWriter<'_>,
+        writer: &mut PacketWriter,
         members: &Members,
         limit: u32,
         already: Option<(MemberId, bool)>,
@@ -207,9 +207,7 @@ impl<R: Rng> Node<R> {
         let mut targets = core::mem::take(&mut self.scratch);
         self.sample(StatusFilter::AVAILABLE, self.config.gossip_fanout, &[], &mut targets);
         for &id in &targets {
-            if let Some(addr) = self.members.get(id).map(Member::addr) {
-                self.send(addr, &Body::Gossip, Some(id));
-            }
+            self.send_to(id, &Body::Gossip, Some(id), usize::MAX);
         }
         self.scratch = targets;
     }
@@ -234,7 +232,7 @@ mod tests {
     use crate::metadata::Metadata;
     use crate::status::Status;
     use crate::time::Instant;
-    use crate::wire::{Body, Packet, Sender};
+    use crate::wire::{Body, Flags, Header, Packet, Sender, Version};
     use core::net::SocketAddr;
     use smol_str::SmolStr;
 
@@ -261,12 +259,13 @@ mod tests {
         max: usize,
         limit: u32,
     ) -> Vec<alloc::string::String> {
-        let mut out = Vec::new();
         let sender =
             Sender { name: "local", addr: SocketAddr::from(([127, 0, 0, 1], 1)), incarnation: 0 };
-        let mut writer = PacketWriter::new(&mut out, max, 0, &sender, &Body::Gossip).unwrap();
+        let header = Header::new(Version::V2, Flags::default(), 0);
+        let mut writer =
+            PacketWriter::new(Vec::new(), max, &header, &sender, &Body::Gossip).unwrap();
         queue.fill(&mut writer, members, limit, None);
-        writer.finish();
+        let out = writer.finish();
         let packet = Packet::decode(&out).unwrap();
         packet.records.iter().map(|r| r.name.into()).collect()
     }

@@ -107,26 +107,34 @@ mod auth;
 mod config;
 mod counters;
 mod event;
+mod exchange;
 mod facts;
 mod gossip;
 mod member;
 mod metadata;
 mod node;
+mod outbox;
 mod probe;
+mod replay;
 mod status;
 mod suspicion;
 mod sync;
+#[cfg(test)]
+mod testing;
 mod time;
 mod view;
 pub mod wire;
 
 pub use auth::{Keyring, MAX_KEYS, NONCE_LEN, SEQUENCED, TAG_LEN};
-pub use config::{Config, ConfigError, Lifeguard, MAX_DURATION, MAX_MTU_SIZE, MIN_MTU_SIZE};
+pub use config::{
+    Config, ConfigError, LegacyWire, Lifeguard, MAX_DURATION, MAX_MTU_SIZE, MIN_MTU_SIZE,
+};
 pub use counters::{Counters, DropReason};
 pub use event::Event;
 pub use member::Member;
 pub use metadata::{MAX_KEY_LEN, Metadata};
-pub use node::{MetadataError, Node, Transmit};
+pub use node::{MetadataError, Node};
+pub use outbox::Transmit;
 pub use status::{Status, StatusFilter};
 pub use time::Instant;
 pub use view::{

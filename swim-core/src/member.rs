@@ -16,13 +16,13 @@ use core::num::NonZeroU64;
 use hashbrown::HashTable;
 use smol_str::SmolStr;
 
-use crate::auth::ReplayWindow;
 use crate::metadata::Metadata;
+use crate::replay::ReplayWindow;
 use crate::status::{Status, StatusFilter};
 use crate::suspicion::Suspicion;
 use crate::sync::{Digest, entry_hash, name_hash};
 use crate::time::Instant;
-use crate::wire::{MetadataEntries, Record};
+use crate::wire::Record;
 
 /// Index of a member in the table's slab. Reused after a member is reaped, so holders must
 /// drop it on removal (the node does).
@@ -63,6 +63,9 @@ pub struct Member {
     pub(crate) suspicion: Option<Box<Suspicion>>,
     /// The sequenced nonces of its datagrams already accepted.
     pub(crate) replay: ReplayWindow,
+    /// Whether it showed that it receives what is sent to its address (it answered a probe,
+    /// or echoed an anti-entropy step). Until then, answers to it are kept small.
+    validated: bool,
 }
 
 impl Member {
@@ -117,9 +120,19 @@ impl Member {
             incarnation: self.incarnation,
             status: self.status,
             meta_version: self.meta_version,
-            metadata: self.metadata().filter(|_| with_metadata).map(MetadataEntries::Map),
+            metadata: self.metadata().filter(|_| with_metadata).map(Metadata::entries),
             accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
         }
+    }
+
+    /// Whether it showed that it receives at its address.
+    pub(crate) fn is_validated(&self) -> bool {
+        self.validated
+    }
+
+    /// It showed that it receives at its address.
+    pub(crate) fn validate(&mut self) {
+        self.validated = true;
     }
 
     /// When the current status times out.
@@ -319,6 +332,8 @@ impl Members {
         let Some(member) = self.slots.get_mut(id.index()) else { return };
         let old = member.addr.get().ip();
         member.addr = PackedAddr::from(addr);
+        // A new address has shown nothing yet.
+        member.validated = false;
         if old != addr.ip() {
             self.unindex_ip(id, old);
             self.index_ip(id, addr.ip());
@@ -399,6 +414,7 @@ impl Members {
             deadline: None,
             suspicion: None,
             replay: ReplayWindow::default(),
+            validated: false,
         };
         self.counts[usize::from(state.status.precedence())] += 1;
         let id = self.free.pop().unwrap_or(MemberId(self.slots.len() as u32));

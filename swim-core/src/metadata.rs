@@ -3,66 +3,127 @@
 //! A member's metadata is either unknown (`None` where a member exposes it) or a
 //! [`Metadata`] map, which may be empty: "we have not heard yet" differs from "there is none".
 //! Each member versions its own metadata; the highest version wins everywhere.
+//!
+//! A map is kept in its wire encoding, one shared buffer: what a member's metadata costs in
+//! memory is what `max_metadata_size` counts (plus a fixed few dozen bytes), however many
+//! entries it has, and copying it (into a view, an event, a datagram) copies nothing.
 
 use alloc::collections::BTreeMap;
-use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
 
 use bytes::Bytes;
+
+use crate::wire::MetadataEntries;
 
 /// Longest metadata key, in bytes (its length travels in one byte).
 pub const MAX_KEY_LEN: usize = 255;
 
 /// A member's metadata: an ordered map from string keys to byte values.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Metadata {
-    entries: BTreeMap<String, Bytes>,
+    /// The entries in their wire encoding (count, then keys ascending with their values).
+    encoded: Bytes,
 }
 
 impl Metadata {
     /// An empty map (known to be empty, unlike unknown metadata).
     pub const fn new() -> Self {
-        Metadata { entries: BTreeMap::new() }
+        Metadata { encoded: Bytes::from_static(&[0]) }
     }
 
-    /// The value of `key`.
-    pub fn get(&self, key: &str) -> Option<&Bytes> {
-        self.entries.get(key)
+    /// The map encoded in a received record, copied out of the datagram in one piece.
+    pub(crate) fn from_entries(entries: MetadataEntries<'_>) -> Self {
+        Metadata { encoded: Bytes::copy_from_slice(entries.encoded()) }
     }
 
-    /// Sets `key` to `value`, returning the previous value.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Option<Bytes> {
-        self.entries.insert(key.into(), value.into())
+    /// The map in its wire encoding, as a record carries it.
+    pub fn entries(&self) -> MetadataEntries<'_> {
+        // Built only by this module's encoder or copied from validated wire bytes, so the
+        // parse cannot fail; if it somehow did, the map would read as empty.
+        MetadataEntries::parse(&self.encoded).unwrap_or(MetadataEntries::EMPTY)
+    }
+
+    /// The value of `key` (a cheap handle on the map's buffer, not a copy).
+    pub fn get(&self, key: &str) -> Option<Bytes> {
+        self.entries().iter().find(|(k, _)| *k == key).map(|(_, v)| self.encoded.slice_ref(v))
+    }
+
+    /// Sets `key` to `value`, returning the previous value. Keys longer than
+    /// [`MAX_KEY_LEN`] are cut at a character boundary; the node's `set_metadata` refuses
+    /// them instead.
+    pub fn insert(&mut self, key: impl AsRef<str>, value: impl Into<Bytes>) -> Option<Bytes> {
+        let (key, value) = (key.as_ref(), value.into());
+        let previous = self.get(key);
+        self.rebuild(key, Some(&value));
+        previous
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Bytes> {
-        self.entries.remove(key)
+        let previous = self.get(key)?;
+        self.rebuild(key, None);
+        Some(previous)
     }
 
-    /// Entries in key order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Bytes)> + Clone {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    /// Re-encodes the map with `key` set to `value`, or removed.
+    fn rebuild(&mut self, key: &str, value: Option<&Bytes>) {
+        let mut map: BTreeMap<&str, &[u8]> = self.entries().iter().collect();
+        match value {
+            Some(value) => map.insert(key, value),
+            None => map.remove(key),
+        };
+        let mut out = Vec::with_capacity(self.encoded.len() + key.len() + 8);
+        MetadataEntries::encode(&mut out, map.len(), map.iter().map(|(k, v)| (*k, *v)));
+        self.encoded = Bytes::from(out);
+    }
+
+    /// Entries in key order; values are cheap handles on the map's buffer.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Bytes)> + '_ {
+        self.entries().iter().map(|(k, v)| (k, self.encoded.slice_ref(v)))
+    }
+
+    /// Keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entries().iter().map(|(k, _)| k)
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().len()
     }
 
     /// Whether there are no entries.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
-    /// Sum of key and value lengths: the payload a user chose to spread.
-    pub fn payload_len(&self) -> usize {
-        self.entries.iter().map(|(k, v)| k.len() + v.len()).sum()
+    /// Bytes of the map's encoding: its keys and values plus a few bytes of framing per
+    /// entry. This is what `max_metadata_size` limits, and what the map costs in memory.
+    pub fn encoded_len(&self) -> usize {
+        self.encoded.len()
     }
 }
 
-impl<K: Into<String>, V: Into<Bytes>> FromIterator<(K, V)> for Metadata {
+impl Default for Metadata {
+    fn default() -> Self {
+        Metadata::new()
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.entries().iter()).finish()
+    }
+}
+
+impl<K: AsRef<str>, V: Into<Bytes>> FromIterator<(K, V)> for Metadata {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Metadata { entries: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        let mut metadata = Metadata::new();
+        for (key, value) in iter {
+            metadata.insert(key, value);
+        }
+        metadata
     }
 }
 
@@ -79,12 +140,23 @@ mod tests {
 
     #[test]
     fn map_operations() {
-        let mut m: Metadata =
-            [("name", &b"one"[..])].into_iter().map(|(k, v)| (k, Bytes::from_static(v))).collect();
+        let mut m: Metadata = [("name", Bytes::from_static(b"one"))].into_iter().collect();
         assert_eq!(m.insert("token", Bytes::from_static(b"x")), None);
         assert_eq!(m.len(), 2);
-        assert_eq!(m.payload_len(), 4 + 3 + 5 + 1);
-        assert_eq!(m.remove("name"), Some(Bytes::from_static(b"one")));
-        assert_eq!(m.iter().map(|(k, _)| k).collect::<alloc::vec::Vec<_>>(), ["token"]);
+        // Count, then per entry: key length, key, value length, value.
+        assert_eq!(m.encoded_len(), 1 + (1 + 4 + 1 + 3) + (1 + 5 + 1 + 1));
+        assert_eq!(m.insert("name", Bytes::from_static(b"two")).as_deref(), Some(&b"one"[..]));
+        assert_eq!(m.get("name").as_deref(), Some(&b"two"[..]));
+        assert_eq!(m.remove("name"), Some(Bytes::from_static(b"two")));
+        assert_eq!(m.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["token"]);
+        assert_eq!(m.remove("absent"), None);
+    }
+
+    #[test]
+    fn equal_maps_have_equal_encodings_whatever_the_order_of_inserts() {
+        let a: Metadata = [("a", "1"), ("b", "2")].into_iter().collect();
+        let b: Metadata = [("b", "2"), ("a", "1")].into_iter().collect();
+        assert_eq!(a, b);
+        assert_eq!(a.entries().encoded(), b.entries().encoded());
     }
 }

@@ -14,28 +14,40 @@ use smol_str::SmolStr;
 use bytes::Bytes;
 use rand_core::Rng;
 
-use crate::auth::{Keyring, SEQUENCED};
-use crate::config::{Config, ConfigError};
+use crate::auth::{Binding, Keyring};
+use crate::config::{Config, ConfigError, LegacyWire};
 use crate::counters::{Counters, DropReason};
 use crate::event::Event;
+use crate::exchange::{Exchanges, Peer};
 use crate::gossip::GossipQueue;
 use crate::member::{Member, MemberId, Members, State};
 use crate::metadata::{MAX_KEY_LEN, Metadata};
+use crate::outbox::{Outbox, Transmit};
 use crate::probe::Prober;
+use crate::replay::{Nonces, WallClock, check_time};
 use crate::status::{Status, StatusFilter};
 use crate::time::{Clock, Instant};
-use crate::wire::{Body, DecodeError, MetadataEntries, Packet, PacketWriter, Record, Sender};
+use crate::wire::{
+    Body, DecodeError, Flags, Header, Packet, PacketWriter, Record, Sender, Version,
+};
 
-/// Outgoing datagrams kept for recycling, so steady state sends without allocating.
-const SPARE_BUFFERS: usize = 32;
+/// How much more an answer may weigh than its request while its receiver has not shown
+/// that it receives at its address (QUIC's rule for unvalidated addresses): a request sent
+/// with a victim's address gets the victim at most this much traffic.
+pub(crate) const AMPLIFICATION_LIMIT: usize = 3;
 
-/// A datagram to send, borrowed from the node until the next [`Node::poll_transmit`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Transmit<'a> {
-    /// Where to send it.
-    pub destination: SocketAddr,
-    /// The signed datagram.
-    pub payload: &'a [u8],
+/// Where a datagram goes: an address, and the name of the member there, to which the
+/// datagram is bound (`None` for a seed known only by its address).
+#[derive(Clone, Debug)]
+pub(crate) struct Destination {
+    pub(crate) addr: SocketAddr,
+    pub(crate) receiver: Option<SmolStr>,
+}
+
+/// A datagram being written: the packet so far, and its header (for sealing).
+struct Draft {
+    writer: PacketWriter,
+    header: Header,
 }
 
 /// Why local metadata was refused. The metadata is unchanged.
@@ -50,10 +62,10 @@ pub enum MetadataError {
         /// The largest datagram allowed by `mtu_size`.
         limit: usize,
     },
-    /// Keys and values would exceed `max_metadata_size`.
+    /// The encoded map would exceed `max_metadata_size`.
     #[error("metadata of {size} bytes exceeds max_metadata_size ({limit})")]
     ExceedsLimit {
-        /// Bytes of keys and values with this change.
+        /// Bytes of the encoded map with this change.
         size: usize,
         /// The configured limit.
         limit: usize,
@@ -76,12 +88,6 @@ enum Timer {
     Rejoin = 3,
 }
 
-#[derive(Debug)]
-struct Outgoing {
-    to: SocketAddr,
-    bytes: Vec<u8>,
-}
-
 /// One member of a SWIM cluster, as a pure state machine.
 ///
 /// Feed it time, datagrams and commands; drain what it wants sent, when it wants to be
@@ -101,9 +107,11 @@ pub struct Node<R> {
     joined: bool,
     pub(crate) left: bool,
     join_backoff: Duration,
-    outgoing: VecDeque<Outgoing>,
-    current: Option<Outgoing>,
-    spare: Vec<Vec<u8>>,
+    outbox: Outbox,
+    /// Anti-entropy exchanges in progress.
+    pub(crate) exchanges: Exchanges,
+    /// Decrypted datagrams are opened here (reused).
+    opened: Vec<u8>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) counters: Counters,
     /// Reused for member sampling.
@@ -112,8 +120,10 @@ pub struct Node<R> {
     pub(crate) summaries: Vec<(u32, u32, bool)>,
     /// Lifeguard local health score, 0 (healthy) to `lifeguard.max_health`.
     pub(crate) health: u32,
-    /// Datagrams given a sequenced nonce so far.
-    datagrams_signed: u64,
+    /// The nonces of this node's datagrams.
+    nonces: Nonces,
+    /// The wall clock, for nonces and for checking others'.
+    wall: WallClock,
     /// When a ping or ack last showed a member's table equal to ours.
     pub(crate) last_agreement: Option<Instant>,
     /// The driver's clock, made monotonic.
@@ -146,6 +156,8 @@ impl<R: Rng> Node<R> {
         let sync_at = now + config.sync_interval.mul_f64(unit(&mut rng));
         let seeds = config.peers.clone();
         let prober = Prober::new(&mut rng);
+        let outbox = Outbox::new(config.max_datagram());
+        let wall = WallClock::new(config.epoch_ms, now);
         Ok(Node {
             timers: [
                 Some(probe_at),
@@ -163,15 +175,16 @@ impl<R: Rng> Node<R> {
             seeds,
             joined: false,
             left: false,
-            outgoing: VecDeque::new(),
-            current: None,
-            spare: Vec::new(),
+            outbox,
+            exchanges: Exchanges::new(),
+            opened: Vec::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
             scratch: Vec::new(),
             summaries: Vec::new(),
             health: 0,
-            datagrams_signed: 0,
+            nonces: Nonces::default(),
+            wall,
             last_agreement: None,
             clock: Clock::new(now),
         })
@@ -179,52 +192,49 @@ impl<R: Rng> Node<R> {
 
     // ---------------------------------------------------------------- inputs
 
-    /// Handles a datagram received from `from`. Anything that fails authentication or
-    /// decoding is dropped and counted ([`Counters::dropped`]) before any state changes.
+    /// Handles a datagram received from `from` (the address it came from, which only
+    /// matters for recognising a seed: answers go to the address the sender authenticated).
+    /// Anything that fails authentication, decoding or the replay checks is dropped and
+    /// counted ([`Counters::dropped`]) before any state changes.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let now = self.clock.observe(now);
         self.counters.datagrams_in += 1;
         self.counters.bytes_in += datagram.len() as u64;
+        let mut opened = core::mem::take(&mut self.opened);
+        if let Err(reason) = self.receive(now, from, datagram, &mut opened) {
+            self.counters.drop(reason);
+        }
+        self.opened = opened;
+    }
+
+    /// Takes a datagram through every check, then applies it.
+    fn receive(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), DropReason> {
         if self.left {
             // Answering would make others learn of us again after they reaped us.
-            return self.counters.drop(DropReason::Left);
+            return Err(DropReason::Left);
         }
         if datagram.len() > self.config.max_datagram() {
-            return self.counters.drop(DropReason::TooLarge);
+            return Err(DropReason::TooLarge);
         }
-        let Some(signed) = self.config.secret.verify(datagram) else {
-            return self.counters.drop(DropReason::Unauthenticated);
-        };
-        let packet = match Packet::decode(signed) {
-            Ok(packet) => packet,
-            Err(DecodeError::UnsupportedVersion(_)) => {
-                return self.counters.drop(DropReason::UnsupportedVersion);
-            }
-            Err(DecodeError::UnknownMessageType(_)) => {
-                return self.counters.drop(DropReason::UnknownMessage);
-            }
-            Err(_) => return self.counters.drop(DropReason::Malformed),
-        };
-        if packet.sender.name == self.members.local().name() {
-            return self.counters.drop(DropReason::FromSelf);
-        }
-        if let Body::Ping { target, .. } = packet.body
-            && !target.is_empty()
-            && target != self.members.local().name()
-        {
-            return self.counters.drop(DropReason::Misdirected);
-        }
-        if !self.is_fresh(packet.sender.name, packet.nonce) {
-            return self.counters.drop(DropReason::Replayed);
-        }
-        // Authenticated, well-formed and new: from here on, state may change.
-        let sender = match self.note_sender(now, &packet.sender, packet.nonce) {
-            Ok(id) => Some(id),
-            Err(reason) => return self.counters.drop(reason),
-        };
+        // A header that cannot be read cannot be authenticated either.
+        let header = Header::parse(datagram).map_err(|_| DropReason::Unauthenticated)?;
+        let opened = self.authenticate(&header, datagram, scratch)?;
+        let packet = Packet::decode(opened).map_err(|error| match error {
+            DecodeError::UnknownMessageType(_) => DropReason::UnknownMessage,
+            _ => DropReason::Malformed,
+        })?;
+        self.admit(now, from, &packet)?;
+        // Authenticated, well-formed, new and expected: from here on, state may change.
+        let sender = self.note_sender(now, &packet.sender, packet.header.nonce)?;
         // Facts learned by anti-entropy are old news to the cluster: applied, not re-gossiped,
         // except what the sender says about itself, which is first-hand.
-        let spread = !matches!(packet.body, Body::SyncEntries { .. });
+        let spread = !matches!(packet.body, Body::SyncEntries);
         for record in packet.records.iter() {
             let first_hand = record.name == packet.sender.name;
             self.apply_record(now, &record, spread || first_hand);
@@ -235,39 +245,134 @@ impl<R: Rng> Node<R> {
             self.timers[Timer::Rejoin as usize] = Some(now + self.config.rejoin_interval);
             self.events.push_back(Event::Joined);
         }
+        if self.members.get(sender).map(Member::addr) != Some(packet.sender.addr) {
+            // We hold the sender at another address, and it did not outrank that: it
+            // restarted on a new address, or someone aims our answers elsewhere. It is only
+            // told what we hold, so that a restarted member moves past its previous life.
+            return Ok(self.send_correction(sender, packet.sender.addr, datagram.len()));
+        }
+        let limit = self.answer_limit(sender, datagram.len());
+        self.dispatch_body(now, sender, &packet, limit);
+        Ok(())
+    }
+
+    /// Opens the datagram with this node's binding: for this node by name, or (flagged so)
+    /// for its address, always with the cluster's label.
+    fn authenticate<'a>(
+        &self,
+        header: &Header,
+        datagram: &'a [u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], DropReason> {
+        let to_address = header.flags.has(Flags::TO_ADDRESS);
+        let receiver = if to_address { "" } else { self.members.local().name() };
+        let binding = Binding { label: &self.config.label, receiver };
+        let opened = self.config.secret.open(datagram, header, &binding, scratch);
+        let opened = opened.ok_or(DropReason::Unauthenticated)?;
+        match header.version {
+            Version::V1 if self.config.legacy_wire == LegacyWire::Refuse => {
+                Err(DropReason::UnsupportedVersion)
+            }
+            Version::V2
+                if self.config.require_encryption && !header.flags.has(Flags::ENCRYPTED) =>
+            {
+                Err(DropReason::Unencrypted)
+            }
+            _ => Ok(opened),
+        }
+    }
+
+    /// The checks an authentic packet must pass before it may change anything.
+    fn admit(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        packet: &Packet<'_>,
+    ) -> Result<(), DropReason> {
+        let local = self.members.local().name();
+        if packet.sender.name == local {
+            return Err(DropReason::FromSelf);
+        }
+        let misdirected = match packet.body {
+            // Only a join may be sent to an address without the receiver's name.
+            _ if packet.header.flags.has(Flags::TO_ADDRESS) => {
+                !matches!(packet.body, Body::SyncDigest { .. })
+            }
+            // Version 1 names the receiver of a ping only.
+            Body::Ping { target, .. } => !target.is_empty() && target != local,
+            _ => false,
+        };
+        if misdirected {
+            return Err(DropReason::Misdirected);
+        }
+        let nonce = packet.header.nonce;
+        let wall = self.wall.millis(now);
+        if packet.header.version == Version::V2 {
+            check_time(nonce, wall, self.config.max_clock_skew)?;
+        } else if wall.is_some() && nonce & crate::auth::SEQUENCED == 0 {
+            return Err(DropReason::Unsequenced);
+        }
+        if !self.is_fresh(packet.sender.name, nonce) {
+            return Err(DropReason::Replayed);
+        }
+        if !self.solicited(now, from, packet) {
+            return Err(DropReason::Unsolicited);
+        }
+        Ok(())
+    }
+
+    /// Whether an anti-entropy step follows one of ours (other messages always may come).
+    fn solicited(&mut self, now: Instant, from: SocketAddr, packet: &Packet<'_>) -> bool {
+        let member = self.members.id(packet.sender.name);
+        match packet.body {
+            Body::SyncBuckets { .. } => {
+                self.exchanges.take_digest(member, packet.sender.addr, from, now)
+            }
+            Body::SyncSummaries { echo, .. } => {
+                member.is_some_and(|id| self.exchanges.follows_buckets(id, echo, now))
+            }
+            Body::SyncWant { echo, .. } => {
+                member.is_some_and(|id| self.exchanges.follows_summaries(id, echo, now))
+            }
+            _ => true,
+        }
+    }
+
+    /// Acts on the message itself; answers go to `sender`, at most `limit` bytes each.
+    fn dispatch_body(&mut self, now: Instant, sender: MemberId, packet: &Packet<'_>, limit: usize) {
         match packet.body {
             Body::Ping { seq, root, .. } => {
                 self.note_root(now, root);
                 let root = self.members.digest().root();
-                self.send(from, &Body::Ack { seq, root }, sender);
+                self.send_to(sender, &Body::Ack { seq, root }, Some(sender), limit);
             }
             Body::Ack { seq, root } => {
                 self.note_root(now, root);
-                if let Some(sender) = sender {
-                    self.handle_ack(seq, sender);
-                }
+                self.handle_ack(seq, sender);
             }
-            Body::Nack { seq } => {
-                if let Some(sender) = sender {
-                    self.handle_nack(seq, sender);
-                }
-            }
+            Body::Nack { seq } => self.handle_nack(seq, sender),
             Body::PingReq { seq, target, .. } => {
-                self.handle_ping_req(now, from, sender, seq, target);
+                self.handle_ping_req(now, sender, seq, target, limit);
             }
-            Body::Gossip => {}
+            Body::Gossip | Body::SyncEntries => {}
             Body::SyncDigest { root, members } => {
-                self.handle_sync_digest(from, sender, root, members as usize);
+                self.handle_sync_digest(now, sender, root, members as usize, limit);
             }
             Body::SyncBuckets { shift, hashes } => {
-                let summaries = packet.minor_version >= 1;
-                self.handle_sync_buckets(from, shift, hashes, summaries);
+                let summaries = packet.header.version == Version::V2 || packet.header.minor >= 1;
+                if summaries {
+                    self.handle_sync_buckets(now, sender, packet.header.nonce, shift, hashes);
+                }
             }
-            Body::SyncSummaries { shift, buckets, summaries } => {
-                self.handle_sync_summaries(from, shift, buckets, summaries);
+            Body::SyncSummaries { shift, buckets, summaries, .. } => {
+                self.validate(sender);
+                let echo = packet.header.nonce;
+                self.handle_sync_summaries(sender, echo, shift, buckets, summaries);
             }
-            Body::SyncWant { names } => self.handle_sync_want(from, names),
-            Body::SyncEntries { shift, want } => self.handle_sync_entries(from, shift, want),
+            Body::SyncWant { names, .. } => {
+                self.validate(sender);
+                self.handle_sync_want(sender, names);
+            }
         }
     }
 
@@ -325,7 +430,7 @@ impl<R: Rng> Node<R> {
         self.gossip.enqueue(Members::LOCAL, true);
         if self.joined {
             for i in known..self.seeds.len() {
-                self.send_digest(self.seeds[i], None);
+                self.send_digest(Peer::Seed(self.seeds[i]));
             }
             return;
         }
@@ -368,8 +473,8 @@ impl<R: Rng> Node<R> {
         }
         let mut metadata = self.local_metadata().clone();
         metadata.insert(key, value);
-        if metadata.payload_len() > self.config.max_metadata_size {
-            let (size, limit) = (metadata.payload_len(), self.config.max_metadata_size);
+        if metadata.encoded_len() > self.config.max_metadata_size {
+            let (size, limit) = (metadata.encoded_len(), self.config.max_metadata_size);
             return Err(MetadataError::ExceedsLimit { size, limit });
         }
         let version = self.next_meta_version()?;
@@ -415,14 +520,7 @@ impl<R: Rng> Node<R> {
     /// The next datagram to send. The payload is borrowed until the next call, which lets
     /// the node reuse its buffer.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        if let Some(sent) = self.current.take() {
-            self.recycle(sent.bytes);
-        }
-        let next = self.outgoing.pop_front()?;
-        self.counters.datagrams_out += 1;
-        self.counters.bytes_out += next.bytes.len() as u64;
-        let current = self.current.insert(next);
-        Some(Transmit { destination: current.to, payload: &current.bytes })
+        self.outbox.poll(&mut self.counters)
     }
 
     /// When to call [`Node::handle_timeout`] next; `None` once a node that left has nothing
@@ -572,14 +670,12 @@ impl<R: Rng> Node<R> {
         let others_available = self.members.count(StatusFilter::AVAILABLE) > 1;
         if !self.joined || !others_available {
             for i in 0..self.seeds.len() {
-                self.send_digest(self.seeds[i], None);
+                self.send_digest(Peer::Seed(self.seeds[i]));
             }
             let mut offline = core::mem::take(&mut self.scratch);
             self.sample(StatusFilter::OFFLINE, 3, &[], &mut offline);
             for &id in &offline {
-                if let Some(addr) = self.members.get(id).map(Member::addr) {
-                    self.send_digest(addr, Some(id));
-                }
+                self.send_digest(Peer::Member(id));
             }
             self.scratch = offline;
             self.timers[Timer::Rejoin as usize] = Some(now + self.join_backoff);
@@ -597,14 +693,12 @@ impl<R: Rng> Node<R> {
         let offline = self.members.count(StatusFilter::OFFLINE);
         let pick = random_below(&mut self.rng, outside_seeds.len() + offline.min(1));
         if let Some(seed) = outside_seeds.get(pick) {
-            self.send_digest(*seed, None);
+            self.send_digest(Peer::Seed(*seed));
         } else {
             let mut chosen = core::mem::take(&mut self.scratch);
             self.sample(StatusFilter::OFFLINE, 1, &[], &mut chosen);
-            if let Some(&id) = chosen.first()
-                && let Some(addr) = self.members.get(id).map(Member::addr)
-            {
-                self.send_digest(addr, Some(id));
+            if let Some(&id) = chosen.first() {
+                self.send_digest(Peer::Member(id));
             }
             self.scratch = chosen;
         }
@@ -612,19 +706,58 @@ impl<R: Rng> Node<R> {
 
     // --------------------------------------------------------------- sending
 
-    /// Queues a datagram to `to`: the message, then (if `about` is a member we do not
-    /// believe online) that member's own record, so it can refute at once, then as much
-    /// pending gossip as fits.
-    pub(crate) fn send(&mut self, to: SocketAddr, body: &Body<'_>, about: Option<MemberId>) {
-        let mut buffer = self.take_buffer();
-        let nonce = self.next_nonce();
-        let local = self.members.local();
-        let sender =
-            Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
+    /// The node's time as of its latest input.
+    pub(crate) fn clock_now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Where a member is reached, and the name its datagrams are bound to.
+    pub(crate) fn destination(&self, id: MemberId) -> Option<Destination> {
+        let member = self.members.get(id)?;
+        Some(Destination { addr: member.addr(), receiver: Some(member.name_shared().clone()) })
+    }
+
+    /// How large an answer to a request of `request_len` bytes from `id` may be: a whole
+    /// datagram once the member showed that it receives at its address, a small multiple of
+    /// the request until then.
+    pub(crate) fn answer_limit(&self, id: MemberId, request_len: usize) -> usize {
         let max = self.config.max_datagram();
-        let Some(mut writer) = PacketWriter::new(&mut buffer, max, nonce, &sender, body) else {
-            return self.recycle(buffer);
-        };
+        match self.members.get(id) {
+            Some(member) if member.is_validated() => max,
+            _ => request_len.saturating_mul(AMPLIFICATION_LIMIT).min(max),
+        }
+    }
+
+    /// The member showed that it receives at its address.
+    pub(crate) fn validate(&mut self, id: MemberId) {
+        if let Some(member) = self.members.get_mut(id) {
+            member.validate();
+        }
+    }
+
+    /// [`Node::send`] to a member.
+    pub(crate) fn send_to(
+        &mut self,
+        id: MemberId,
+        body: &Body<'_>,
+        about: Option<MemberId>,
+        limit: usize,
+    ) -> Option<u64> {
+        let to = self.destination(id)?;
+        self.send(&to, body, about, limit)
+    }
+
+    /// Queues a datagram of at most `limit` bytes: the message, then (if `about` is a member
+    /// we do not believe online) that member's own record, so it can refute at once, then as
+    /// much pending gossip as fits. Returns the datagram's nonce.
+    pub(crate) fn send(
+        &mut self,
+        to: &Destination,
+        body: &Body<'_>,
+        about: Option<MemberId>,
+        limit: usize,
+    ) -> Option<u64> {
+        let mut draft = self.draft(to, body, limit)?;
         // Restarted members and the far side of a healed partition learn they were declared
         // offline; with Lifeguard's buddy system, a suspect learns it is suspected.
         // A node that left says so in everything it still sends: a receiver that already
@@ -644,41 +777,100 @@ impl<R: Rng> Node<R> {
         // (With its metadata if that is queued too: the record then stands for the fact.)
         let with_metadata = self.left && self.gossip.queued_with_metadata(Members::LOCAL);
         let written = correction.filter(|id| {
-            self.members.get(*id).is_some_and(|member| writer.push(&member.record(with_metadata)))
+            let member = self.members.get(*id);
+            member.is_some_and(|member| draft.writer.push(&member.record(with_metadata)))
         });
         // A left node's own record, in every datagram, is its announcement being spent; a
         // correction to a member about itself tells nobody else, so its fact stays queued.
         let already = written.map(|id| (id, self.left));
-        let limit = self.retransmit_limit();
-        self.gossip.fill(&mut writer, &self.members, limit, already);
-        writer.finish();
-        self.queue(to, buffer);
+        let retransmits = self.retransmit_limit();
+        self.gossip.fill(&mut draft.writer, &self.members, retransmits, already);
+        Some(self.seal(draft, to))
     }
 
-    /// Signs a finished packet and queues it.
-    pub(crate) fn queue(&mut self, to: SocketAddr, mut buffer: Vec<u8>) {
-        self.config.secret.sign(&mut buffer);
-        self.outgoing.push_back(Outgoing { to, bytes: buffer });
+    /// Tells a member only what we hold about it, at `addr`, within the answer limit of an
+    /// unvalidated address.
+    fn send_correction(&mut self, id: MemberId, addr: SocketAddr, request_len: usize) {
+        let Some(Destination { receiver, .. }) = self.destination(id) else { return };
+        let to = Destination { addr, receiver };
+        let limit = request_len.saturating_mul(AMPLIFICATION_LIMIT);
+        let Some(mut draft) = self.draft(&to, &Body::Gossip, limit) else { return };
+        if let Some(member) = self.members.get(id) {
+            draft.writer.push(&member.record(false));
+        }
+        self.seal(draft, &to);
     }
 
+    /// Starts a datagram to `to`: header (the version this node speaks, the next nonce),
+    /// sender and body. `None` if even that does not fit `limit`.
+    fn draft(&mut self, to: &Destination, body: &Body<'_>, limit: usize) -> Option<Draft> {
+        let version = match self.config.legacy_wire {
+            LegacyWire::Speak => Version::V1,
+            LegacyWire::Accept | LegacyWire::Refuse => Version::V2,
+        };
+        let mut flags = 0;
+        if to.receiver.is_none() {
+            flags |= Flags::TO_ADDRESS;
+        }
+        if self.config.encrypt && version == Version::V2 {
+            flags |= Flags::ENCRYPTED;
+        }
+        let wall = self.wall.millis(self.clock.now());
+        let header = Header::new(version, Flags(flags), self.nonces.next(wall, &mut self.rng));
+        let local = self.members.local();
+        let sender =
+            Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
+        let limit = limit.min(self.config.max_datagram());
+        match PacketWriter::new(self.outbox.buffer(), limit, &header, &sender, body) {
+            Ok(writer) => Some(Draft { writer, header }),
+            Err(buffer) => {
+                self.outbox.recycle(buffer);
+                None
+            }
+        }
+    }
+
+    /// Seals a finished datagram for its receiver and queues it; returns its nonce.
+    fn seal(&mut self, draft: Draft, to: &Destination) -> u64 {
+        let mut bytes = draft.writer.finish();
+        let receiver = to.receiver.as_deref().unwrap_or("");
+        let binding = Binding { label: &self.config.label, receiver };
+        self.config.secret.seal(&mut bytes, &draft.header, &binding);
+        self.outbox.push(to.addr, bytes);
+        draft.header.nonce
+    }
+
+    /// Sends `records` (with metadata) to `to` as SyncEntries: at most `datagrams` of them,
+    /// as many records each as fit. Records that cannot fit even alone are skipped.
+    pub(crate) fn send_entries(&mut self, to: &Destination, ids: &[MemberId], datagrams: usize) {
+        let mut next = 0;
+        for _ in 0..datagrams {
+            if next >= ids.len() {
+                return;
+            }
+            let Some(mut draft) = self.draft(to, &Body::SyncEntries, usize::MAX) else { return };
+            while let Some(id) = ids.get(next) {
+                let Some(member) = self.members.get(*id) else {
+                    next += 1; // Gone (the lists are exact, so this does not happen).
+                    continue;
+                };
+                if !draft.writer.push(&member.record(true)) && draft.writer.records() > 0 {
+                    break;
+                }
+                // Pushed, or cannot fit even alone (metadata from a larger MTU): skipped.
+                next += 1;
+            }
+            self.seal(draft, to);
+        }
+    }
+
+    /// Takes a buffer for scratch work; give it back with [`Node::recycle`].
     pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
-        self.spare.pop().unwrap_or_else(|| Vec::with_capacity(self.config.max_datagram()))
+        self.outbox.buffer()
     }
 
     pub(crate) fn recycle(&mut self, buffer: Vec<u8>) {
-        if self.spare.len() < SPARE_BUFFERS {
-            self.spare.push(buffer);
-        }
-    }
-
-    /// The next datagram's nonce: a sequence number from the epoch when there is one
-    /// (replay protection), random salt otherwise.
-    pub(crate) fn next_nonce(&mut self) -> u64 {
-        if self.config.epoch_ms == 0 {
-            return self.rng.next_u64() & !SEQUENCED;
-        }
-        self.datagrams_signed += 1;
-        SEQUENCED | ((self.config.epoch_ms << 20) + self.datagrams_signed)
+        self.outbox.recycle(buffer);
     }
 
     // --------------------------------------------------------------- helpers
@@ -758,7 +950,7 @@ fn self_record_size(config: &Config, metadata: &Metadata, version: u64) -> usize
         incarnation: u64::MAX,
         status: Status::Online,
         meta_version: version.max(u64::from(u32::MAX)),
-        metadata: Some(MetadataEntries::Map(metadata)),
+        metadata: Some(metadata.entries()),
         accuser: None,
     };
     crate::wire::max_overhead(config.local_name.len()) + record.encoded_len()

@@ -8,7 +8,6 @@
 //! `ping_timeout + ping_req_timeout` makes the target suspect.
 
 use alloc::vec::Vec;
-use core::net::SocketAddr;
 use core::time::Duration;
 use smol_str::SmolStr;
 
@@ -55,13 +54,15 @@ impl Probe {
 }
 
 /// A ping-req this node is serving: ping the target, relay its ack to the requester.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Relay {
     seq: u32,
-    requester: SocketAddr,
-    /// The requester's entry, known when the ping-req arrived (checked again on use).
-    requester_id: Option<MemberId>,
+    /// Who asked, and its name (the id could be reused if it were reaped meanwhile).
+    requester: MemberId,
+    requester_name: SmolStr,
     requester_seq: u32,
+    /// The answer limit of the requester when it asked.
+    limit: usize,
     /// The member probed for the requester: only its ack is relayed.
     target: MemberId,
     expires: Instant,
@@ -159,7 +160,7 @@ impl<R: Rng> Node<R> {
     pub(crate) fn start_probe(&mut self, now: Instant) {
         let Some(id) = self.prober.next_target(&self.members, &mut self.rng) else { return };
         let Some(member) = self.members.get(id) else { return };
-        let (name, addr) = (member.name_shared().clone(), member.addr());
+        let name = member.name_shared().clone();
         let seq = self.prober.next_seq();
         // Lifeguard: a node that keeps failing probes waits longer before blaming others.
         let ping_timeout = self.scaled(self.config.ping_timeout);
@@ -177,7 +178,7 @@ impl<R: Rng> Node<R> {
         });
         self.counters.probes += 1;
         let root = self.members.digest().root();
-        self.send(addr, &Body::Ping { seq, root, target: &name }, Some(id));
+        self.send_to(id, &Body::Ping { seq, root, target: &name }, Some(id), usize::MAX);
     }
 
     /// An ack from `sender`: completes one of our probes, or is relayed to whoever asked us
@@ -185,20 +186,27 @@ impl<R: Rng> Node<R> {
     pub(crate) fn handle_ack(&mut self, seq: u32, sender: MemberId) {
         let ours = self.prober.in_flight.iter().position(|p| p.seq == seq && p.answered_by(sender));
         if let Some(at) = ours {
-            self.prober.in_flight.swap_remove(at);
+            let probe = self.prober.in_flight.swap_remove(at);
+            if probe.target == sender {
+                // It answered a ping sent to its address: it receives there.
+                self.validate(sender);
+            }
             self.lower_health();
             return;
         }
         let relay = self.prober.relays.iter().position(|r| r.seq == seq && r.target == sender);
         if let Some(at) = relay {
             let relay = self.prober.relays.swap_remove(at);
-            // O(1), not a scan: the id was noted with the ping-req; it still names the
-            // requester if the entry at that id still advertises the requester's address.
-            let about = relay
-                .requester_id
-                .filter(|id| self.members.get(*id).is_some_and(|m| m.addr() == relay.requester));
             let root = self.members.digest().root();
-            self.send(relay.requester, &Body::Ack { seq: relay.requester_seq, root }, about);
+            self.reply_to_requester(&relay, &Body::Ack { seq: relay.requester_seq, root });
+        }
+    }
+
+    /// Answers the member that asked for a relay, if it is still the member it was.
+    fn reply_to_requester(&mut self, relay: &Relay, body: &Body<'_>) {
+        let requester = relay.requester;
+        if self.members.get(requester).is_some_and(|m| *m.name_shared() == relay.requester_name) {
+            self.send_to(requester, body, Some(requester), relay.limit);
         }
     }
 
@@ -211,28 +219,29 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// Someone asks us to probe `target` on its behalf.
+    /// `requester` asks us to probe `target` on its behalf; answers to it are at most
+    /// `limit` bytes.
     pub(crate) fn handle_ping_req(
         &mut self,
         now: Instant,
-        from: SocketAddr,
-        requester_id: Option<MemberId>,
+        requester: MemberId,
         requester_seq: u32,
         target: &str,
+        limit: usize,
     ) {
         if target == self.members.local().name() {
             // We are the target: answer for ourselves.
             let root = self.members.digest().root();
-            return self.send(from, &Body::Ack { seq: requester_seq, root }, None);
+            self.send_to(requester, &Body::Ack { seq: requester_seq, root }, None, limit);
+            return;
         }
         // Only a member we know, at the address we know: a ping-req cannot aim our pings
         // at an address of the requester's choosing.
-        let Some((target_id, target_addr)) =
-            self.members.id(target).and_then(|id| Some((id, self.members.get(id)?.addr())))
-        else {
+        let Some(target_id) = self.members.id(target) else {
             if self.config.lifeguard.nacks {
                 self.counters.nacks_sent += 1;
-                self.send(from, &Body::Nack { seq: requester_seq }, requester_id);
+                let nack = Body::Nack { seq: requester_seq };
+                self.send_to(requester, &nack, Some(requester), limit);
             }
             return;
         };
@@ -245,15 +254,16 @@ impl<R: Rng> Node<R> {
         let nack_at = self.config.lifeguard.nacks.then(|| now + self.config.ping_timeout);
         self.prober.relays.push(Relay {
             seq,
-            requester: from,
-            requester_id,
+            requester,
+            requester_name: self.name_of(requester),
             requester_seq,
+            limit,
             target: target_id,
             expires: now + self.config.ping_req_timeout,
             nack_at,
         });
         let root = self.members.digest().root();
-        self.send(target_addr, &Body::Ping { seq, root, target }, Some(target_id));
+        self.send_to(target_id, &Body::Ping { seq, root, target }, Some(target_id), usize::MAX);
     }
 
     /// Sends ping-reqs for probes whose direct ping timed out, suspects targets of probes
@@ -264,9 +274,9 @@ impl<R: Rng> Node<R> {
             let relay = &mut self.prober.relays[i];
             if relay.nack_at.is_some_and(|at| at <= now) {
                 relay.nack_at = None;
-                let (to, seq) = (relay.requester, relay.requester_seq);
+                let relay = relay.clone();
                 self.counters.nacks_sent += 1;
-                self.send(to, &Body::Nack { seq }, None);
+                self.reply_to_requester(&relay, &Body::Nack { seq: relay.requester_seq });
             }
         }
         let mut i = 0;
@@ -290,10 +300,9 @@ impl<R: Rng> Node<R> {
                 // A second direct ping with the same sequence number goes out with the
                 // ping-reqs (memberlist sends a TCP ping here): on a lossy path, one lost
                 // datagram then no longer suffices to fail a probe.
-                if let Some(addr) = self.members.get(target).map(|m| m.addr()) {
-                    let root = self.members.digest().root();
-                    self.send(addr, &Body::Ping { seq, root, target: &name }, Some(target));
-                }
+                let root = self.members.digest().root();
+                let ping = Body::Ping { seq, root, target: &name };
+                self.send_to(target, &ping, Some(target), usize::MAX);
             }
             i += 1;
         }
@@ -312,11 +321,10 @@ impl<R: Rng> Node<R> {
         let count = self.config.ping_req_count.min(MAX_HELPERS);
         self.sample(StatusFilter::AVAILABLE, count, &[target], &mut helpers);
         for (slot, &helper) in asked.iter_mut().zip(&helpers) {
-            if let Some(addr) = self.members.get(helper).map(|m| m.addr()) {
+            let body = Body::PingReq { seq, target: name, target_addr: Some(target_addr) };
+            if self.send_to(helper, &body, Some(helper), usize::MAX).is_some() {
                 self.counters.ping_reqs += 1;
                 *slot = Some(helper);
-                let body = Body::PingReq { seq, target: name, target_addr };
-                self.send(addr, &body, Some(helper));
             }
         }
         self.scratch = helpers;
@@ -367,6 +375,7 @@ impl<R: Rng> Node<R> {
 mod tests {
     use super::*;
     use crate::metadata::Metadata;
+    use core::net::SocketAddr;
     use rand_chacha::ChaCha8Rng;
     use rand_core::SeedableRng;
 

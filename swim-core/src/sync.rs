@@ -10,19 +10,18 @@
 //! same exchange with a seed's address.
 
 use alloc::vec::Vec;
-use core::net::SocketAddr;
 use core::ops::Range;
 
 use rand_core::Rng;
 
+use crate::exchange::Peer;
 use crate::member::{Member, MemberId};
 use crate::metadata::Metadata;
-use crate::node::{Node, random_below};
+use crate::node::{Destination, Node, random_below};
 use crate::status::StatusFilter;
 use crate::time::Instant;
 use crate::wire::{
-    Body, BucketSet, MAX_BUCKET_SHIFT, MIN_RECORD_LEN, PacketWriter, SUMMARY_LEN, Sender, WANT_LEN,
-    max_overhead,
+    Body, BucketSet, MAX_BUCKET_SHIFT, MIN_RECORD_LEN, SUMMARY_LEN, WANT_LEN, max_overhead,
 };
 
 /// Datagrams of entries sent in answer to one request at most (about a thousand entries);
@@ -171,7 +170,7 @@ fn entry_hash_with(name_hash: u64, member: &Member) -> u64 {
 /// FNV-1a over every key and value, each preceded by its length, in key order.
 fn metadata_hash(metadata: &Metadata) -> u64 {
     let mut hash = FNV_OFFSET;
-    for (key, value) in metadata.iter() {
+    for (key, value) in metadata.entries().iter() {
         hash = fnv1a(hash, &(key.len() as u64).to_le_bytes());
         hash = fnv1a(hash, key.as_bytes());
         hash = fnv1a(hash, &(value.len() as u64).to_le_bytes());
@@ -241,10 +240,8 @@ impl<R: Rng> Node<R> {
         }
         let mut peer = core::mem::take(&mut self.scratch);
         self.sample(StatusFilter::AVAILABLE, 1, &[], &mut peer);
-        if let Some(&id) = peer.first()
-            && let Some(addr) = self.members.get(id).map(Member::addr)
-        {
-            self.send_digest(addr, Some(id));
+        if let Some(&id) = peer.first() {
+            self.send_digest(Peer::Member(id));
         }
         self.scratch = peer;
     }
@@ -256,39 +253,55 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// Step 1: our root and size.
-    pub(crate) fn send_digest(&mut self, to: SocketAddr, about: Option<MemberId>) {
+    /// Step 1: our root and size, to a member or to a seed's address.
+    pub(crate) fn send_digest(&mut self, peer: Peer) {
+        let (to, about) = match peer {
+            Peer::Member(id) => match self.destination(id) {
+                Some(to) => (to, Some(id)),
+                None => return,
+            },
+            Peer::Seed(addr) => (Destination { addr, receiver: None }, None),
+        };
         self.counters.syncs += 1;
         let root = self.members.digest().root();
         let members = u32::try_from(self.members.len()).unwrap_or(u32::MAX);
-        self.send(to, &Body::SyncDigest { root, members }, about);
+        if self.send(&to, &Body::SyncDigest { root, members }, about, usize::MAX).is_some() {
+            self.exchanges.digest_sent(peer, self.clock_now());
+        }
     }
 
-    /// Step 2: roots differ, so answer with bucket hashes.
+    /// Step 2: roots differ, so answer with bucket hashes, within `limit` bytes, at most
+    /// once per half sync interval to one member.
     pub(crate) fn handle_sync_digest(
         &mut self,
-        from: SocketAddr,
-        sender: Option<MemberId>,
+        now: Instant,
+        sender: MemberId,
         root: u64,
         members: usize,
+        limit: usize,
     ) {
         if root == self.members.digest().root() {
             return;
         }
-        // As many buckets as the tables need, and as one datagram can carry (a small MTU
-        // with a large table takes fewer, larger buckets).
-        let room = self
-            .config
-            .max_datagram()
-            .saturating_sub(max_overhead(self.members.local().name().len()) + 1);
+        if !self.exchanges.may_answer_digest(sender, now, self.config.sync_interval / 2) {
+            return;
+        }
+        // As many buckets as the tables need, and as the answer may carry (a small MTU or
+        // a peer not yet validated takes fewer, larger buckets).
+        let overhead = max_overhead(self.members.local().name().len()) + 1;
+        let room = limit.min(self.config.max_datagram()).saturating_sub(overhead);
         let mut shift = shift_for(members.max(self.members.len()));
         while shift > 0 && 4 << shift > room {
             shift -= 1;
         }
         let mut hashes = self.take_buffer();
         self.members.digest().write_buckets(shift, &mut hashes);
-        self.send(from, &Body::SyncBuckets { shift, hashes: &hashes }, sender);
+        let body = Body::SyncBuckets { shift, hashes: &hashes };
+        let sent = self.send_to(sender, &body, Some(sender), limit);
         self.recycle(hashes);
+        if let Some(nonce) = sent {
+            self.exchanges.buckets_sent(sender, nonce, now);
+        }
     }
 
     /// Entries gathered for one answer at most: more than [`MAX_ENTRY_DATAGRAMS`] datagrams
@@ -298,15 +311,16 @@ impl<R: Rng> Node<R> {
         MAX_ENTRY_DATAGRAMS * self.config.max_datagram().div_ceil(MIN_RECORD_LEN)
     }
 
-    /// Step 3: summarise our entries of the differing buckets, so that the peer can tell
-    /// which entries differ. A peer older than minor version 1 gets the entries themselves
-    /// and is asked for its own, as that version did.
+    /// Step 3: the bucket hashes of `sender` (in the datagram with nonce `echo`) arrived;
+    /// summarise our entries of the differing buckets, so that it can tell which entries
+    /// differ.
     pub(crate) fn handle_sync_buckets(
         &mut self,
-        from: SocketAddr,
+        now: Instant,
+        sender: MemberId,
+        echo: u64,
         shift: u8,
         hashes: &[u8],
-        summaries: bool,
     ) {
         let mut differing = BucketSet::default();
         for index in 0..1usize << shift {
@@ -314,21 +328,23 @@ impl<R: Rng> Node<R> {
                 differing.insert(index);
             }
         }
-        if differing.is_empty() {
-            return;
-        }
-        if summaries {
-            self.send_summaries(from, shift, &differing);
-        } else {
-            self.send_bucket_entries(from, shift, &differing, differing);
+        if !differing.is_empty() {
+            self.send_summaries(now, sender, echo, shift, &differing);
         }
     }
 
     /// Summaries of our entries in `differing`, whole buckets per datagram, starting at a
     /// random bucket so that capped rounds cover different ones.
-    fn send_summaries(&mut self, to: SocketAddr, shift: u8, differing: &BucketSet) {
-        // Besides the packet's own overhead: the shift byte, the bucket bitmap, the count.
-        let body = 1 + BucketSet::wire_len(shift) + 2;
+    fn send_summaries(
+        &mut self,
+        now: Instant,
+        to: MemberId,
+        echo: u64,
+        shift: u8,
+        differing: &BucketSet,
+    ) {
+        // Besides the packet's own overhead: the echo, the shift byte, the bitmap, the count.
+        let body = 8 + 1 + BucketSet::wire_len(shift) + 2;
         let overhead = max_overhead(self.members.local().name().len()) + body;
         let room = self.config.max_datagram().saturating_sub(overhead);
         let capacity = room / SUMMARY_LEN;
@@ -336,16 +352,21 @@ impl<R: Rng> Node<R> {
             return;
         }
         let mut summaries = self.take_buffer();
-        summaries.clear();
         let mut covered = BucketSet::default();
+        let mut nonces: Option<(u64, u64)> = None;
+        let mut send = |node: &mut Self, covered: BucketSet, summaries: &[u8]| {
+            let body = Body::SyncSummaries { echo: Some(echo), shift, buckets: covered, summaries };
+            if let Some(nonce) = node.send_to(to, &body, None, usize::MAX) {
+                nonces = Some(nonces.map_or((nonce, nonce), |(first, _)| (first, nonce)));
+            }
+        };
         let mut sent = 0;
         for bucket in buckets_from(&mut self.rng, shift, *differing) {
             let digest = self.members.digest();
             let entries: usize =
                 fine_buckets(bucket, shift).map(|f| digest.summaries(f).len()).sum();
             if !covered.is_empty() && summaries.len() / SUMMARY_LEN + entries > capacity {
-                let body = Body::SyncSummaries { shift, buckets: covered, summaries: &summaries };
-                self.send(to, &body, None);
+                send(self, covered, &summaries);
                 (covered, sent) = (BucketSet::default(), sent + 1);
                 summaries.clear();
                 if sent == MAX_SUMMARY_DATAGRAMS {
@@ -353,8 +374,6 @@ impl<R: Rng> Node<R> {
                 }
             }
             covered.insert(bucket);
-            // A bucket too large for one datagram is listed in part: the peer then sends
-            // the rest back, which costs bytes but loses nothing.
             // A bucket too large for one datagram is listed in part: the peer then sends
             // the rest back, which costs bytes but loses nothing.
             let room = capacity - summaries.len() / SUMMARY_LEN;
@@ -365,18 +384,21 @@ impl<R: Rng> Node<R> {
             }
         }
         if !covered.is_empty() && sent < MAX_SUMMARY_DATAGRAMS {
-            let body = Body::SyncSummaries { shift, buckets: covered, summaries: &summaries };
-            self.send(to, &body, None);
+            send(self, covered, &summaries);
         }
         self.recycle(summaries);
+        if let Some((first, last)) = nonces {
+            self.exchanges.summaries_sent(to, first, last, now);
+        }
     }
 
-    /// Step 4: compare the peer's summaries with ours of the same buckets. Our entries that
-    /// it lacks or holds in another version go back in full; its entries that we lack or
-    /// hold in another version are asked for by name.
+    /// Step 4: compare the summaries of `sender` (in the datagram with nonce `echo`) with
+    /// ours of the same buckets. Our entries that it lacks or holds in another version go
+    /// back in full; its entries that we lack or hold in another version are asked for.
     pub(crate) fn handle_sync_summaries(
         &mut self,
-        from: SocketAddr,
+        sender: MemberId,
+        echo: u64,
         shift: u8,
         buckets: BucketSet,
         summaries: &[u8],
@@ -405,11 +427,12 @@ impl<R: Rng> Node<R> {
                 }
             }
         }
-        self.send_records(from, shift, &ours, BucketSet::default());
+        if let Some(to) = self.destination(sender) {
+            self.send_entries(&to, &ours, MAX_ENTRY_DATAGRAMS);
+        }
         self.scratch = ours;
         let mut names = self.take_buffer();
-        names.clear();
-        let overhead = max_overhead(self.members.local().name().len()) + 2; // and the count
+        let overhead = max_overhead(self.members.local().name().len()) + 8 + 2; // echo, count
         let capacity = self.config.max_datagram().saturating_sub(overhead) / WANT_LEN;
         let mut last = None;
         for &(name, _, same) in &theirs {
@@ -419,14 +442,15 @@ impl<R: Rng> Node<R> {
             }
         }
         if !names.is_empty() {
-            self.send(from, &Body::SyncWant { names: &names }, None);
+            let want = Body::SyncWant { echo: Some(echo), names: &names };
+            self.send_to(sender, &want, None, usize::MAX);
         }
         self.recycle(names);
         self.summaries = theirs;
     }
 
-    /// Step 5: the entries the peer asked for, in full.
-    pub(crate) fn handle_sync_want(&mut self, from: SocketAddr, names: &[u8]) {
+    /// Step 5: the entries `sender` asked for, in full.
+    pub(crate) fn handle_sync_want(&mut self, sender: MemberId, names: &[u8]) {
         let mut ids = core::mem::take(&mut self.scratch);
         ids.clear();
         let digest = self.members.digest();
@@ -441,74 +465,10 @@ impl<R: Rng> Node<R> {
             let bucket = digest.summaries((name >> 24) as usize);
             ids.extend(bucket.iter().filter(|s| s.name == name).map(|s| s.id));
         }
-        self.send_records(from, 0, &ids, BucketSet::default());
+        if let Some(to) = self.destination(sender) {
+            self.send_entries(&to, &ids, MAX_ENTRY_DATAGRAMS);
+        }
         self.scratch = ids;
-    }
-
-    /// A minor-version-0 peer's step 4: apply (done by the caller) and, if asked, answer with
-    /// our entries of the wanted buckets.
-    pub(crate) fn handle_sync_entries(&mut self, from: SocketAddr, shift: u8, want: BucketSet) {
-        if !want.is_empty() {
-            self.send_bucket_entries(from, shift, &want, BucketSet::default());
-        }
-    }
-
-    /// Our entries in `buckets` (from a random bucket on, as many as one answer carries),
-    /// the first datagram carrying `want`.
-    fn send_bucket_entries(
-        &mut self,
-        to: SocketAddr,
-        shift: u8,
-        buckets: &BucketSet,
-        want: BucketSet,
-    ) {
-        let mut ids = core::mem::take(&mut self.scratch);
-        ids.clear();
-        let cap = self.max_answer_entries();
-        let digest = self.members.digest();
-        for bucket in buckets_from(&mut self.rng, shift, *buckets) {
-            let room = cap - ids.len();
-            let entries = fine_buckets(bucket, shift).flat_map(|f| digest.summaries(f));
-            ids.extend(entries.map(|s| s.id).take(room));
-        }
-        self.send_records(to, shift, &ids, want);
-        self.scratch = ids;
-    }
-
-    /// The records (with metadata) of `ids` as SyncEntries, at most
-    /// [`MAX_ENTRY_DATAGRAMS`] of them; the first carries `want`.
-    fn send_records(&mut self, to: SocketAddr, shift: u8, ids: &[MemberId], want: BucketSet) {
-        let max = self.config.max_datagram();
-        let mut next = 0;
-        for datagram in 0..MAX_ENTRY_DATAGRAMS {
-            if next >= ids.len() && (datagram > 0 || want.is_empty()) {
-                return;
-            }
-            let want = if datagram == 0 { want } else { BucketSet::default() };
-            let nonce = self.next_nonce();
-            let mut buffer = self.take_buffer();
-            let local = self.members.local();
-            let sender =
-                Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
-            let body = Body::SyncEntries { shift, want };
-            let Some(mut writer) = PacketWriter::new(&mut buffer, max, nonce, &sender, &body)
-            else {
-                return self.recycle(buffer);
-            };
-            while let Some(id) = ids.get(next) {
-                let Some(member) = self.members.get(*id) else {
-                    next += 1; // Gone (the lists are exact, so this does not happen).
-                    continue;
-                };
-                if !writer.push(&member.record(true)) && writer.records() > 0 {
-                    break;
-                }
-                // Pushed, or cannot fit even alone (metadata from a larger MTU): skipped.
-                next += 1;
-            }
-            writer.finish();
-            self.queue(to, buffer);
-        }
     }
 }
 
@@ -517,10 +477,12 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::status::Status;
-    use crate::wire::{Packet, Record};
+    use crate::testing::forge;
+    use crate::wire::{Packet, Record, Sender};
     use crate::{Keyring, TAG_LEN};
     use alloc::format;
     use alloc::string::String;
+    use core::net::SocketAddr;
     use rand_chacha::ChaCha8Rng;
     use rand_core::SeedableRng;
 
@@ -535,12 +497,11 @@ mod tests {
 
     /// Hands `node` the records `(name, incarnation)` as anti-entropy entries from a peer.
     fn teach(node: &mut Node<ChaCha8Rng>, now: Instant, facts: &[(String, u64)]) {
-        let mut datagram = Vec::new();
         let sender = Sender { name: "teacher", addr: addr(9), incarnation: 0 };
-        let body = Body::SyncEntries { shift: 0, want: BucketSet::default() };
-        let mut writer = PacketWriter::new(&mut datagram, 1452, 1, &sender, &body).unwrap();
-        for (i, (name, incarnation)) in facts.iter().enumerate() {
-            let record = Record {
+        let records: Vec<Record<'_>> = facts
+            .iter()
+            .enumerate()
+            .map(|(i, (name, incarnation))| Record {
                 name,
                 addr: addr(10_000 + i as u16),
                 incarnation: *incarnation,
@@ -548,11 +509,10 @@ mod tests {
                 meta_version: 0,
                 metadata: None,
                 accuser: None,
-            };
-            assert!(writer.push(&record));
-        }
-        writer.finish();
-        node.config.secret.sign(&mut datagram);
+            })
+            .collect();
+        let receiver = String::from(node.local_member().name());
+        let datagram = forge(&node.config.secret, &receiver, &sender, &Body::SyncEntries, &records);
         node.handle_datagram(now, addr(9), &datagram);
     }
 
@@ -573,7 +533,7 @@ mod tests {
         drain(&mut a);
         drain(&mut b);
 
-        a.send_digest(addr(2), None);
+        a.send_digest(Peer::Seed(addr(2)));
         let (mut kinds, mut entries) = (Vec::new(), Vec::new());
         let mut note = |bytes: &[u8]| {
             let packet = Packet::decode(&bytes[..bytes.len() - TAG_LEN]).unwrap();
@@ -634,21 +594,32 @@ mod tests {
         drain(&mut a);
         let name = short_name(name_hash("member-1")).to_be_bytes();
         let names: Vec<u8> = (0..100).flat_map(|_| name).collect();
-        let mut datagram = Vec::new();
-        let sender = Sender { name: "teacher", addr: addr(9), incarnation: 0 };
-        let body = Body::SyncWant { names: &names };
-        PacketWriter::new(&mut datagram, 1452, 2, &sender, &body).unwrap().finish();
-        a.config.secret.sign(&mut datagram);
-        a.handle_datagram(now, addr(9), &datagram);
+        let teacher = a.members.id("teacher").unwrap();
+        a.handle_sync_want(teacher, &names);
         let records: Vec<String> = drain(&mut a)
             .iter()
             .map(|bytes| Packet::decode(&bytes[..bytes.len() - TAG_LEN]).unwrap())
-            .filter(|packet| matches!(packet.body, Body::SyncEntries { .. }))
+            .filter(|packet| matches!(packet.body, Body::SyncEntries))
             .flat_map(|packet| {
                 packet.records.iter().map(|r| String::from(r.name)).collect::<Vec<_>>()
             })
             .collect();
         assert_eq!(records, ["member-1"]);
+    }
+
+    #[test]
+    fn an_unsolicited_want_is_not_answered() {
+        let mut a = node(1);
+        let now = Instant::from_secs(1);
+        teach(&mut a, now, &[(String::from("member-1"), 0)]);
+        drain(&mut a);
+        let sender = Sender { name: "teacher", addr: addr(9), incarnation: 0 };
+        let names = short_name(name_hash("member-1")).to_be_bytes();
+        let body = Body::SyncWant { echo: Some(1), names: &names };
+        let datagram = forge(&a.config.secret, "node-1", &sender, &body, &[]);
+        a.handle_datagram(now, addr(9), &datagram);
+        assert!(drain(&mut a).is_empty());
+        assert_eq!(a.counters().dropped(crate::DropReason::Unsolicited), 1);
     }
 
     #[test]
@@ -658,11 +629,9 @@ mod tests {
         let mut a = Node::new(config, ChaCha8Rng::seed_from_u64(1), Instant::ZERO).unwrap();
         let now = Instant::from_secs(1);
         // A peer claiming a large table asks for the finest buckets: they must still fit.
-        let mut datagram = Vec::new();
         let sender = Sender { name: "teacher", addr: addr(9), incarnation: 0 };
         let body = Body::SyncDigest { root: 1, members: 5000 };
-        PacketWriter::new(&mut datagram, 1452, 2, &sender, &body).unwrap().finish();
-        a.config.secret.sign(&mut datagram);
+        let datagram = forge(&a.config.secret, "node-1", &sender, &body, &[]);
         a.handle_datagram(now, addr(9), &datagram);
         let sent = drain(&mut a);
         let buckets = sent

@@ -91,6 +91,11 @@ impl Clock {
         time
     }
 
+    /// The node's time as last observed.
+    pub(crate) fn now(self) -> Instant {
+        self.latest
+    }
+
     /// The driver's time for the node's `time` (to report deadlines in the driver's clock).
     pub(crate) fn to_driver(self, time: Instant) -> Instant {
         Instant(time.0.saturating_sub(self.offset))

@@ -29,18 +29,17 @@ use crate::node::Node;
 use crate::status::{Status, StatusFilter};
 
 /// The cluster's metadata as one map: this node's own metadata, and every other available
-/// member's metadata organised by key.
+/// member's metadata, by member and by key.
 ///
 /// Built from a consistent copy of the membership table, so it never changes under you:
 /// take a new one (from [`Node::cluster_metadata`] or a driver's snapshot) to see changes.
+/// Taking one copies no metadata: each member's map is a shared buffer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterMetadata {
     local_name: String,
     local: Metadata,
-    /// Key to member name to value.
-    remote: BTreeMap<String, BTreeMap<SmolStr, Bytes>>,
     /// The remote members in the view (available, metadata known), even those with none.
-    members: BTreeSet<SmolStr>,
+    remote: BTreeMap<SmolStr, Metadata>,
 }
 
 impl ClusterMetadata {
@@ -57,14 +56,8 @@ impl ClusterMetadata {
                 continue;
             }
             // Only members still taking part, with metadata we know: the lease rule.
-            let Some(metadata) = member.metadata().filter(|_| member.status().is_available())
-            else {
-                continue;
-            };
-            view.members.insert(member.name_shared().clone());
-            for (key, value) in metadata.iter() {
-                let by_member = view.remote.entry(key.to_string()).or_default();
-                by_member.insert(member.name_shared().clone(), value.clone());
+            if let Some(metadata) = member.metadata().filter(|_| member.status().is_available()) {
+                view.remote.insert(member.name_shared().clone(), metadata.clone());
             }
         }
         view
@@ -81,41 +74,45 @@ impl ClusterMetadata {
         &self.local
     }
 
-    /// Remote metadata organised by key: key to member name to value (pymap's `remote`).
-    pub fn remote(&self) -> &BTreeMap<String, BTreeMap<SmolStr, Bytes>> {
+    /// The remote members in the view with their metadata, in name order.
+    pub fn remote(&self) -> &BTreeMap<SmolStr, Metadata> {
         &self.remote
     }
 
-    /// The remote members holding `key`, with their values, in name order.
-    pub fn remote_values(&self, key: &str) -> impl Iterator<Item = (&str, &Bytes)> + '_ {
-        self.remote.get(key).into_iter().flatten().map(|(name, value)| (&**name, value))
+    /// The remote members holding `key`, with their values, in name order (pymap's
+    /// `remote[key]`).
+    pub fn remote_values<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Iterator<Item = (&'a str, Bytes)> + 'a {
+        self.remote.iter().filter_map(move |(name, metadata)| Some((&**name, metadata.get(key)?)))
     }
 
     /// Every known value of `key`, local and remote, each once.
-    pub fn get_all(&self, key: &str) -> BTreeSet<&Bytes> {
-        let remote = self.remote.get(key).into_iter().flat_map(|by_member| by_member.values());
+    pub fn get_all(&self, key: &str) -> BTreeSet<Bytes> {
+        let remote = self.remote_values(key).map(|(_, value)| value);
         self.local.get(key).into_iter().chain(remote).collect()
     }
 
     /// The value of `key` at the remote member `name`, if it is in the view.
-    pub fn get(&self, name: &str, key: &str) -> Option<&Bytes> {
-        self.remote.get(key).and_then(|by_member| by_member.get(name))
+    pub fn get(&self, name: &str, key: &str) -> Option<Bytes> {
+        self.remote.get(name).and_then(|metadata| metadata.get(key))
     }
 
     /// The remote members in the view (available, metadata known), in name order.
     pub fn members(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.members.iter().map(|name| &**name)
+        self.remote.keys().map(|name| &**name)
     }
 
     /// Whether the remote member `name` is in the view.
     pub fn contains(&self, name: &str) -> bool {
-        self.members.contains(name)
+        self.remote.contains_key(name)
     }
 
     /// Every key known, local and remote, each once, in order.
     pub fn keys(&self) -> BTreeSet<&str> {
-        let local = self.local.iter().map(|(key, _)| key);
-        local.chain(self.remote.keys().map(String::as_str)).collect()
+        let remote = self.remote.values().flat_map(|metadata| metadata.keys());
+        self.local.keys().chain(remote).collect()
     }
 }
 
@@ -233,7 +230,7 @@ impl Watch {
         let Some(key) = &self.filter.key else {
             return selected;
         };
-        let value = member.and_then(|m| m.metadata()).and_then(|m| m.get(key)).cloned();
+        let value = member.and_then(|m| m.metadata()).and_then(|m| m.get(key));
         let previous = match &value {
             Some(value) if !matches!(event, Event::MemberReaped { .. }) => {
                 let name = member.map_or_else(|| SmolStr::new(name), |m| m.name_shared().clone());
@@ -266,7 +263,8 @@ pub struct MemberStatus {
     pub meta_version: u64,
     /// Number of metadata entries, `None` while the metadata is unknown.
     pub metadata_entries: Option<usize>,
-    /// Bytes of metadata keys and values, `None` while the metadata is unknown.
+    /// Bytes of the encoded metadata (what `max_metadata_size` limits), `None` while the
+    /// metadata is unknown.
     pub metadata_bytes: Option<usize>,
     /// Microseconds since the node started when its status last changed.
     pub status_changed_at_us: u64,
@@ -283,7 +281,7 @@ impl MemberStatus {
             incarnation: member.incarnation(),
             meta_version: member.meta_version(),
             metadata_entries: metadata.map(Metadata::len),
-            metadata_bytes: metadata.map(Metadata::payload_len),
+            metadata_bytes: metadata.map(Metadata::encoded_len),
             status_changed_at_us: member.status_changed_at().as_micros(),
         }
     }
@@ -484,10 +482,10 @@ mod tests {
         assert_eq!(view.local_name(), "b");
         assert_eq!(view.local().get("role").unwrap(), "cache");
         assert_eq!(view.members().collect::<Vec<_>>(), ["a", "c"]);
-        let roles: Vec<(&str, &Bytes)> = view.remote_values("role").collect();
-        assert_eq!(roles, [("a", &Bytes::from("db")), ("c", &Bytes::from("db"))]);
+        let roles: Vec<(&str, Bytes)> = view.remote_values("role").collect();
+        assert_eq!(roles, [("a", Bytes::from("db")), ("c", Bytes::from("db"))]);
         assert_eq!(view.get("a", "zone").unwrap(), "x");
-        let all: Vec<&[u8]> = view.get_all("role").into_iter().map(|b| &b[..]).collect();
+        let all: Vec<Bytes> = view.get_all("role").into_iter().collect();
         assert_eq!(all, [&b"cache"[..], b"db"]);
         assert_eq!(view.keys().into_iter().collect::<Vec<_>>(), ["role", "zone"]);
         assert!(view.get_all("missing").is_empty());
@@ -551,7 +549,8 @@ mod tests {
         assert_eq!(dump.members.len(), 3);
         let b = &dump.members[1];
         assert_eq!((b.name.as_str(), b.status, b.metadata_entries), ("b", "online", Some(1)));
-        assert_eq!(b.metadata_bytes, Some("role".len() + "cache".len()));
+        // The count, then the key and the value, each after its length.
+        assert_eq!(b.metadata_bytes, Some(1 + 1 + "role".len() + 1 + "cache".len()));
         assert!(dump.counters.totals.datagrams_in > 0 && dump.counters.totals.bytes_out > 0);
         assert_eq!(dump.counters.dropped.len(), DropReason::ALL.len());
     }

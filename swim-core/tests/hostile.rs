@@ -5,18 +5,10 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
 use rand_core::{Rng, SeedableRng};
-use support::{Cluster, addr, config};
-use swim_core::wire::{Body, PacketWriter, Record, Sender};
-use swim_core::{Counters, DropReason, Instant, Status, TAG_LEN};
-
-fn sign(secret: &[u8], signed_part: &mut Vec<u8>) {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(signed_part);
-    let tag = mac.finalize().into_bytes();
-    signed_part.extend_from_slice(&tag[..TAG_LEN]);
-}
+use support::{Cluster, addr, config, forge, name, nonce};
+use swim_core::wire::{Body, Record, Sender};
+use swim_core::{Counters, DropReason, Instant, Status};
 
 #[test]
 fn a_million_forged_datagrams_change_nothing() {
@@ -32,9 +24,10 @@ fn a_million_forged_datagrams_change_nothing() {
         // Random lengths and bytes, and now and then a well-formed header, all without a key.
         let len = 1 + (rng.next_u32() as usize % datagram.len());
         rng.fill_bytes(&mut datagram[..len]);
-        if i % 4 == 0 && len > 2 {
-            datagram[0] = 1;
+        if i % 4 == 0 && len > 3 {
+            datagram[0] = 2;
             datagram[1] = 0;
+            datagram[2] &= 3;
         }
         node.handle_datagram(now, addr(1), &datagram[..len]);
     }
@@ -62,24 +55,22 @@ fn a_peer_inventing_thousands_of_members_cannot_grow_the_table_past_max_members(
     let liar: SocketAddr = addr(1);
     let sender = Sender { name: "127.0.0.1:7001", addr: liar, incarnation: 0 };
     let names: Vec<String> = (0..5000).map(|i| format!("invented-{i}")).collect();
-    for chunk in names.chunks(40) {
-        let mut out = Vec::new();
-        let mut writer = PacketWriter::new(&mut out, 1452, 0, &sender, &Body::Gossip).unwrap();
-        for name in chunk {
-            let record = Record {
+    for (k, chunk) in names.chunks(40).enumerate() {
+        let records: Vec<Record<'_>> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, name)| Record {
                 name,
-                addr: "10.1.1.1:1".parse().unwrap(),
+                addr: SocketAddr::from(([10, 1, k as u8, j as u8 + 1], 1)),
                 incarnation: 0,
                 status: Status::Online,
                 meta_version: 0,
                 metadata: None,
                 accuser: None,
-            };
-            writer.push(&record);
-        }
-        writer.finish();
-        sign(b"test secret", &mut out);
+            })
+            .collect();
         let now = cluster.now;
+        let out = forge(&name(0), sender, nonce(now, k as u64), &Body::Gossip, &records);
         cluster.nodes[0].handle_datagram(now, liar, &out);
     }
     let node = &cluster.nodes[0];

@@ -41,7 +41,7 @@ fn the_metadata_view_follows_the_cluster() {
     let view = nodes[0].cluster_metadata();
     assert_eq!(view.local().get("role").unwrap(), "db");
     assert_eq!(view.remote_values("role").map(|(n, _)| n).collect::<Vec<_>>(), ["b", "c"]);
-    let all: Vec<&[u8]> = view.get_all("role").into_iter().map(|v| &v[..]).collect();
+    let all: Vec<swim_core::Bytes> = view.get_all("role").into_iter().collect();
     assert_eq!(all, [&b"cache"[..], b"db"]);
     // c fails: its keys leave the view, like keys bound to an expired lease.
     drop(nodes.pop());

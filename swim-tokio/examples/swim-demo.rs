@@ -269,7 +269,7 @@ async fn run_local(args: LocalArgs) -> Result<(), String> {
             };
             let view = local.nodes[*observer].as_ref().map(Handle::snapshot);
             let view = view.as_ref().and_then(|v| v.member(name));
-            let token = view.and_then(|m| m.metadata().and_then(|md| md.get("token")).cloned());
+            let token = view.and_then(|m| m.metadata().and_then(|md| md.get("token")));
             if **name == *source && token.is_some_and(|t| t == token_value.as_bytes()) {
                 arrived_at.insert(*observer);
                 let observer = &local.names[*observer];
@@ -458,7 +458,7 @@ impl Report {
         let metadata: Vec<(String, String)> = view
             .member(member)
             .and_then(|m| m.metadata().cloned())
-            .map(|md| md.iter().map(|(k, v)| (k.to_owned(), text(v))).collect())
+            .map(|md| md.iter().map(|(k, v)| (k.to_owned(), text(&v))).collect())
             .unwrap_or_default();
         let key = (me.name().to_owned(), member.to_string());
         let line = format!("{status} {incarnation} {metadata:?}");

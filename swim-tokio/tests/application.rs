@@ -52,7 +52,7 @@ async fn the_metadata_view_follows_the_cluster() {
     drop(nodes.pop());
     let gone = |v: &Snapshot| !v.cluster_metadata().contains("c");
     let view = nodes[0].wait_for(gone, WAIT).await.unwrap().cluster_metadata();
-    let all: Vec<&[u8]> = view.get_all("role").into_iter().map(|v| &v[..]).collect();
+    let all: Vec<swim_core::Bytes> = view.get_all("role").into_iter().collect();
     assert_eq!(all, [&b"cache"[..], b"db"]);
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use swim_core::wire::{Body, Packet};
-use swim_core::{Instant, NONCE_LEN, Node, TAG_LEN};
+use swim_core::wire::{Body, Header, Packet};
+use swim_core::{Instant, Keyring, NONCE_LEN, Node, TAG_LEN};
 
 use crate::protocol::{Timing, addr};
 use crate::swim_impl::Swim;
@@ -150,11 +150,19 @@ impl Pair {
     }
 }
 
-/// A fresh copy of `datagram` with its nonce replaced and the tag recomputed by `sign`:
+/// `datagram` (a plain one, sealed for `receiver`) with its nonce replaced and sealed again:
 /// lets a benchmark replay "the same" ping without tripping replay protection.
-pub fn renonce(datagram: &mut [u8], nonce: u64, sign: impl FnOnce(&[u8]) -> [u8; TAG_LEN]) {
-    let split = datagram.len() - TAG_LEN;
-    datagram[2..2 + NONCE_LEN].copy_from_slice(&nonce.to_be_bytes());
-    let tag = sign(&datagram[..split]);
-    datagram[split..].copy_from_slice(&tag);
+pub fn renonce(datagram: &mut Vec<u8>, nonce: u64, keyring: &Keyring, receiver: &str) {
+    let Ok(header) = Header::parse(datagram) else { return };
+    let at = header.len() - NONCE_LEN;
+    datagram.truncate(datagram.len() - TAG_LEN);
+    datagram[at..at + NONCE_LEN].copy_from_slice(&nonce.to_be_bytes());
+    *datagram = keyring.seal_packet(core::mem::take(datagram), "", receiver);
+}
+
+/// A sequenced nonce for a pair member's datagram at `now`, `count` into its millisecond
+/// (past what the node itself uses there).
+pub fn nonce_at(now: Instant, count: u64) -> u64 {
+    let wall_ms = EPOCH_MS + now.as_micros() / 1000;
+    swim_core::SEQUENCED | ((wall_ms << 20) + (1 << 19) + count)
 }

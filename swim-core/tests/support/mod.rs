@@ -9,8 +9,41 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use swim_core::wire::Packet;
+use swim_core::wire::{Body, Flags, Header, Packet, PacketWriter, Record, Sender, Version};
 use swim_core::{Config, Event, Instant, Keyring, Node, Status, TAG_LEN};
+
+/// The tests' shared secret.
+pub const SECRET: &str = "test secret";
+
+/// A packet (header and payload) sealed as a holder of the tests' key would seal it for the
+/// member named `receiver` (empty: for an address).
+pub fn seal(receiver: &str, packet: Vec<u8>) -> Vec<u8> {
+    Keyring::new(SECRET).seal_packet(packet, "", receiver)
+}
+
+/// A sequenced nonce a live member could use at `now`, high in its millisecond so that it
+/// is new to every receiver.
+pub fn nonce(now: Instant, count: u64) -> u64 {
+    let wall_ms = EPOCH_MS + now.as_micros() / 1000;
+    swim_core::SEQUENCED | ((wall_ms << 20) + (1 << 19) + count)
+}
+
+/// A datagram as a holder of the tests' key could forge it: any sender, nonce and records,
+/// for the member named `receiver`.
+pub fn forge(
+    receiver: &str,
+    sender: Sender<'_>,
+    nonce: u64,
+    body: &Body<'_>,
+    records: &[Record<'_>],
+) -> Vec<u8> {
+    let header = Header::new(Version::V2, Flags::default(), nonce);
+    let mut writer = PacketWriter::new(Vec::new(), 1452, &header, &sender, body).unwrap();
+    for record in records {
+        assert!(writer.push(record), "the records fit one datagram");
+    }
+    seal(receiver, writer.finish())
+}
 
 /// One-way delay of every link.
 pub const LATENCY: Duration = Duration::from_millis(1);
@@ -88,7 +121,7 @@ pub fn config(i: usize) -> Config {
 
 /// Node `i`'s configuration for a process started at `now`.
 pub fn config_at(i: usize, now: Instant) -> Config {
-    let mut config = Config::new(name(i), addr(i), Keyring::new("test secret"));
+    let mut config = Config::new(name(i), addr(i), Keyring::new(SECRET));
     config.epoch_ms = EPOCH_MS + now.as_micros() / 1000;
     config
 }

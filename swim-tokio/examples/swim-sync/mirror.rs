@@ -213,8 +213,8 @@ impl Mirror {
             for (key, value) in metadata.iter() {
                 if let Err(refused) = check("metadata key", key) {
                     self.refuse(refused);
-                } else if old.and_then(|m| m.get(key)) != Some(value) {
-                    write_atomic(&folder, key, value)?;
+                } else if old.and_then(|m| m.get(key)).as_ref() != Some(&value) {
+                    write_atomic(&folder, key, &value)?;
                 }
             }
             for (key, _) in old.into_iter().flat_map(Metadata::iter) {
@@ -307,7 +307,7 @@ pub(crate) async fn reload(node: &Handle, mirror: &mut Mirror) -> Result<usize, 
     let current = node.cluster_metadata().local().clone();
     let mut changed = 0;
     for (key, value) in &files {
-        if current.get(key) != Some(value) {
+        if current.get(key).as_ref() != Some(value) {
             node.set_metadata(key.clone(), value.clone()).await.map_err(|e| e.to_string())?;
             changed += 1;
         }

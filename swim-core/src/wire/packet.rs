@@ -1,0 +1,220 @@
+//! Packets: the header every datagram starts with, and a whole decoded or written packet.
+
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use super::body::{Body, MessageType};
+use super::codec::{Reader, put_addr, put_name, put_varint};
+use super::record::{Record, Records};
+use super::{DecodeError, LEGACY_MINOR, VERSION_MINOR};
+use crate::auth::TAG_LEN;
+
+/// A wire format version: the major version byte every datagram starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// Version 1 (minor 1): what earlier releases speak; no receiver binding, no label, no
+    /// encryption. Spoken and accepted only during a rolling upgrade
+    /// ([`LegacyWire`](crate::LegacyWire)).
+    V1 = 1,
+    /// Version 2: every datagram bound to its receiver and to the cluster label, sequence
+    /// numbers derived from time, optional encryption.
+    V2 = 2,
+}
+
+impl Version {
+    /// Bytes of this version's header.
+    pub const fn header_len(self) -> usize {
+        match self {
+            Version::V1 => 2 + 8,
+            Version::V2 => 3 + 8,
+        }
+    }
+}
+
+/// The flags byte of a version-2 header. Bits beyond those defined must be clear.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    /// Sent to an address whose member name the sender does not know (a seed): bound to
+    /// no receiver, and so accepted only as the first step of a join (a SyncDigest).
+    pub const TO_ADDRESS: u8 = 1;
+    /// The payload is encrypted (AES-256-GCM-SIV) instead of only authenticated.
+    pub const ENCRYPTED: u8 = 2;
+    const KNOWN: u8 = Self::TO_ADDRESS | Self::ENCRYPTED;
+
+    /// Whether `flag` is set.
+    pub fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+}
+
+/// What precedes the payload: version, flags and the nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The major version.
+    pub version: Version,
+    /// The sender's minor version.
+    pub minor: u8,
+    /// Version 2's flags (none in version 1).
+    pub flags: Flags,
+    /// A sequence number if [`SEQUENCED`](crate::SEQUENCED) is set, random salt otherwise.
+    pub nonce: u64,
+}
+
+impl Header {
+    /// A header of this release's minor version of `version`.
+    pub fn new(version: Version, flags: Flags, nonce: u64) -> Self {
+        let minor = match version {
+            Version::V1 => LEGACY_MINOR,
+            Version::V2 => VERSION_MINOR,
+        };
+        Header { version, minor, flags, nonce }
+    }
+
+    /// Reads the header at the start of `datagram`.
+    pub fn parse(datagram: &[u8]) -> Result<Header, DecodeError> {
+        let mut r = Reader::new(datagram);
+        let (version, minor) = match r.u8()? {
+            1 => (Version::V1, r.u8()?),
+            2 => (Version::V2, r.u8()?),
+            other => return Err(DecodeError::UnsupportedVersion(other)),
+        };
+        let flags = if version == Version::V2 { Flags(r.u8()?) } else { Flags::default() };
+        if flags.0 & !Flags::KNOWN != 0 {
+            return Err(DecodeError::InvalidField("flags"));
+        }
+        Ok(Header { version, minor, flags, nonce: r.u64()? })
+    }
+
+    /// Bytes of this header.
+    pub fn len(&self) -> usize {
+        self.version.header_len()
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(self.version as u8);
+        out.push(self.minor);
+        if self.version == Version::V2 {
+            out.push(self.flags.0);
+        }
+        out.extend_from_slice(&self.nonce.to_be_bytes());
+    }
+}
+
+/// Who sent a packet, as it describes itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sender<'a> {
+    /// The sender's member name.
+    pub name: &'a str,
+    /// The address the sender advertises: where answers go.
+    pub addr: SocketAddr,
+    /// The sender's current incarnation.
+    pub incarnation: u64,
+}
+
+/// A decoded packet: borrowed views into a payload that has been fully validated.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<'a> {
+    /// Version, flags and nonce.
+    pub header: Header,
+    /// The sender.
+    pub sender: Sender<'a>,
+    /// The message.
+    pub body: Body<'a>,
+    /// Membership facts piggybacked on the message.
+    pub records: Records<'a>,
+}
+
+impl<'a> Packet<'a> {
+    /// Decodes an authenticated (and, if it was, decrypted) datagram without its tag:
+    /// header, then payload.
+    pub fn decode(opened: &'a [u8]) -> Result<Packet<'a>, DecodeError> {
+        let header = Header::parse(opened)?;
+        let mut r = Reader::new(opened);
+        r.bytes(header.len())?;
+        let kind = MessageType::from_wire(r.u8()?)?;
+        let sender = Sender { name: r.name()?, addr: r.addr()?, incarnation: r.varint()? };
+        if sender.name.is_empty() {
+            // Every member has a name: an empty one would enter tables and gossip.
+            return Err(DecodeError::InvalidField("sender name"));
+        }
+        let body = Body::decode(kind, &mut r, header.version)?;
+        let records = Records::decode(&mut r)?;
+        if !r.is_empty() {
+            return Err(DecodeError::TrailingBytes(r.remaining()));
+        }
+        Ok(Packet { header, sender, body, records })
+    }
+}
+
+/// Builds one packet: header and body first, then as many records as fit. Sealing (the
+/// tag, and encryption) is the keyring's.
+#[derive(Debug)]
+pub struct PacketWriter {
+    out: Vec<u8>,
+    limit: usize,
+    count_at: usize,
+    count: u16,
+}
+
+impl PacketWriter {
+    /// Starts a packet in `out` (cleared first) that will not exceed `max_datagram` bytes
+    /// once sealed. Gives the buffer back if even the bare message does not fit.
+    pub fn new(
+        mut out: Vec<u8>,
+        max_datagram: usize,
+        header: &Header,
+        sender: &Sender<'_>,
+        body: &Body<'_>,
+    ) -> Result<Self, Vec<u8>> {
+        out.clear();
+        header.write(&mut out);
+        out.push(body.message_type() as u8);
+        put_name(&mut out, sender.name);
+        put_addr(&mut out, &sender.addr);
+        put_varint(&mut out, sender.incarnation);
+        if body.encode(&mut out, header.version).is_none() {
+            return Err(out);
+        }
+        let count_at = out.len();
+        out.extend_from_slice(&0u16.to_be_bytes());
+        match max_datagram.checked_sub(TAG_LEN) {
+            Some(limit) if out.len() <= limit => {
+                Ok(PacketWriter { out, limit, count_at, count: 0 })
+            }
+            _ => Err(out),
+        }
+    }
+
+    /// Bytes still free for records.
+    pub fn remaining(&self) -> usize {
+        self.limit - self.out.len()
+    }
+
+    /// Number of records added.
+    pub fn records(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// Appends `record` if it fits; returns whether it did.
+    pub fn push(&mut self, record: &Record<'_>) -> bool {
+        if record.encoded_len() > self.remaining() || self.count == u16::MAX {
+            return false;
+        }
+        record.encode(&mut self.out);
+        self.count += 1;
+        true
+    }
+
+    /// Writes the record count and hands back the packet, ready to be sealed.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.out[self.count_at..self.count_at + 2].copy_from_slice(&self.count.to_be_bytes());
+        self.out
+    }
+}
+
+/// Bytes a sealed packet with an empty body and no records takes at most.
+pub fn max_overhead(sender_name_len: usize) -> usize {
+    Version::V2.header_len() + 1 + 1 + sender_name_len + 19 + 10 + 2 + TAG_LEN
+}
