@@ -323,11 +323,6 @@ impl Config {
         check(lifeguard.confirmations <= 64, "lifeguard.confirmations", "must be at most 64")?;
         check(!self.peers.contains(&self.local_addr), "peers", "must not contain local_addr")?;
         check(
-            crate::facts::is_member_addr(self.local_addr),
-            "local_addr",
-            "must be a unicast address with a port",
-        )?;
-        check(
             self.ping_req_count <= crate::probe::MAX_HELPERS,
             "ping_req_count",
             "must be at most 8",

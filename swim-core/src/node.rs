@@ -143,6 +143,10 @@ impl<R: Rng> Node<R> {
     /// A node that has not contacted anyone yet; call [`Node::join`] to do so.
     pub fn new(config: Config, mut rng: R, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
+        // Checked here rather than by `validate`: drivers fill the address in after binding.
+        if !crate::facts::is_member_addr(config.local_addr) {
+            return Err(ConfigError::new("local_addr", "must be a unicast address with a port"));
+        }
         let name: SmolStr = SmolStr::new(config.local_name.as_str());
         let size = self_record_size(&config, &config.local_metadata, 1);
         if size > config.max_datagram() {
