@@ -183,6 +183,11 @@ impl<E: Outlet<Event>, W: Outlet<Watched>> Driven<E, W> {
         Snapshot::of(&self.node, &self.unresolved)
     }
 
+    /// Up to `count` other members matching `filter`, at random, none named in `exclude`.
+    pub fn find(&mut self, count: usize, filter: StatusFilter, exclude: &[&str]) -> Vec<Member> {
+        commands::find(&mut self.node, count, filter, exclude)
+    }
+
     /// Failed peer lookups since the node started.
     pub fn resolve_failures(&self) -> u64 {
         self.resolve_failures

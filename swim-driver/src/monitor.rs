@@ -161,8 +161,8 @@ impl Monitor {
         for warning in warnings {
             match warning {
                 Warning::Unauthenticated { count, last_from } => {
-                    let from = last_from.map(|a| a.to_string());
-                    warn!(reason = "unauthenticated", count, from, "{warning}");
+                    let from = last_from.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+                    warn!(reason = "unauthenticated", count, %from, "{warning}");
                 }
                 Warning::NotJoinedWhileUnauthenticated { .. } => {
                     warn!(reason = "unauthenticated", "{warning}")

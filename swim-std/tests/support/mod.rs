@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use swim_core::Keyring;
-use swim_std::ClusterConfig;
+use swim_driver::ClusterConfig;
 
 /// A member named `name` on an ephemeral 127.0.0.1 port, with timers about 4x the defaults'
 /// speed so failures are detected in about a second.

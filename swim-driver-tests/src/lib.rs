@@ -1,0 +1,4 @@
+//! Nothing here: the suite is in `tests/`, one body per behaviour run against swim-std and
+//! swim-tokio (`tests/common/mod.rs` puts both drivers behind one blocking interface).
+
+#![forbid(unsafe_code)]
