@@ -40,7 +40,9 @@ fn a_wrong_secret_is_logged<D: Driver>() {
     let ours = format!("node={}", a.local_addr());
     let line = |logs: &[u8]| {
         (String::from_utf8_lossy(logs).lines())
-            .find(|l| l.contains("WARN") && l.contains("failed authentication") && l.contains(&ours))
+            .find(|l| {
+                l.contains("WARN") && l.contains("failed authentication") && l.contains(&ours)
+            })
             .map(str::to_owned)
     };
     let deadline = std::time::Instant::now() + WAIT;

@@ -45,7 +45,8 @@ impl HostPort {
         }
         // A name made only of digits and dots is an IPv4 address: no DNS name has an
         // all-numeric top-level label, so asking a resolver would only delay the error.
-        if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') && host.parse::<Ipv4Addr>().is_err()
+        if host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && host.parse::<Ipv4Addr>().is_err()
         {
             return Err(invalid("not a valid IPv4 address"));
         }

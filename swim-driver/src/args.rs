@@ -188,8 +188,11 @@ impl ClusterArgs {
 
 /// The file's contents without a trailing newline (`echo` adds one).
 fn read_trimmed(option: &'static str, path: &Path) -> Result<String, ArgsError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ArgsError::ReadFile { option, path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ArgsError::ReadFile {
+        option,
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 

@@ -35,10 +35,30 @@ impl Drop for TempFile {
 #[test]
 fn flags_make_a_configuration() {
     let args = parse(&[
-        "--name", "127.0.0.1:2001", "--peer", "127.0.0.1:2002", "--peer", "db.local:2003",
-        "--secret", "new", "--secret", "old", "--metadata", "role", "cache",
-        "--metadata", "zone", "eu", "--advertise", "10.0.0.1:2001", "--ping-interval", "0.5",
-        "--suspect-timeout", "2", "--resolve-interval", "0",
+        "--name",
+        "127.0.0.1:2001",
+        "--peer",
+        "127.0.0.1:2002",
+        "--peer",
+        "db.local:2003",
+        "--secret",
+        "new",
+        "--secret",
+        "old",
+        "--metadata",
+        "role",
+        "cache",
+        "--metadata",
+        "zone",
+        "eu",
+        "--advertise",
+        "10.0.0.1:2001",
+        "--ping-interval",
+        "0.5",
+        "--suspect-timeout",
+        "2",
+        "--resolve-interval",
+        "0",
     ])
     .unwrap();
     let config = args.config().unwrap();
@@ -71,8 +91,14 @@ fn files_hold_the_name_peers_and_secrets() {
     let peers = TempFile::new("peers", "127.0.0.1:2002\n127.0.0.1:2003, 127.0.0.1:2004\n");
     let secret = TempFile::new("secret", "from file\n");
     let args = parse(&[
-        "--name-file", name.0.to_str().unwrap(), "--peers-file", peers.0.to_str().unwrap(),
-        "--secret-file", secret.0.to_str().unwrap(), "--secret", "second",
+        "--name-file",
+        name.0.to_str().unwrap(),
+        "--peers-file",
+        peers.0.to_str().unwrap(),
+        "--secret-file",
+        secret.0.to_str().unwrap(),
+        "--secret",
+        "second",
     ])
     .unwrap();
     let config = args.config().unwrap();

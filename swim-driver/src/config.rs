@@ -142,8 +142,11 @@ impl ClusterConfig {
             protocol.local_name = HostPort { port: advertise.port(), ..name }.to_string();
         }
         protocol.peers.retain(|peer| *peer != advertise);
-        let mut resolution =
-            PeerResolution::new(self.resolver.clone(), [advertise, local_addr], self.resolve_interval);
+        let mut resolution = PeerResolution::new(
+            self.resolver.clone(),
+            [advertise, local_addr],
+            self.resolve_interval,
+        );
         resolution.know(protocol.peers.iter().copied());
         if let Some((_, others)) = discovered {
             resolution.know(others.iter().copied());

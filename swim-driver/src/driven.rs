@@ -38,7 +38,12 @@ pub struct Driven<E, W> {
 
 impl<E: Outlet<Event>, W: Outlet<Watched>> Driven<E, W> {
     /// Wraps a freshly bound node (created at [`Instant::ZERO`], i.e. `clock`'s origin).
-    pub fn new(node: DriverNode, clock: Clock, leave_timeout: Duration, resolved: Resolved) -> Self {
+    pub fn new(
+        node: DriverNode,
+        clock: Clock,
+        leave_timeout: Duration,
+        resolved: Resolved,
+    ) -> Self {
         Driven {
             node,
             clock,

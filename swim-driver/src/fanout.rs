@@ -137,7 +137,8 @@ mod tests {
     #[test]
     fn a_full_outlet_loses_the_newest_and_is_told_how_many() {
         let items = Arc::new(Mutex::new(Vec::new()));
-        let mut subscriber = Subscriber { outlet: Queue { items: Arc::clone(&items), room: 2 }, missed: 0 };
+        let mut subscriber =
+            Subscriber { outlet: Queue { items: Arc::clone(&items), room: 2 }, missed: 0 };
         for i in 0..5 {
             assert!(subscriber.deliver(|| i));
         }

@@ -56,9 +56,8 @@ pub use snapshot::Snapshot;
 
 /// The core types a driver's users need, re-exported so one dependency line works.
 pub use swim_core::{
-    Bytes, ClusterMetadata, Config, ConfigError, Counters, DropReason, Event, Keyring,
-    Lifeguard, Member, Metadata, MetadataError, Status, StatusDump, StatusFilter, WatchFilter,
-    Watched,
+    Bytes, ClusterMetadata, Config, ConfigError, Counters, DropReason, Event, Keyring, Lifeguard,
+    Member, Metadata, MetadataError, Status, StatusDump, StatusFilter, WatchFilter, Watched,
 };
 
 /// The threaded driver's channel, and anyone else's `std::sync::mpsc` bounded channel.

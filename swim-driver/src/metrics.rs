@@ -47,19 +47,49 @@ pub(crate) struct Exporter {
 /// `(name, unit, description, value)` of every plain counter.
 fn counters(c: &Counters) -> [(&'static str, Unit, &'static str, u64); 15] {
     [
-        ("swim_datagrams_received_total", Unit::Count, "datagrams handed to the node", c.datagrams_in),
+        (
+            "swim_datagrams_received_total",
+            Unit::Count,
+            "datagrams handed to the node",
+            c.datagrams_in,
+        ),
         ("swim_received_bytes_total", Unit::Bytes, "bytes of those datagrams", c.bytes_in),
-        ("swim_datagrams_sent_total", Unit::Count, "datagrams produced by the node", c.datagrams_out),
+        (
+            "swim_datagrams_sent_total",
+            Unit::Count,
+            "datagrams produced by the node",
+            c.datagrams_out,
+        ),
         ("swim_sent_bytes_total", Unit::Bytes, "bytes of those datagrams", c.bytes_out),
         ("swim_probes_total", Unit::Count, "direct probes started", c.probes),
         ("swim_ping_reqs_total", Unit::Count, "indirect probes asked for", c.ping_reqs),
         ("swim_suspicions_total", Unit::Count, "probes that failed", c.suspicions),
         ("swim_refutations_total", Unit::Count, "accusations refuted", c.refutations),
         ("swim_syncs_total", Unit::Count, "anti-entropy digests sent", c.syncs),
-        ("swim_updates_applied_total", Unit::Count, "membership facts that were news", c.updates_applied),
-        ("swim_members_refused_total", Unit::Count, "new members refused: table full", c.members_refused),
-        ("swim_metadata_refused_total", Unit::Count, "remote metadata over the limit", c.metadata_refused),
-        ("swim_lifeguard_confirmations_total", Unit::Count, "suspicion confirmations", c.confirmations),
+        (
+            "swim_updates_applied_total",
+            Unit::Count,
+            "membership facts that were news",
+            c.updates_applied,
+        ),
+        (
+            "swim_members_refused_total",
+            Unit::Count,
+            "new members refused: table full",
+            c.members_refused,
+        ),
+        (
+            "swim_metadata_refused_total",
+            Unit::Count,
+            "remote metadata over the limit",
+            c.metadata_refused,
+        ),
+        (
+            "swim_lifeguard_confirmations_total",
+            Unit::Count,
+            "suspicion confirmations",
+            c.confirmations,
+        ),
         ("swim_lifeguard_nacks_sent_total", Unit::Count, "nacks sent as a helper", c.nacks_sent),
         ("swim_lifeguard_nacks_received_total", Unit::Count, "nacks received", c.nacks_received),
     ]

@@ -66,14 +66,12 @@ impl fmt::Display for Warning {
                  check that every member uses the same secret",
                 after.as_secs()
             ),
-            Warning::TableFull { count } => write!(
-                f,
-                "member table full (max_members): {count} new members refused"
-            ),
-            Warning::MetadataOverLimit { count } => write!(
-                f,
-                "ignored {count} remote metadata updates over max_metadata_size"
-            ),
+            Warning::TableFull { count } => {
+                write!(f, "member table full (max_members): {count} new members refused")
+            }
+            Warning::MetadataOverLimit { count } => {
+                write!(f, "ignored {count} remote metadata updates over max_metadata_size")
+            }
         }
     }
 }
@@ -196,7 +194,8 @@ impl Monitor {
             ),
             Event::Joined => info!("joined the cluster"),
             Event::Suspected { accusation, incarnation } => info!(
-                accusation = accusation.as_str(), incarnation, "this node was accused; refuting"
+                accusation = accusation.as_str(),
+                incarnation, "this node was accused; refuting"
             ),
             other => debug!(event = ?other, "membership event"),
         }
@@ -235,10 +234,8 @@ mod tests {
             }
             warnings.extend(monitor.check(&ours, now).into_iter().map(|w| (tick, w)));
         }
-        let unauthenticated: Vec<_> = warnings
-            .iter()
-            .filter(|(_, w)| matches!(w, Warning::Unauthenticated { .. }))
-            .collect();
+        let unauthenticated: Vec<_> =
+            warnings.iter().filter(|(_, w)| matches!(w, Warning::Unauthenticated { .. })).collect();
         // One at once, one ten seconds later at most: rate-limited, not one per datagram.
         assert_eq!(unauthenticated.len(), 1, "{warnings:?}");
         let Warning::Unauthenticated { last_from, count } = &unauthenticated[0].1 else {
@@ -246,9 +243,9 @@ mod tests {
         };
         assert_eq!((*last_from, *count > 0), (Some(from), true));
         assert!(unauthenticated[0].1.to_string().contains("another secret"));
-        let hint = warnings.iter().find(|(_, w)| {
-            matches!(w, Warning::NotJoinedWhileUnauthenticated { .. })
-        });
+        let hint = warnings
+            .iter()
+            .find(|(_, w)| matches!(w, Warning::NotJoinedWhileUnauthenticated { .. }));
         let (tick, hint) = hint.expect("a hint about the secret");
         assert_eq!(*tick, 50, "after JOIN_HINT_AFTER");
         assert!(hint.to_string().contains("same secret"), "{hint}");

@@ -50,7 +50,11 @@ pub struct PeerResolution {
 }
 
 impl PeerResolution {
-    pub(crate) fn new(resolver: Resolver, own: [SocketAddr; 2], interval: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        resolver: Resolver,
+        own: [SocketAddr; 2],
+        interval: Option<Duration>,
+    ) -> Self {
         PeerResolution {
             resolver,
             names: Vec::new(),

@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use swim_driver::{
-    Bound, Clock, ClusterConfig, Driven, DriverNode, Error, Event, Lagged, PeerResolution,
-    Watched, lock,
+    Bound, Clock, ClusterConfig, Driven, DriverNode, Error, Event, Lagged, PeerResolution, Watched,
+    lock,
 };
 use tracing::{Span, debug, info_span, warn};
 

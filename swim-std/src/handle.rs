@@ -102,7 +102,11 @@ impl Handle {
     }
 
     /// Sets a local metadata value; it spreads from now on.
-    pub fn set_metadata(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<(), Error> {
+    pub fn set_metadata(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), Error> {
         let (key, value) = (key.into(), value.into());
         self.shared.command(|node, now| commands::set_metadata(node, now, key, value))?
     }

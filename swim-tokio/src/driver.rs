@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use swim_driver::{
-    Bound, Clock, ClusterConfig, Driven, DriverNode, Error, Event, Lagged, Offered,
-    PeerResolution, Watched, lock,
+    Bound, Clock, ClusterConfig, Driven, DriverNode, Error, Event, Lagged, Offered, PeerResolution,
+    Watched, lock,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc, watch};
@@ -150,7 +150,11 @@ impl Shared {
     }
 
     /// Waits until `done` holds for the node, at most `timeout`: whether it held.
-    pub(crate) async fn wait(&self, timeout: Duration, mut done: impl FnMut(&Node) -> bool) -> bool {
+    pub(crate) async fn wait(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&Node) -> bool,
+    ) -> bool {
         let mut changes = self.changed.subscribe();
         let waited = async {
             loop {

@@ -102,7 +102,11 @@ impl Handle {
     }
 
     /// Sets a local metadata value; it spreads from now on.
-    pub fn set_metadata(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<(), Error> {
+    pub fn set_metadata(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), Error> {
         let (key, value) = (key.into(), value.into());
         self.shared.command(|node, now| commands::set_metadata(node, now, key, value))?
     }
@@ -181,13 +185,15 @@ impl Handle {
         timeout: Duration,
     ) -> Result<Snapshot, Error> {
         let mut found = None;
-        let held = self.shared.wait(timeout, |driven| {
-            let snapshot = driven.snapshot();
-            let done = predicate(&snapshot);
-            found = done.then_some(snapshot);
-            done
-        })
-        .await;
+        let held = self
+            .shared
+            .wait(timeout, |driven| {
+                let snapshot = driven.snapshot();
+                let done = predicate(&snapshot);
+                found = done.then_some(snapshot);
+                done
+            })
+            .await;
         match (held, found) {
             (true, Some(snapshot)) => Ok(snapshot),
             _ if self.shared.lock().is_stopped() => Err(Error::Stopped),

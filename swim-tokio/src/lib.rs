@@ -77,10 +77,9 @@ pub use handle::{Cluster, Events, Handle};
 #[cfg(feature = "clap")]
 pub use swim_driver::{ArgsError, ClusterArgs, parse_seconds};
 pub use swim_driver::{
-    Bytes, ClusterConfig, ClusterMetadata, Config, ConfigError, Counters, DropReason, Error,
-    Event, HostPort, Keyring, Lagged, Lifeguard, Member, Metadata, MetadataError, Resolver,
-    Snapshot, Status, StatusDump, StatusFilter, TransientConfigError, WatchFilter, Watched,
-    Warning,
+    Bytes, ClusterConfig, ClusterMetadata, Config, ConfigError, Counters, DropReason, Error, Event,
+    HostPort, Keyring, Lagged, Lifeguard, Member, Metadata, MetadataError, Resolver, Snapshot,
+    Status, StatusDump, StatusFilter, TransientConfigError, Warning, WatchFilter, Watched,
 };
 /// The stream trait [`Events`] implements, and its combinators (`next`, `filter`, ...).
 pub use tokio_stream::{Stream, StreamExt};
