@@ -3,7 +3,7 @@
 //! names retried in the background), binding a socket and a node, snapshots of a node's
 //! view ([`Snapshot`]), event fan-out with one lag convention ([`Lagged`]), the warnings an
 //! operator needs ([`Warning`]), one error type ([`Error`]), and, behind features,
-//! [`ClusterArgs`] (`clap`) and metrics (`metrics`).
+//! `ClusterArgs` (`clap`) and metrics (`metrics`).
 //!
 //! Applications depend on a driver, which re-exports all of this; they never need to name
 //! this crate.
@@ -20,7 +20,7 @@
 //! # Features
 //!
 //! - `serde`: `serde::Serialize` for the status dump.
-//! - `clap`: [`ClusterArgs`], the node's command line and `SWIM_*` environment.
+//! - `clap`: `ClusterArgs`, the node's command line and `SWIM_*` environment.
 //! - `metrics`: the node's counters and member counts through the `metrics` facade (names
 //!   and units in the `metrics` module).
 

@@ -18,6 +18,14 @@ use tracing::{Span, debug, info_span, warn};
 type Outlet<T> = SyncSender<Result<T, Lagged>>;
 type Node = Driven<Outlet<Event>, Outlet<Watched>>;
 
+/// A started node: what handles share, and the threads to stop with the last of them.
+pub(crate) struct Started {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) thread: JoinHandle<()>,
+    /// Dropping it stops the resolver thread, if there is one.
+    pub(crate) resolver: Option<Sender<()>>,
+}
+
 /// What the driver thread and every handle share.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -36,7 +44,7 @@ impl Shared {
     pub(crate) fn start(
         bound: Bound,
         config: &ClusterConfig,
-    ) -> Result<(Arc<Shared>, JoinHandle<()>, Option<Sender<()>>), Error> {
+    ) -> Result<Started, Error> {
         let name = bound.node.local_member().name().to_owned();
         let span = info_span!("swim", node = %name);
         let shared = Arc::new(Shared {
@@ -66,7 +74,7 @@ impl Shared {
             spawned.map_err(|error| warn!(%error, "cannot start the resolver thread")).ok()?;
             Some(stop)
         });
-        Ok((shared, thread, resolver))
+        Ok(Started { shared, thread, resolver })
     }
 
     fn run(&self) {

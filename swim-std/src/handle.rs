@@ -1,7 +1,7 @@
 //! The handle applications hold: cheap to clone, every operation of the node.
 
 use std::net::SocketAddr;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use swim_driver::{
     Snapshot, StatusDump, StatusFilter, WatchFilter, Watched, commands, lock,
 };
 
-use crate::driver::Shared;
+use crate::driver::{Shared, Started};
 
 /// Starts nodes on `std::net` sockets.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ impl Cluster {
     pub fn bind(config: ClusterConfig) -> Result<Handle, Error> {
         let bound = config.bind()?;
         let local_addr = bound.local_addr;
-        let (shared, thread, resolver) = Shared::start(bound, &config)?;
+        let Started { shared, thread, resolver } = Shared::start(bound, &config)?;
         let owner = Owner {
             shared: Arc::clone(&shared),
             thread: Mutex::new(Some(thread)),
@@ -243,18 +243,12 @@ impl<T> Events<T> {
 
     /// The next item, waiting at most `timeout`; `None` if none came or the node stopped.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Result<T, Lagged>> {
-        match self.receiver.recv_timeout(timeout) {
-            Ok(item) => Some(item),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.receiver.recv_timeout(timeout).ok()
     }
 
     /// The next item if one is queued now.
     pub fn try_recv(&self) -> Option<Result<T, Lagged>> {
-        match self.receiver.try_recv() {
-            Ok(item) => Some(item),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.receiver.try_recv().ok()
     }
 
     /// Every item queued now.

@@ -33,9 +33,9 @@
 //! # Features
 //!
 //! - `serde`: `serde::Serialize` for [`StatusDump`].
-//! - `clap`: [`ClusterArgs`], the node's command line and `SWIM_*` environment.
+//! - `clap`: `ClusterArgs`, the node's command line and `SWIM_*` environment.
 //! - `metrics`: counters and member counts through the `metrics` facade (names and units
-//!   in [`swim_driver::metrics`]).
+//!   in `swim_driver::metrics`).
 
 #![forbid(unsafe_code)]
 
