@@ -99,7 +99,7 @@ fn a_metadata_change_propagates<D: Driver>() {
     let removed = nodes[1].remove_metadata("token").unwrap();
     assert_eq!(removed.as_deref(), Some(&b"e4c1"[..]));
     assert_eq!(nodes[1].remove_metadata("token").unwrap(), None);
-    let too_long = nodes[1].set_metadata(&"k".repeat(300), "v");
+    let too_long = nodes[1].set_metadata("k".repeat(300), "v");
     assert!(matches!(too_long, Err(Error::Metadata(_))), "{too_long:?}");
 }
 
@@ -156,7 +156,7 @@ fn a_slow_subscriber_is_told_it_lagged<D: Driver>() {
     let node = D::bind(config).unwrap();
     let mut events = node.subscribe();
     for i in 0..4 {
-        node.set_metadata("i", &i.to_string()).unwrap();
+        node.set_metadata("i", i.to_string()).unwrap();
     }
     // Two fit; the two that found the stream full are lost (the newest, not the oldest).
     let versions: Vec<u64> = (events.drain().into_iter())

@@ -19,12 +19,16 @@ use crate::snapshot::Snapshot;
 /// The node type the drivers run.
 pub type DriverNode = Node<ChaCha8Rng>;
 
-/// A node and what a driver keeps with it; `E` and `W` are the driver's event outlets.
-#[derive(Debug)]
-pub struct Driven<E, W> {
+/// Where events go: a driver's channel.
+pub type EventOutlet = Box<dyn Outlet<Event>>;
+/// Where watched events go: a driver's channel.
+pub type WatchOutlet = Box<dyn Outlet<Watched>>;
+
+/// A node and what a driver keeps with it.
+pub struct Driven {
     node: DriverNode,
     clock: Clock,
-    fanout: Fanout<E, W>,
+    fanout: Fanout<EventOutlet, WatchOutlet>,
     monitor: Monitor,
     leave_timeout: Duration,
     /// Set when a graceful leave starts: the driver stops then at the latest.
@@ -36,7 +40,14 @@ pub struct Driven<E, W> {
     exporter: crate::metrics::Exporter,
 }
 
-impl<E: Outlet<Event>, W: Outlet<Watched>> Driven<E, W> {
+impl std::fmt::Debug for Driven {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.node.local_member().name();
+        f.debug_struct("Driven").field("node", &name).field("stopped", &self.stopped).finish()
+    }
+}
+
+impl Driven {
     /// Wraps a freshly bound node (created at [`Instant::ZERO`], i.e. `clock`'s origin).
     pub fn new(
         node: DriverNode,
@@ -174,12 +185,12 @@ impl<E: Outlet<Event>, W: Outlet<Watched>> Driven<E, W> {
     }
 
     /// Adds a subscriber to every event from now on.
-    pub fn subscribe(&mut self, outlet: E) {
+    pub fn subscribe(&mut self, outlet: EventOutlet) {
         self.fanout.subscribe(outlet);
     }
 
     /// Adds a watch on the events `filter` selects, from the members as they are now.
-    pub fn watch(&mut self, filter: swim_core::WatchFilter, outlet: W) {
+    pub fn watch(&mut self, filter: swim_core::WatchFilter, outlet: WatchOutlet) {
         self.fanout.watch(&self.node, filter, outlet);
     }
 

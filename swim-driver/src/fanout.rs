@@ -31,8 +31,13 @@ pub trait Outlet<T>: Send {
     fn offer(&self, item: Result<T, Lagged>) -> Offered;
 }
 
+impl<T, O: Outlet<T> + ?Sized> Outlet<T> for Box<O> {
+    fn offer(&self, item: Result<T, Lagged>) -> Offered {
+        (**self).offer(item)
+    }
+}
+
 /// An outlet and the events it missed.
-#[derive(Debug)]
 struct Subscriber<O> {
     outlet: O,
     missed: u64,
@@ -66,7 +71,6 @@ impl<O> Subscriber<O> {
 }
 
 /// Every subscriber and watch of one node. `E` carries events, `W` watched events.
-#[derive(Debug)]
 pub struct Fanout<E, W> {
     subscribers: Vec<Subscriber<E>>,
     watchers: Vec<(Watch, Subscriber<W>)>,

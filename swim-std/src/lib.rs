@@ -42,7 +42,9 @@
 mod driver;
 mod handle;
 
+pub use driver::StdIo;
 pub use handle::{Cluster, Events, Handle};
+pub use swim_driver::Control;
 #[cfg(feature = "clap")]
 pub use swim_driver::{ArgsError, ClusterArgs, parse_seconds};
 pub use swim_driver::{

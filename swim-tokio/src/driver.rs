@@ -2,17 +2,16 @@
 //! next deadline, and a wake-up from the handles, which drive the node under the same lock.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use swim_driver::{
-    Bound, Clock, ClusterConfig, Driven, DriverNode, Error, Event, Lagged, Offered, PeerResolution,
-    Watched, lock,
+    Bound, Clock, ClusterConfig, Core, Driven, Error, Io, Lagged, Offered, PeerResolution, lock,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{Instrument, Span, debug, info_span, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
 /// Where the driver publishes events: one bounded channel per stream.
 #[derive(Debug)]
@@ -28,12 +27,10 @@ impl<T: Send> swim_driver::Outlet<T> for Outlet<T> {
     }
 }
 
-type Node = Driven<Outlet<Event>, Outlet<Watched>>;
-
-/// What the driver task and every handle share.
+/// The tokio driver's I/O: a non-blocking socket, a wake-up for the task, a change signal
+/// for waiters.
 #[derive(Debug)]
-pub(crate) struct Shared {
-    driven: Mutex<Node>,
+pub struct TokioIo {
     socket: UdpSocket,
     /// Datagrams the socket could not take at once (it would have blocked): the only ones
     /// copied, sent by the driver task when the socket is writable again.
@@ -42,146 +39,11 @@ pub(crate) struct Shared {
     wake: Notify,
     /// Bumped after every step, for `wait_for` and `leave`.
     changed: watch::Sender<()>,
-    span: Span,
 }
 
-impl Shared {
-    /// Spawns the driver task (and the resolver task, if names need resolving again) on
-    /// the current runtime.
-    pub(crate) fn start(
-        bound: Bound,
-        config: &ClusterConfig,
-    ) -> Result<(Arc<Shared>, Option<JoinHandle<()>>), Error> {
-        let addr = bound.local_addr;
-        let socket = (bound.socket.set_nonblocking(true))
-            .and_then(|()| UdpSocket::from_std(bound.socket))
-            .map_err(|source| Error::Bind { addr, source })?;
-        let span = info_span!("swim", node = %bound.node.local_member().name());
-        let clock = Clock::start();
-        let driven = Driven::new(bound.node, clock, config.leave_timeout, bound.resolved);
-        let shared = Arc::new(Shared {
-            driven: Mutex::new(driven),
-            socket,
-            backlog: Mutex::new(Vec::new()),
-            wake: Notify::new(),
-            changed: watch::Sender::new(()),
-            span: span.clone(),
-        });
-        tokio::spawn(Arc::clone(&shared).run().instrument(span.clone()));
-        let resolver = bound.resolution.map(|resolution| {
-            tokio::spawn(Arc::clone(&shared).resolve(resolution).instrument(span))
-        });
-        Ok((shared, resolver))
-    }
-
-    async fn run(self: Arc<Self>) {
-        let mut buffer = vec![0; 65536];
-        loop {
-            self.flush_backlog().await;
-            let Some(deadline) = self.lock().next_wake() else { break };
-            let wake_at = self.lock().clock().to_std(deadline);
-            tokio::select! {
-                received = self.socket.recv_from(&mut buffer) => match received {
-                    Ok((len, from)) => {
-                        self.lock().handle_datagram(from, &buffer[..len], |to, b| self.send(to, b));
-                    }
-                    Err(error) => warn!(%error, "receive failed"),
-                },
-                () = tokio::time::sleep_until(wake_at.into()) => {
-                    // Stopped in the meantime: the loop ends above.
-                    let _ = self.lock().step(|_, _| (), |to, b| self.send(to, b));
-                }
-                () = self.wake.notified() => {}
-            }
-            self.changed.send_replace(());
-        }
-        self.lock().stop();
-        self.changed.send_replace(());
-        debug!("driver task stopped");
-    }
-
-    /// Resolves names again when due (on a blocking thread) and joins through new
-    /// addresses, until the node stops.
-    async fn resolve(self: Arc<Self>, mut resolution: PeerResolution) {
-        while let Some(delay) = resolution.next_delay() {
-            tokio::time::sleep(delay).await;
-            let resolving = tokio::task::spawn_blocking(move || {
-                let resolved = resolution.resolve();
-                (resolution, resolved)
-            });
-            let Ok((returned, resolved)) = resolving.await else { return };
-            resolution = returned;
-            let mut driven = self.lock();
-            if driven.is_stopped() {
-                return;
-            }
-            driven.resolved(resolved, |to, b| self.send(to, b));
-            drop(driven);
-            self.wake.notify_one();
-        }
-    }
-
-    /// Runs `command` on the node and drives it; the driver task then sleeps until the new
-    /// deadline.
-    pub(crate) fn command<T>(
-        &self,
-        command: impl FnOnce(&mut DriverNode, swim_core::Instant) -> T,
-    ) -> Result<T, Error> {
-        let _span = self.span.enter();
-        let out = self.lock().step(command, |to, b| self.send(to, b));
-        self.wake.notify_one();
-        self.changed.send_replace(());
-        out
-    }
-
-    /// Starts a graceful leave; the task stops once it is announced or out of time.
-    pub(crate) fn begin_leave(&self) -> Result<(), Error> {
-        let _span = self.span.enter();
-        let out = self.lock().begin_leave(|to, b| self.send(to, b));
-        self.wake.notify_one();
-        out
-    }
-
-    /// Stops the node at once, without announcing anything.
-    pub(crate) fn abort(&self) {
-        self.lock().stop();
-        self.wake.notify_one();
-        self.changed.send_replace(());
-    }
-
-    /// Waits until `done` holds for the node, at most `timeout`: whether it held.
-    pub(crate) async fn wait(
-        &self,
-        timeout: Duration,
-        mut done: impl FnMut(&Node) -> bool,
-    ) -> bool {
-        let mut changes = self.changed.subscribe();
-        let waited = async {
-            loop {
-                changes.borrow_and_update();
-                {
-                    let driven = self.lock();
-                    if done(&driven) {
-                        return true;
-                    }
-                    if driven.is_stopped() {
-                        return false;
-                    }
-                }
-                if changes.changed().await.is_err() {
-                    return false;
-                }
-            }
-        };
-        tokio::time::timeout(timeout, waited).await.unwrap_or(false)
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Node> {
-        lock(&self.driven)
-    }
-
-    /// Sends straight from the node's buffer; only a datagram the socket cannot take now is
-    /// copied, for the driver task to send when it can.
+impl Io for TokioIo {
+    /// Sends straight from the node's buffer; only a datagram the socket cannot take now
+    /// is copied, for the driver task to send when it can.
     fn send(&self, to: SocketAddr, datagram: &[u8]) {
         match self.socket.try_send_to(datagram, to) {
             Ok(_) => {}
@@ -193,12 +55,118 @@ impl Shared {
         }
     }
 
-    async fn flush_backlog(&self) {
-        let backlog = std::mem::take(&mut *lock(&self.backlog));
-        for (to, datagram) in backlog {
-            if let Err(error) = self.socket.send_to(&datagram, to).await {
-                debug!(%error, %to, "send failed");
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn stepped(&self) {
+        self.changed.send_replace(());
+    }
+}
+
+pub(crate) type Shared = Core<TokioIo>;
+
+/// Spawns the driver task (and the resolver task, if names need resolving again) on the
+/// current runtime.
+pub(crate) fn start(
+    bound: Bound,
+    config: &ClusterConfig,
+) -> Result<(Arc<Shared>, Option<JoinHandle<()>>), Error> {
+    let addr = bound.local_addr;
+    let socket = (bound.socket.set_nonblocking(true))
+        .and_then(|()| UdpSocket::from_std(bound.socket))
+        .map_err(|source| Error::Bind { addr, source })?;
+    let span = info_span!("swim", node = %bound.node.local_member().name());
+    let driven = Driven::new(bound.node, Clock::start(), config.leave_timeout, bound.resolved);
+    let io = TokioIo {
+        socket,
+        backlog: Mutex::new(Vec::new()),
+        wake: Notify::new(),
+        changed: watch::Sender::new(()),
+    };
+    let shared = Arc::new(Core::new(driven, io, span.clone()));
+    tokio::spawn(run(Arc::clone(&shared)).instrument(span.clone()));
+    let resolver = (bound.resolution)
+        .map(|resolution| tokio::spawn(resolve(Arc::clone(&shared), resolution).instrument(span)));
+    Ok((shared, resolver))
+}
+
+async fn run(shared: Arc<Shared>) {
+    let io = shared.io();
+    let mut buffer = vec![0; 65536];
+    loop {
+        flush_backlog(io).await;
+        let wake_at = {
+            let driven = shared.lock();
+            // `None`: stopped, or a leave is announced or out of time.
+            let Some(deadline) = driven.next_wake() else { break };
+            driven.clock().to_std(deadline)
+        };
+        tokio::select! {
+            received = io.socket.recv_from(&mut buffer) => match received {
+                Ok((len, from)) => shared.handle_datagram(from, &buffer[..len]),
+                Err(error) => warn!(%error, "receive failed"),
+            },
+            () = tokio::time::sleep_until(wake_at.into()) => {
+                // Stopped in the meantime: the loop ends above.
+                let _ = shared.handle_timeout();
             }
+            () = io.wake.notified() => {}
+        }
+    }
+    shared.stop();
+    debug!("driver task stopped");
+}
+
+/// Resolves names again when due (on a blocking thread) and joins through new addresses,
+/// until the node stops.
+async fn resolve(shared: Arc<Shared>, mut resolution: PeerResolution) {
+    while let Some(delay) = resolution.next_delay() {
+        tokio::time::sleep(delay).await;
+        let resolving = tokio::task::spawn_blocking(move || {
+            let resolved = resolution.resolve();
+            (resolution, resolved)
+        });
+        let Ok((returned, resolved)) = resolving.await else { return };
+        resolution = returned;
+        if !shared.resolved(resolved) {
+            return;
+        }
+    }
+}
+
+/// Waits until `done` holds for the node, at most `timeout`: whether it held.
+pub(crate) async fn wait(
+    shared: &Shared,
+    timeout: Duration,
+    mut done: impl FnMut(&Driven) -> bool,
+) -> bool {
+    let mut changes = shared.io().changed.subscribe();
+    let waited = async {
+        loop {
+            changes.borrow_and_update();
+            {
+                let driven = shared.lock();
+                if done(&driven) {
+                    return true;
+                }
+                if driven.is_stopped() {
+                    return false;
+                }
+            }
+            if changes.changed().await.is_err() {
+                return false;
+            }
+        }
+    };
+    tokio::time::timeout(timeout, waited).await.unwrap_or(false)
+}
+
+async fn flush_backlog(io: &TokioIo) {
+    let backlog = std::mem::take(&mut *lock(&io.backlog));
+    for (to, datagram) in backlog {
+        if let Err(error) = io.socket.send_to(&datagram, to).await {
+            debug!(%error, %to, "send failed");
         }
     }
 }

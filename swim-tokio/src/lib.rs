@@ -73,7 +73,9 @@
 mod driver;
 mod handle;
 
+pub use driver::TokioIo;
 pub use handle::{Cluster, Events, Handle};
+pub use swim_driver::Control;
 #[cfg(feature = "clap")]
 pub use swim_driver::{ArgsError, ClusterArgs, parse_seconds};
 pub use swim_driver::{

@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use std::ops::Deref;
+
+use swim_driver::{Control, Io};
 use swim_std::{
-    Bytes, ClusterConfig, ClusterMetadata, Error, Event, Keyring, Lagged, Member, Metadata,
-    Snapshot, Status, StatusDump, StatusFilter, WatchFilter, Watched,
+    ClusterConfig, Error, Event, Keyring, Lagged, Member, Snapshot, Status, WatchFilter, Watched,
 };
 
 /// The longest any test waits for the cluster.
@@ -35,25 +37,14 @@ impl<T> Stream<T> {
     }
 }
 
-/// What both drivers' handles offer, with the same names and types.
-pub trait Driver: Clone + Send + 'static {
+/// What both drivers' handles offer. The shared operations come from [`Control`] (a handle
+/// dereferences to it), so only what is blocking in one driver and async in the other is
+/// listed here.
+pub trait Driver: Clone + Send + Deref<Target = Control<<Self as Driver>::Io>> + 'static {
+    type Io: Io;
     fn bind(config: ClusterConfig) -> Result<Self, Error>;
     fn local_addr(&self) -> SocketAddr;
-    fn join(&self, seeds: Vec<SocketAddr>) -> Result<(), Error>;
     fn leave(&self) -> Result<(), Error>;
-    fn abort(&self);
-    fn set_metadata(&self, key: &str, value: &str) -> Result<(), Error>;
-    fn remove_metadata(&self, key: &str) -> Result<Option<Bytes>, Error>;
-    fn replace_metadata(&self, metadata: Metadata) -> Result<(), Error>;
-    fn set_keyring(&self, keyring: Keyring) -> Result<(), Error>;
-    fn find(&self, count: usize, filter: StatusFilter, exclude: &[&str]) -> Vec<Member>;
-    fn local_member(&self) -> Member;
-    fn non_local_members(&self) -> Vec<Member>;
-    fn member(&self, name: &str) -> Option<Member>;
-    fn snapshot(&self) -> Snapshot;
-    fn cluster_metadata(&self) -> ClusterMetadata;
-    fn status_dump(&self) -> StatusDump;
-    fn is_ready(&self) -> bool;
     fn wait_ready(&self, timeout: Duration) -> Result<(), Error>;
     fn wait_for(
         &self,
@@ -65,73 +56,32 @@ pub trait Driver: Clone + Send + 'static {
 }
 
 impl Driver for swim_std::Handle {
+    type Io = swim_std::StdIo;
     fn bind(config: ClusterConfig) -> Result<Self, Error> {
         swim_std::Cluster::bind(config)
     }
     fn local_addr(&self) -> SocketAddr {
-        self.local_addr()
-    }
-    fn join(&self, seeds: Vec<SocketAddr>) -> Result<(), Error> {
-        self.join(seeds)
+        swim_std::Handle::local_addr(self)
     }
     fn leave(&self) -> Result<(), Error> {
-        self.leave()
-    }
-    fn abort(&self) {
-        self.abort()
-    }
-    fn set_metadata(&self, key: &str, value: &str) -> Result<(), Error> {
-        self.set_metadata(key, value.to_owned())
-    }
-    fn remove_metadata(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        self.remove_metadata(key)
-    }
-    fn replace_metadata(&self, metadata: Metadata) -> Result<(), Error> {
-        self.replace_metadata(metadata)
-    }
-    fn set_keyring(&self, keyring: Keyring) -> Result<(), Error> {
-        self.set_keyring(keyring)
-    }
-    fn find(&self, count: usize, filter: StatusFilter, exclude: &[&str]) -> Vec<Member> {
-        self.find(count, filter, exclude)
-    }
-    fn local_member(&self) -> Member {
-        self.local_member()
-    }
-    fn non_local_members(&self) -> Vec<Member> {
-        self.non_local_members()
-    }
-    fn member(&self, name: &str) -> Option<Member> {
-        self.member(name)
-    }
-    fn snapshot(&self) -> Snapshot {
-        self.snapshot()
-    }
-    fn cluster_metadata(&self) -> ClusterMetadata {
-        self.cluster_metadata()
-    }
-    fn status_dump(&self) -> StatusDump {
-        self.status_dump()
-    }
-    fn is_ready(&self) -> bool {
-        self.is_ready()
+        swim_std::Handle::leave(self)
     }
     fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
-        self.wait_ready(timeout)
+        swim_std::Handle::wait_ready(self, timeout)
     }
     fn wait_for(
         &self,
         predicate: impl FnMut(&Snapshot) -> bool + Send,
         timeout: Duration,
     ) -> Result<Snapshot, Error> {
-        self.wait_for(predicate, timeout)
+        swim_std::Handle::wait_for(self, predicate, timeout)
     }
     fn subscribe(&self) -> Stream<Event> {
-        let events = self.subscribe();
+        let events = swim_std::Handle::subscribe(self);
         Stream(Box::new(move |timeout| events.recv_timeout(timeout)))
     }
     fn watch(&self, filter: WatchFilter) -> Stream<Watched> {
-        let events = self.watch(filter);
+        let events = swim_std::Handle::watch(self, filter);
         Stream(Box::new(move |timeout| events.recv_timeout(timeout)))
     }
 }
@@ -148,57 +98,23 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 #[derive(Clone)]
 pub struct Tokio(pub swim_tokio::Handle);
 
+impl Deref for Tokio {
+    type Target = Control<swim_tokio::TokioIo>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
 impl Driver for Tokio {
+    type Io = swim_tokio::TokioIo;
     fn bind(config: ClusterConfig) -> Result<Self, Error> {
         runtime().block_on(swim_tokio::Cluster::bind(config)).map(Tokio)
     }
     fn local_addr(&self) -> SocketAddr {
         self.0.local_addr()
     }
-    fn join(&self, seeds: Vec<SocketAddr>) -> Result<(), Error> {
-        self.0.join(seeds)
-    }
     fn leave(&self) -> Result<(), Error> {
         runtime().block_on(self.0.leave())
-    }
-    fn abort(&self) {
-        self.0.abort()
-    }
-    fn set_metadata(&self, key: &str, value: &str) -> Result<(), Error> {
-        self.0.set_metadata(key, value.to_owned())
-    }
-    fn remove_metadata(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        self.0.remove_metadata(key)
-    }
-    fn replace_metadata(&self, metadata: Metadata) -> Result<(), Error> {
-        self.0.replace_metadata(metadata)
-    }
-    fn set_keyring(&self, keyring: Keyring) -> Result<(), Error> {
-        self.0.set_keyring(keyring)
-    }
-    fn find(&self, count: usize, filter: StatusFilter, exclude: &[&str]) -> Vec<Member> {
-        self.0.find(count, filter, exclude)
-    }
-    fn local_member(&self) -> Member {
-        self.0.local_member()
-    }
-    fn non_local_members(&self) -> Vec<Member> {
-        self.0.non_local_members()
-    }
-    fn member(&self, name: &str) -> Option<Member> {
-        self.0.member(name)
-    }
-    fn snapshot(&self) -> Snapshot {
-        self.0.snapshot()
-    }
-    fn cluster_metadata(&self) -> ClusterMetadata {
-        self.0.cluster_metadata()
-    }
-    fn status_dump(&self) -> StatusDump {
-        self.0.status_dump()
-    }
-    fn is_ready(&self) -> bool {
-        self.0.is_ready()
     }
     fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
         runtime().block_on(self.0.wait_ready(timeout))

@@ -138,7 +138,8 @@ impl Local {
         node.leave().await.map_err(|e| e.to_string())?;
         self.report
             .say(&format!("{name} left gracefully (announced in {})", readable(started.elapsed())));
-        let left = self.phase(false, |local, _| local.all_see(std::slice::from_ref(&name), Status::Left));
+        let left =
+            self.phase(false, |local, _| local.all_see(std::slice::from_ref(&name), Status::Left));
         let left = left.await.ok_or_else(|| format!("{name} not seen as left in 30 s"))?;
         times.leave = Some(left - started);
         self.report
