@@ -45,7 +45,7 @@ impl Cluster {
 /// **Dropping the last clone leaves gracefully**: the drop announces the departure and
 /// blocks until it is sent, at most `leave_timeout` (3 s by default; immediate when no
 /// other member is available). [`Handle::leave`] does the same and says whether the
-/// announcement finished; [`Handle::abort`] stops at once without one, as a crash would.
+/// announcement finished; [`Control::abort`] stops at once without one, as a crash would.
 /// After any of them every operation returns [`Error::Stopped`] and every stream ends.
 #[derive(Clone, Debug)]
 pub struct Handle {

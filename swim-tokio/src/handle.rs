@@ -46,7 +46,7 @@ impl Cluster {
 /// and returns; the driver task sends it and stops within `leave_timeout` (3 s by default;
 /// at once when no other member is available), as long as the runtime keeps running.
 /// [`Handle::leave`] does the same, waits for it and says whether it finished;
-/// [`Handle::abort`] stops at once without an announcement, as a crash would.
+/// [`Control::abort`] stops at once without an announcement, as a crash would.
 /// After any of them every operation returns [`Error::Stopped`] and every stream ends.
 #[derive(Clone, Debug)]
 pub struct Handle {
