@@ -17,8 +17,17 @@ fn demo() -> Command {
     command
 }
 
+/// Runs swim-demo to its end; a run still going after 10 s fails the test (a refused flag
+/// must end the program at once, not start a node).
 fn run(args: &[&str]) -> Output {
-    demo().args(args).output().unwrap()
+    let child = demo().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut running = Running(Some(child));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.child().try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "swim-demo {args:?} is still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.0.take().unwrap().wait_with_output().unwrap()
 }
 
 #[test]
@@ -33,12 +42,20 @@ fn negative_and_nan_intervals_are_refused() {
 }
 
 /// Kills the child when dropped, so a failed assertion leaves nothing running.
-struct Running(Child);
+struct Running(Option<Child>);
+
+impl Running {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("still owned")
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -75,7 +92,7 @@ fn metrics_are_served_for_prometheus() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _running = Running(child);
+    let _running = Running(Some(child));
     let body = scrape(&metrics_addr);
     let node_label = format!("node=\"{name}\"");
     let line = |prefix: &str| {

@@ -79,13 +79,8 @@ fn names_that_would_escape_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn a_three_member_cluster_is_mirrored() {
-    let root = TempDir::new("cluster");
-    let dir = root.0.join("mirror");
-    let log = root.0.join("hook.log");
-    fs::create_dir_all(dir.join("a")).unwrap();
-    fs::write(dir.join("a/role"), "db").unwrap();
+/// `DIR/on-update`, appending `NAME STATUS PATH` to `log` for every change.
+fn install_hook(dir: &Path, log: &Path) {
     let hook = dir.join("on-update");
     fs::write(&hook, format!("#!/bin/sh\necho \"$1 $2 $3\" >> '{}'\n", log.display())).unwrap();
     #[cfg(unix)]
@@ -93,6 +88,45 @@ async fn a_three_member_cluster_is_mirrored() {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
     }
+}
+
+/// The key `../up`, `.hidden` and the member `../evil` were refused: only the expected
+/// files exist under `root` and `dir`.
+fn assert_nothing_escaped(root: &Path, dir: &Path) {
+    let names = |path: &Path| {
+        let mut names: Vec<String> = (fs::read_dir(path).unwrap())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(root), ["hook.log", "mirror"]);
+    let expected = [
+        ".available",
+        ".left",
+        ".local",
+        ".offline",
+        ".online",
+        ".suspect",
+        ".unavailable",
+        "a",
+        "b",
+        "c",
+        "on-update",
+    ];
+    assert_eq!(names(dir), expected);
+    assert_eq!(names(&dir.join("b")), ["role"]);
+    assert!(!dir.join(".online/..").join("evil").exists());
+}
+
+#[tokio::test]
+async fn a_three_member_cluster_is_mirrored() {
+    let root = TempDir::new("cluster");
+    let dir = root.0.join("mirror");
+    let log = root.0.join("hook.log");
+    fs::create_dir_all(dir.join("a")).unwrap();
+    fs::write(dir.join("a/role"), "db").unwrap();
+    install_hook(&dir, &log);
 
     // a mirrors; b has a key that would escape; `../evil` is a member name that would.
     let a = Cluster::bind(config("a", &[])).await.unwrap();
@@ -132,35 +166,7 @@ async fn a_three_member_cluster_is_mirrored() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut top: Vec<String> = fs::read_dir(&root.0)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    top.sort();
-    assert_eq!(top, ["hook.log", "mirror"]);
-    let mut inside: Vec<String> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    inside.sort();
-    let expected = [
-        ".available",
-        ".left",
-        ".local",
-        ".offline",
-        ".online",
-        ".suspect",
-        ".unavailable",
-        "a",
-        "b",
-        "c",
-        "on-update",
-    ];
-    assert_eq!(inside, expected);
-    let b_files: Vec<_> =
-        fs::read_dir(dir.join("b")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(b_files, ["role"]);
-    assert!(!dir.join(".online/..").join("evil").exists());
+    assert_nothing_escaped(&root.0, &dir);
 
     // Local metadata comes from a's folder, reloaded on request (SIGHUP in the program).
     fs::write(dir.join("a/zone"), "eu").unwrap();
