@@ -470,13 +470,39 @@ impl<R: Rng> Node<R> {
         key: impl Into<String>,
         value: impl Into<Bytes>,
     ) -> Result<(), MetadataError> {
-        let now = self.clock.observe(now);
         let key = key.into();
         if key.len() > MAX_KEY_LEN {
             return Err(MetadataError::KeyTooLong(key.len()));
         }
         let mut metadata = self.local_metadata().clone();
         metadata.insert(key, value);
+        self.replace_metadata(now, metadata)
+    }
+
+    /// Removes a local metadata value, returning it; `Ok(None)` (and nothing sent) if absent.
+    pub fn remove_metadata(
+        &mut self,
+        now: Instant,
+        key: &str,
+    ) -> Result<Option<Bytes>, MetadataError> {
+        let mut metadata = self.local_metadata().clone();
+        let Some(removed) = metadata.remove(key) else { return Ok(None) };
+        self.replace_metadata(now, metadata)?;
+        Ok(Some(removed))
+    }
+
+    /// Replaces the whole local metadata map in one version (the Python package's
+    /// `update(new_metadata=...)`): other members see the old map or the new one, nothing in
+    /// between. If the new map is refused, the old one stays.
+    pub fn replace_metadata(
+        &mut self,
+        now: Instant,
+        metadata: Metadata,
+    ) -> Result<(), MetadataError> {
+        let now = self.clock.observe(now);
+        if let Some(key) = metadata.keys().find(|key| key.len() > MAX_KEY_LEN) {
+            return Err(MetadataError::KeyTooLong(key.len()));
+        }
         if metadata.encoded_len() > self.config.max_metadata_size {
             let (size, limit) = (metadata.encoded_len(), self.config.max_metadata_size);
             return Err(MetadataError::ExceedsLimit { size, limit });
@@ -488,20 +514,6 @@ impl<R: Rng> Node<R> {
         }
         self.replace_local_metadata(now, metadata, version);
         Ok(())
-    }
-
-    /// Removes a local metadata value, returning it; `Ok(None)` (and nothing sent) if absent.
-    pub fn remove_metadata(
-        &mut self,
-        now: Instant,
-        key: &str,
-    ) -> Result<Option<Bytes>, MetadataError> {
-        let now = self.clock.observe(now);
-        let mut metadata = self.local_metadata().clone();
-        let Some(removed) = metadata.remove(key) else { return Ok(None) };
-        let version = self.next_meta_version()?;
-        self.replace_local_metadata(now, metadata, version);
-        Ok(Some(removed))
     }
 
     /// The version a change of local metadata takes.

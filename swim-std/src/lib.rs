@@ -1,15 +1,20 @@
-//! A threaded driver for [`swim_core`] on `std::net::UdpSocket`, and the driver-side
-//! configuration (name resolution, bind and advertised addresses) that swim-tokio shares.
+//! A threaded driver for [`swim_core`] on `std::net::UdpSocket`.
 //!
 //! One background thread owns the loop: it sleeps in `recv_from` with a read timeout set to
 //! the node's next deadline, feeds what arrives, then sends every transmit and publishes
-//! every event. Handle methods drive the node under the same lock and wake the thread with
-//! an empty datagram to its own socket. No protocol decision is made here.
+//! every event. [`Handle`] methods drive the node under the same lock and wake the thread.
+//! No protocol decision is made here; what both drivers share (configuration, name
+//! resolution, snapshots, fan-out, errors) is [`swim_driver`]'s, re-exported here with the
+//! core types an application needs, so this crate is the only swim dependency.
+//!
+//! ```toml
+//! [dependencies]
+//! swim-std = "0.1"
+//! ```
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use swim_std::{Cluster, ClusterConfig};
-//! use swim_core::{Keyring, StatusFilter};
+//! use swim_std::{Cluster, ClusterConfig, Keyring, StatusFilter};
 //!
 //! let mut config = ClusterConfig::new("127.0.0.1:2001", Keyring::new("shared secret"));
 //! config.peers.push("127.0.0.1:2002".into());
@@ -24,14 +29,26 @@
 //! node.leave()?;
 //! # Ok::<(), swim_std::Error>(())
 //! ```
+//!
+//! # Features
+//!
+//! - `serde`: `serde::Serialize` for [`StatusDump`].
+//! - `clap`: `ClusterArgs`, the node's command line and `SWIM_*` environment.
+//! - `metrics`: counters and member counts through the `metrics` facade (names and units
+//!   in `swim_driver::metrics`).
 
 #![forbid(unsafe_code)]
 
-mod config;
 mod driver;
+mod handle;
 
-pub use config::{
-    Bound, ClusterConfig, Error, Refresh, Resolver, Snapshot, TransientConfigError, split_host_port,
+pub use driver::StdIo;
+pub use handle::{Cluster, Events, Handle};
+pub use swim_driver::Control;
+#[cfg(feature = "clap")]
+pub use swim_driver::{ArgsError, ClusterArgs, parse_seconds};
+pub use swim_driver::{
+    Bytes, ClusterConfig, ClusterMetadata, Config, ConfigError, Counters, DropReason, Error, Event,
+    HostPort, Keyring, Lagged, Lifeguard, Member, Metadata, MetadataError, Resolver, Snapshot,
+    Status, StatusDump, StatusFilter, TransientConfigError, Warning, WatchFilter, Watched,
 };
-pub use driver::{Cluster, Handle, Lagged};
-pub use swim_core::{ClusterMetadata, StatusDump, WatchFilter, Watched};

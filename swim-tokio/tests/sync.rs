@@ -5,22 +5,31 @@
 #[path = "../examples/swim-sync/mirror.rs"]
 mod mirror;
 
-#[path = "../../swim-std/tests/support/mod.rs"]
-mod support;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mirror::{Mirror, check};
-use swim_core::Status;
-use swim_tokio::{Cluster, ClusterConfig, Snapshot};
+use swim_tokio::{Cluster, ClusterConfig, Keyring, Metadata, Snapshot, Status};
 use tokio::sync::{mpsc, oneshot};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// A member on an ephemeral 127.0.0.1 port with timers about 4x the defaults' speed.
 fn config(name: &str, peers: &[SocketAddr]) -> ClusterConfig {
-    support::loopback_config(name, "sync test", peers)
+    let mut config = ClusterConfig::new(name, Keyring::new("sync test"));
+    config.bind_host = Some("127.0.0.1".into());
+    config.protocol.peers = peers.to_vec();
+    let p = &mut config.protocol;
+    p.ping_interval = Duration::from_millis(250);
+    p.ping_timeout = Duration::from_millis(100);
+    p.ping_req_timeout = Duration::from_millis(150);
+    p.suspect_timeout = Duration::from_millis(750);
+    p.sync_interval = Duration::from_millis(100);
+    p.gossip_interval = Duration::from_millis(50);
+    p.rejoin_interval = Duration::from_millis(500);
+    config
 }
 
 /// A fresh directory under the system's temporary one, removed when dropped.
@@ -70,13 +79,8 @@ fn names_that_would_escape_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn a_three_member_cluster_is_mirrored() {
-    let root = TempDir::new("cluster");
-    let dir = root.0.join("mirror");
-    let log = root.0.join("hook.log");
-    fs::create_dir_all(dir.join("a")).unwrap();
-    fs::write(dir.join("a/role"), "db").unwrap();
+/// `DIR/on-update`, appending `NAME STATUS PATH` to `log` for every change.
+fn install_hook(dir: &Path, log: &Path) {
     let hook = dir.join("on-update");
     fs::write(&hook, format!("#!/bin/sh\necho \"$1 $2 $3\" >> '{}'\n", log.display())).unwrap();
     #[cfg(unix)]
@@ -84,14 +88,49 @@ async fn a_three_member_cluster_is_mirrored() {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
     }
+}
+
+/// The key `../up`, `.hidden` and the member `../evil` were refused: only the expected
+/// files exist under `root` and `dir`.
+fn assert_nothing_escaped(root: &Path, dir: &Path) {
+    let names = |path: &Path| {
+        let mut names: Vec<String> = (fs::read_dir(path).unwrap())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(root), ["hook.log", "mirror"]);
+    let expected = [
+        ".available",
+        ".left",
+        ".local",
+        ".offline",
+        ".online",
+        ".suspect",
+        ".unavailable",
+        "a",
+        "b",
+        "c",
+        "on-update",
+    ];
+    assert_eq!(names(dir), expected);
+    assert_eq!(names(&dir.join("b")), ["role"]);
+    assert!(!dir.join(".online/..").join("evil").exists());
+}
+
+#[tokio::test]
+async fn a_three_member_cluster_is_mirrored() {
+    let root = TempDir::new("cluster");
+    let dir = root.0.join("mirror");
+    let log = root.0.join("hook.log");
+    fs::create_dir_all(dir.join("a")).unwrap();
+    fs::write(dir.join("a/role"), "db").unwrap();
+    install_hook(&dir, &log);
 
     // a mirrors; b has a key that would escape; `../evil` is a member name that would.
-    let mut mirror = Mirror::new(&dir, "a").unwrap();
-    let mut a_config = config("a", &[]);
-    for (key, value) in mirror.read_local().unwrap() {
-        a_config.protocol.local_metadata.insert(key, value);
-    }
-    let a = Cluster::bind(a_config).await.unwrap();
+    let a = Cluster::bind(config("a", &[])).await.unwrap();
+    let mut mirror = Mirror::new(&dir, "a", Metadata::new(), false).unwrap();
     let seed = [a.local_addr()];
     let mut b = config("b", &seed);
     b.protocol.local_metadata.insert("role", "cache");
@@ -127,34 +166,7 @@ async fn a_three_member_cluster_is_mirrored() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut top: Vec<String> = fs::read_dir(&root.0)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    top.sort();
-    assert_eq!(top, ["hook.log", "mirror"]);
-    let mut inside: Vec<String> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    inside.sort();
-    let expected = [
-        ".available",
-        ".local",
-        ".offline",
-        ".online",
-        ".suspect",
-        ".unavailable",
-        "a",
-        "b",
-        "c",
-        "on-update",
-    ];
-    assert_eq!(inside, expected);
-    let b_files: Vec<_> =
-        fs::read_dir(dir.join("b")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(b_files, ["role"]);
-    assert!(!dir.join(".online/..").join("evil").exists());
+    assert_nothing_escaped(&root.0, &dir);
 
     // Local metadata comes from a's folder, reloaded on request (SIGHUP in the program).
     fs::write(dir.join("a/zone"), "eu").unwrap();
@@ -167,8 +179,8 @@ async fn a_three_member_cluster_is_mirrored() {
     b.wait_for(has, WAIT).await.unwrap();
 
     // A change of b's metadata rewrites its file; c's failure moves its links.
-    b.set_metadata("role", "search").await.unwrap();
-    drop(c);
+    b.set_metadata("role", "search").unwrap();
+    c.abort();
     eventually("c offline, b's role", || {
         link(dir.join(".offline/c")).is_some()
             && link(dir.join(".unavailable/c")).is_some()
@@ -186,8 +198,37 @@ async fn a_three_member_cluster_is_mirrored() {
     }
     assert!(!hooked.contains("evil"));
 
+    // b leaves: filed as left, its metadata files gone, its folder kept.
+    b.leave().await.unwrap();
+    eventually("b left", || {
+        link(dir.join(".left/b")).is_some()
+            && link(dir.join(".unavailable/b")).is_some()
+            && link(dir.join(".online/b")).is_none()
+            && !dir.join("b/role").exists()
+    })
+    .await;
+    assert!(dir.join("b").is_dir());
+
     stop.send(()).unwrap();
     let (a, result) = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
     result.unwrap();
-    drop((a, b, evil));
+    drop((a, evil));
+}
+
+#[test]
+fn a_trailing_newline_is_kept_or_stripped() {
+    let root = TempDir::new("newline");
+    fs::create_dir_all(root.0.join("kept/n")).unwrap();
+    fs::create_dir_all(root.0.join("stripped/n")).unwrap();
+    for folder in ["kept/n", "stripped/n"] {
+        fs::write(root.0.join(folder).join("role"), "cache\n").unwrap();
+        fs::write(root.0.join(folder).join("raw"), "a\nb").unwrap();
+    }
+    let mut kept = Mirror::new(&root.0.join("kept"), "n", Metadata::new(), false).unwrap();
+    let mut stripped = Mirror::new(&root.0.join("stripped"), "n", Metadata::new(), true).unwrap();
+    let kept = kept.read_local().unwrap();
+    let stripped = stripped.read_local().unwrap();
+    assert_eq!(kept["role"], "cache\n");
+    assert_eq!(stripped["role"], "cache");
+    assert_eq!(stripped["raw"], "a\nb", "only a trailing newline goes");
 }

@@ -1,10 +1,14 @@
-//! swim-sync: mirrors cluster membership into a directory, as the seed's
-//! `swim-protocol-sync` (see `mirror.rs` for the layout).
+//! swim-sync: mirrors cluster membership into a directory, as the Python swim-protocol
+//! package's `swim-protocol-sync` (see `mirror.rs` for the layout). It takes swim-tokio's
+//! `ClusterArgs` (`--name`, `--peer`, `--secret`, `--metadata`, `SWIM_*` variables).
 //!
 //! ```console
 //! cargo run -p swim-tokio --example swim-sync -- /tmp/swim-a --name 127.0.0.1:2001 --peer 127.0.0.1:2002
 //! echo -n cache > /tmp/swim-a/127.0.0.1:2001/role && kill -HUP <pid>
 //! ```
+//!
+//! Metadata values are the files' bytes: `echo` adds a newline, which `--strip-newline`
+//! drops.
 
 mod mirror;
 #[path = "../common/options.rs"]
@@ -14,12 +18,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
-use swim_tokio::Cluster;
+use clap::Parser;
+use swim_tokio::{Cluster, ClusterArgs};
 use tokio::sync::mpsc;
 
 use crate::mirror::Mirror;
-use crate::options::NodeOptions;
 
 #[derive(Parser)]
 #[command(name = "swim-sync", version, about = "Mirror SWIM cluster membership into a directory")]
@@ -28,18 +31,19 @@ struct Cli {
     /// node's folder holding its metadata (reloaded on SIGHUP), DIR/on-update run per change.
     dir: PathBuf,
     #[command(flatten)]
-    node: NodeOptions,
+    cluster: ClusterArgs,
     /// Longest an on-update run may take before it is killed, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-    hook_timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = swim_tokio::parse_seconds)]
+    hook_timeout: Duration,
+    /// Drop one trailing newline (as `echo` writes) from every local metadata file's value.
+    #[arg(long)]
+    strip_newline: bool,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     options::init_logging();
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    match run(cli, &matches).await {
+    match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("swim-sync: {message}");
@@ -48,19 +52,18 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), String> {
-    let mut config = cli.node.config(matches)?;
-    let mut mirror = Mirror::new(&cli.dir, &cli.node.name)
-        .map_err(|e| format!("cannot prepare {}: {e}", cli.dir.display()))?;
-    // The folder's files are the local metadata, over any --metadata given.
-    let files = mirror.read_local().map_err(|e| e.to_string())?;
-    for (key, value) in files {
-        config.protocol.local_metadata.insert(key, value);
-    }
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = options::config(&cli.cluster)?;
+    let base = config.protocol.local_metadata.clone();
+    // Bound first: a port-0 name becomes the bound port, and the folder is named after it.
+    // The folder's files then become the local metadata, over any --metadata given.
     let node = Cluster::bind(config).await.map_err(|e| e.to_string())?;
+    let name = node.local_member().name().to_owned();
+    let mut mirror = Mirror::new(&cli.dir, &name, base, cli.strip_newline)
+        .map_err(|e| format!("cannot prepare {}: {e}", cli.dir.display()))?;
     eprintln!(
         "{} bound to {}, mirroring into {}; SIGHUP reloads {}, Ctrl-C leaves",
-        cli.node.name,
+        name,
         node.local_addr(),
         cli.dir.display(),
         mirror.local_dir().display()
@@ -79,9 +82,9 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), String> {
     }
     #[cfg(not(unix))]
     drop(reload);
-    let hook_timeout = Duration::try_from_secs_f64(cli.hook_timeout).unwrap_or(Duration::MAX);
     let result =
-        mirror::run(&node, &mut mirror, reloads, hook_timeout, options::shutdown_signal()).await;
+        mirror::run(&node, &mut mirror, reloads, cli.hook_timeout, options::shutdown_signal())
+            .await;
     eprintln!("leaving");
     if let Err(error) = node.leave().await {
         eprintln!("swim-sync: {error}");

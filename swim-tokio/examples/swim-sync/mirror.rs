@@ -3,14 +3,18 @@
 //!
 //! ```text
 //! DIR/NAME/KEY             one folder per member, one file per metadata key
-//! DIR/.online/NAME         -> ../NAME, likewise .suspect, .offline (left members too),
+//! DIR/.online/NAME         -> ../NAME, likewise .suspect, .offline, .left,
 //! DIR/.available/NAME         .available (online or suspect), .unavailable (the rest)
 //! DIR/.local               -> NAME, this node's own folder
 //! DIR/on-update            if executable, run as `on-update NAME STATUS PATH` per change
 //! ```
 //!
-//! This node's own folder is read, never written: its files are the local metadata,
-//! reloaded on request (SIGHUP in the program). Every write is a temporary file (or link)
+//! This node's own folder is read, never written: its files are the local metadata (over
+//! any `--metadata` given), reloaded on request (SIGHUP in the program) and replaced in one
+//! version, so other members never see half a reload. Values are the files' bytes as they
+//! are: `echo cache > role` stores `cache\n`; write with `echo -n` or `printf`, or run with
+//! `--strip-newline` to drop one trailing newline from every value. A member that left is
+//! filed under `.left` and its metadata files are removed; they come back if it rejoins. Every write is a temporary file (or link)
 //! renamed into place, so readers never see half a value. A member name or key that would
 //! escape the directory (`/`, NUL, `..`, empty, or a leading `.`, which also keeps them
 //! apart from the status folders and temporary files) is refused and logged, never used; so
@@ -23,14 +27,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use swim_core::{Bytes, Event, Metadata, Status};
-use swim_tokio::{Error, Handle, Snapshot};
-use tokio::sync::{broadcast, mpsc};
+use swim_tokio::{Bytes, Error, Handle, Metadata, Snapshot, Status};
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 /// The status folders, each holding links to the folders of the members in that status.
-pub(crate) const STATUS_DIRS: [&str; 5] =
-    [".online", ".suspect", ".offline", ".available", ".unavailable"];
+pub(crate) const STATUS_DIRS: [&str; 6] =
+    [".online", ".suspect", ".offline", ".left", ".available", ".unavailable"];
 
 /// A member name or metadata key that cannot be a file name inside the directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,13 +100,21 @@ pub(crate) struct Mirror {
     mirrored: BTreeMap<String, Mirrored>,
     /// Names and keys already refused, so each is logged once.
     refused: BTreeSet<String>,
-    /// Local keys that came from files: removed from the node when their file goes.
-    from_files: BTreeSet<String>,
+    /// The local metadata given apart from files (`--metadata`); files win.
+    base: Metadata,
+    /// Whether one trailing newline is dropped from every local value.
+    strip_newline: bool,
 }
 
 impl Mirror {
     /// Creates (if need be) `dir`, its status folders, this node's folder and `.local`.
-    pub(crate) fn new(dir: &Path, local: &str) -> io::Result<Self> {
+    /// `base` is the local metadata given apart from files.
+    pub(crate) fn new(
+        dir: &Path,
+        local: &str,
+        base: Metadata,
+        strip_newline: bool,
+    ) -> io::Result<Self> {
         check("member name", local).map_err(|r| io::Error::new(io::ErrorKind::InvalidInput, r))?;
         fs::create_dir_all(dir.join(local))?;
         for status in STATUS_DIRS {
@@ -115,7 +126,8 @@ impl Mirror {
             local: local.to_owned(),
             mirrored: BTreeMap::new(),
             refused: BTreeSet::new(),
-            from_files: BTreeSet::new(),
+            base,
+            strip_newline,
         })
     }
 
@@ -138,7 +150,14 @@ impl Mirror {
                 self.refuse(refused);
                 continue;
             }
-            files.insert(key, Bytes::from(fs::read(entry.path())?));
+            let mut value = fs::read(entry.path())?;
+            if self.strip_newline && value.last() == Some(&b'\n') {
+                value.pop();
+                if value.last() == Some(&b'\r') {
+                    value.pop();
+                }
+            }
+            files.insert(key, Bytes::from(value));
         }
         Ok(files)
     }
@@ -154,7 +173,9 @@ impl Mirror {
                 continue;
             }
             present.insert(name.to_owned());
-            let now = Mirrored { status: member.status(), metadata: member.metadata().cloned() };
+            // A member that left keeps no metadata files.
+            let metadata = member.metadata().filter(|_| member.status() != Status::Left);
+            let now = Mirrored { status: member.status(), metadata: metadata.cloned() };
             let before = self.mirrored.get(name).cloned();
             if before.as_ref() == Some(&now) {
                 continue;
@@ -209,7 +230,11 @@ impl Mirror {
         fs::create_dir_all(&folder)?;
         // Our own folder is the source of the local metadata: read, never written.
         let old = before.and_then(|m| m.metadata.as_ref());
-        if let Some(metadata) = now.metadata.as_ref().filter(|_| name != self.local) {
+        let empty = Metadata::new();
+        let left = now.status == Status::Left;
+        if let Some(metadata) = now.metadata.as_ref().or(left.then_some(&empty))
+            && name != self.local
+        {
             for (key, value) in metadata.iter() {
                 if let Err(refused) = check("metadata key", key) {
                     self.refuse(refused);
@@ -234,7 +259,8 @@ impl Mirror {
         let exact = match status {
             Status::Online => ".online",
             Status::Suspect => ".suspect",
-            Status::Offline | Status::Left => ".offline",
+            Status::Offline => ".offline",
+            Status::Left => ".left",
         };
         let aggregate = if status.is_available() { ".available" } else { ".unavailable" };
         let target = Path::new("..").join(name);
@@ -299,26 +325,21 @@ fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Sets the node's local metadata from this node's folder: changed files are set, keys
-/// whose file was deleted are removed. Returns how many keys changed.
-pub(crate) async fn reload(node: &Handle, mirror: &mut Mirror) -> Result<usize, String> {
+/// Sets the node's local metadata to this node's files over the base metadata, as one
+/// version. Returns whether anything changed.
+pub(crate) fn reload(node: &Handle, mirror: &mut Mirror) -> Result<bool, String> {
     let files =
         mirror.read_local().map_err(|e| format!("cannot read {:?}: {e}", mirror.local_dir()))?;
-    let current = node.cluster_metadata().local().clone();
-    let mut changed = 0;
-    for (key, value) in &files {
-        if current.get(key).as_ref() != Some(value) {
-            node.set_metadata(key.clone(), value.clone()).await.map_err(|e| e.to_string())?;
-            changed += 1;
-        }
+    let mut wanted = mirror.base.clone();
+    for (key, value) in files {
+        wanted.insert(key, value);
     }
-    for key in mirror.from_files.difference(&files.keys().cloned().collect()) {
-        if node.remove_metadata(key).await.map_err(|e| e.to_string())?.is_some() {
-            changed += 1;
-        }
+    let current = node.local_member().metadata().cloned().unwrap_or_default();
+    if current == wanted {
+        return Ok(false);
     }
-    mirror.from_files = files.into_keys().collect();
-    Ok(changed)
+    node.replace_metadata(wanted).map_err(|e| e.to_string())?;
+    Ok(true)
 }
 
 /// Mirrors `node` into `mirror` until `stop` resolves: after every batch of events, the
@@ -333,7 +354,7 @@ pub(crate) async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let mut events = node.subscribe();
-    reload(node, mirror).await?;
+    reload(node, mirror)?;
     tokio::pin!(stop);
     loop {
         for change in mirror.sync(&node.snapshot()) {
@@ -369,13 +390,12 @@ pub(crate) async fn run(
             }
         }
         tokio::select! {
-            event = events.recv() => match event {
-                Ok(Event::Joined) | Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return Err(Error::Stopped.to_string()),
+            // Any event, or a lag notice, means: look at the view again.
+            event = events.recv() => if event.is_none() {
+                return Err(Error::Stopped.to_string());
             },
             Some(()) = reload_requests.recv() => {
-                let changed = reload(node, mirror).await?;
+                let changed = reload(node, mirror)?;
                 debug!(changed, "reloaded local metadata");
             }
             () = &mut stop => return Ok(()),

@@ -1,0 +1,257 @@
+//! A node as both drivers hold it under their lock: the node, its clock, its subscribers,
+//! its monitor, and the life cycle of the driver around it (running, leaving, stopped).
+//! A driver only adds a socket, a way to sleep, and a way to be woken.
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use swim_core::{Bytes, Event, Instant, Keyring, Member, Metadata, Node, StatusFilter, Watched};
+
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::fanout::{Fanout, Outlet};
+use crate::monitor::Monitor;
+use crate::resolve::Resolved;
+use crate::snapshot::Snapshot;
+
+/// The node type the drivers run.
+pub type DriverNode = Node<ChaCha8Rng>;
+
+/// Where events go: a driver's channel.
+pub type EventOutlet = Box<dyn Outlet<Event>>;
+/// Where watched events go: a driver's channel.
+pub type WatchOutlet = Box<dyn Outlet<Watched>>;
+
+/// A node and what a driver keeps with it.
+pub struct Driven {
+    node: DriverNode,
+    clock: Clock,
+    fanout: Fanout<EventOutlet, WatchOutlet>,
+    monitor: Monitor,
+    leave_timeout: Duration,
+    /// Set when a graceful leave starts: the driver stops then at the latest.
+    leave_deadline: Option<Instant>,
+    stopped: bool,
+    unresolved: Vec<String>,
+    resolve_failures: u64,
+    #[cfg(feature = "metrics")]
+    exporter: crate::metrics::Exporter,
+}
+
+impl std::fmt::Debug for Driven {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.node.local_member().name();
+        f.debug_struct("Driven").field("node", &name).field("stopped", &self.stopped).finish()
+    }
+}
+
+impl Driven {
+    /// Wraps a freshly bound node (created at [`Instant::ZERO`], i.e. `clock`'s origin).
+    pub fn new(
+        node: DriverNode,
+        clock: Clock,
+        leave_timeout: Duration,
+        resolved: Resolved,
+    ) -> Self {
+        Driven {
+            node,
+            clock,
+            fanout: Fanout::default(),
+            monitor: Monitor::default(),
+            leave_timeout,
+            leave_deadline: None,
+            stopped: false,
+            unresolved: resolved.unresolved,
+            resolve_failures: resolved.failures,
+            #[cfg(feature = "metrics")]
+            exporter: Default::default(),
+        }
+    }
+
+    /// One drive step: `input` (a command, or nothing), expired timers, then every transmit
+    /// handed to `send` (borrowed from the node: no copy) and every event published.
+    /// `Err(Stopped)` without running `input` once the driver has stopped.
+    pub fn step<T>(
+        &mut self,
+        input: impl FnOnce(&mut DriverNode, Instant) -> T,
+        send: impl FnMut(SocketAddr, &[u8]),
+    ) -> Result<T, Error> {
+        if self.stopped {
+            return Err(Error::Stopped);
+        }
+        let now = self.clock.now();
+        let out = input(&mut self.node, now);
+        self.drain(now, send);
+        Ok(out)
+    }
+
+    /// Hands the node a datagram from `from`, then drains it like [`Self::step`].
+    pub fn handle_datagram(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        send: impl FnMut(SocketAddr, &[u8]),
+    ) {
+        if self.stopped {
+            return;
+        }
+        let now = self.clock.now();
+        self.node.handle_datagram(now, from, datagram);
+        self.monitor.after_datagram(&self.node, from);
+        self.drain(now, send);
+    }
+
+    fn drain(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
+        self.node.handle_timeout(now);
+        while let Some(transmit) = self.node.poll_transmit() {
+            send(transmit.destination, transmit.payload);
+        }
+        while let Some(event) = self.node.poll_event() {
+            Monitor::log_event(&event);
+            self.fanout.publish(&self.node, &event);
+        }
+        Monitor::log(&self.monitor.check(&self.node, now));
+        #[cfg(feature = "metrics")]
+        self.exporter.export(&self.node, self.resolve_failures, now, false);
+    }
+
+    /// Starts a graceful leave: the node announces it, and the driver stops once it is
+    /// announced or after `leave_timeout`.
+    pub fn begin_leave(&mut self, send: impl FnMut(SocketAddr, &[u8])) -> Result<(), Error> {
+        let timeout = self.leave_timeout;
+        let deadline = &mut self.leave_deadline;
+        let now = self.clock.now();
+        deadline.get_or_insert(now + timeout);
+        self.step(|node, now| node.leave(now), send)
+    }
+
+    /// Stops at once, without announcing anything (others will find this node failed).
+    /// Every stream ends once drained.
+    pub fn stop(&mut self) {
+        if !self.stopped {
+            #[cfg(feature = "metrics")]
+            self.exporter.export(&self.node, self.resolve_failures, self.clock.now(), true);
+            self.stopped = true;
+            self.fanout.close();
+        }
+    }
+
+    /// When the driver should next call [`Self::step`] with no input; `None` once it should
+    /// stop (stopped, or a leave announced or out of time).
+    pub fn next_wake(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        let protocol = self.node.poll_timeout();
+        match self.leave_deadline {
+            None => protocol,
+            Some(deadline) if self.clock.now() >= deadline => None,
+            Some(deadline) => protocol.map(|at| at.min(deadline)),
+        }
+    }
+
+    /// Whether a leave was announced in full (swim-core's `poll_timeout` says so, including
+    /// when no one is left to tell).
+    pub fn announced(&self) -> bool {
+        self.node.has_left() && self.node.poll_timeout().is_none()
+    }
+
+    /// Whether the driver has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Records a background resolution round and joins through what is new. Which of them
+    /// to contact is the node's decision ([`Node::join`] skips what it already knows).
+    pub fn resolved(&mut self, resolved: Resolved, send: impl FnMut(SocketAddr, &[u8])) {
+        self.unresolved = resolved.unresolved;
+        self.resolve_failures = resolved.failures;
+        if !resolved.new_seeds.is_empty() {
+            // A stopped node ignores new seeds.
+            let _ = self.step(|node, now| node.join(now, resolved.new_seeds), send);
+        }
+    }
+
+    /// The clock the node runs on.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// The node, for queries.
+    pub fn node(&self) -> &DriverNode {
+        &self.node
+    }
+
+    /// Adds a subscriber to every event from now on.
+    pub fn subscribe(&mut self, outlet: EventOutlet) {
+        self.fanout.subscribe(outlet);
+    }
+
+    /// Adds a watch on the events `filter` selects, from the members as they are now.
+    pub fn watch(&mut self, filter: swim_core::WatchFilter, outlet: WatchOutlet) {
+        self.fanout.watch(&self.node, filter, outlet);
+    }
+
+    /// A copy of the node's view.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of(&self.node, &self.unresolved)
+    }
+
+    /// Up to `count` other members matching `filter`, at random, none named in `exclude`.
+    pub fn find(&mut self, count: usize, filter: StatusFilter, exclude: &[&str]) -> Vec<Member> {
+        commands::find(&mut self.node, count, filter, exclude)
+    }
+
+    /// Failed peer lookups since the node started.
+    pub fn resolve_failures(&self) -> u64 {
+        self.resolve_failures
+    }
+}
+
+/// The commands both drivers' handles offer, on the node under the driver's lock.
+pub mod commands {
+    use super::*;
+
+    /// Sets a local metadata value.
+    pub fn set_metadata(
+        node: &mut DriverNode,
+        now: Instant,
+        key: String,
+        value: Bytes,
+    ) -> Result<(), Error> {
+        Ok(node.set_metadata(now, key, value)?)
+    }
+
+    /// Replaces the whole local metadata map in one version; if the new map is refused,
+    /// the old one stays.
+    pub fn replace_metadata(
+        node: &mut DriverNode,
+        now: Instant,
+        metadata: Metadata,
+    ) -> Result<(), Error> {
+        Ok(node.replace_metadata(now, metadata)?)
+    }
+
+    /// Replaces the keyring (key rotation).
+    pub fn set_keyring(node: &mut DriverNode, keyring: Keyring) -> Result<(), Error> {
+        Ok(node.set_keyring(keyring)?)
+    }
+
+    /// Up to `count` other members matching `filter`, at random, none named in `exclude`.
+    pub fn find(
+        node: &mut DriverNode,
+        count: usize,
+        filter: StatusFilter,
+        exclude: &[&str],
+    ) -> Vec<Member> {
+        node.find(count, filter, exclude).into_iter().cloned().collect()
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the node's state
+/// is consistent between calls, so keep going.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,172 @@
+//! The driver task: one task per node selects over the socket, a sleep until the node's
+//! next deadline, and a wake-up from the handles, which drive the node under the same lock.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use swim_driver::{
+    Bound, Clock, ClusterConfig, Core, Driven, Error, Io, Lagged, Offered, PeerResolution, lock,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, info_span, warn};
+
+/// Where the driver publishes events: one bounded channel per stream.
+#[derive(Debug)]
+pub(crate) struct Outlet<T>(pub(crate) mpsc::Sender<Result<T, Lagged>>);
+
+impl<T: Send> swim_driver::Outlet<T> for Outlet<T> {
+    fn offer(&self, item: Result<T, Lagged>) -> Offered {
+        match self.0.try_send(item) {
+            Ok(()) => Offered::Sent,
+            Err(mpsc::error::TrySendError::Full(_)) => Offered::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Offered::Closed,
+        }
+    }
+}
+
+/// The tokio driver's I/O: a non-blocking socket, a wake-up for the task, a change signal
+/// for waiters.
+#[derive(Debug)]
+pub struct TokioIo {
+    socket: UdpSocket,
+    /// Datagrams the socket could not take at once (it would have blocked): the only ones
+    /// copied, sent by the driver task when the socket is writable again.
+    backlog: Mutex<Vec<(SocketAddr, Vec<u8>)>>,
+    /// Wakes the driver task: the deadline changed, the backlog filled, or it should stop.
+    wake: Notify,
+    /// Bumped after every step, for `wait_for` and `leave`.
+    changed: watch::Sender<()>,
+}
+
+impl Io for TokioIo {
+    /// Sends straight from the node's buffer; only a datagram the socket cannot take now
+    /// is copied, for the driver task to send when it can.
+    fn send(&self, to: SocketAddr, datagram: &[u8]) {
+        match self.socket.try_send_to(datagram, to) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                lock(&self.backlog).push((to, datagram.to_vec()));
+                self.wake.notify_one();
+            }
+            Err(error) => debug!(%error, %to, "send failed"),
+        }
+    }
+
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn stepped(&self) {
+        self.changed.send_replace(());
+    }
+}
+
+pub(crate) type Shared = Core<TokioIo>;
+
+/// Spawns the driver task (and the resolver task, if names need resolving again) on the
+/// current runtime.
+pub(crate) fn start(
+    bound: Bound,
+    config: &ClusterConfig,
+) -> Result<(Arc<Shared>, Option<JoinHandle<()>>), Error> {
+    let addr = bound.local_addr;
+    let socket = (bound.socket.set_nonblocking(true))
+        .and_then(|()| UdpSocket::from_std(bound.socket))
+        .map_err(|source| Error::Bind { addr, source })?;
+    let span = info_span!("swim", node = %bound.node.local_member().name());
+    let driven = Driven::new(bound.node, Clock::start(), config.leave_timeout, bound.resolved);
+    let io = TokioIo {
+        socket,
+        backlog: Mutex::new(Vec::new()),
+        wake: Notify::new(),
+        changed: watch::Sender::new(()),
+    };
+    let shared = Arc::new(Core::new(driven, io, span.clone()));
+    tokio::spawn(run(Arc::clone(&shared)).instrument(span.clone()));
+    let resolver = (bound.resolution)
+        .map(|resolution| tokio::spawn(resolve(Arc::clone(&shared), resolution).instrument(span)));
+    Ok((shared, resolver))
+}
+
+async fn run(shared: Arc<Shared>) {
+    let io = shared.io();
+    let mut buffer = vec![0; 65536];
+    loop {
+        flush_backlog(io).await;
+        let wake_at = {
+            let driven = shared.lock();
+            // `None`: stopped, or a leave is announced or out of time.
+            let Some(deadline) = driven.next_wake() else { break };
+            driven.clock().to_std(deadline)
+        };
+        tokio::select! {
+            received = io.socket.recv_from(&mut buffer) => match received {
+                Ok((len, from)) => shared.handle_datagram(from, &buffer[..len]),
+                Err(error) => warn!(%error, "receive failed"),
+            },
+            () = tokio::time::sleep_until(wake_at.into()) => {
+                // Stopped in the meantime: the loop ends above.
+                let _ = shared.handle_timeout();
+            }
+            () = io.wake.notified() => {}
+        }
+    }
+    shared.stop();
+    debug!("driver task stopped");
+}
+
+/// Resolves names again when due (on a blocking thread) and joins through new addresses,
+/// until the node stops.
+async fn resolve(shared: Arc<Shared>, mut resolution: PeerResolution) {
+    while let Some(delay) = resolution.next_delay() {
+        tokio::time::sleep(delay).await;
+        let resolving = tokio::task::spawn_blocking(move || {
+            let resolved = resolution.resolve();
+            (resolution, resolved)
+        });
+        let Ok((returned, resolved)) = resolving.await else { return };
+        resolution = returned;
+        if !shared.resolved(resolved) {
+            return;
+        }
+    }
+}
+
+/// Waits until `done` holds for the node, at most `timeout`: whether it held.
+pub(crate) async fn wait(
+    shared: &Shared,
+    timeout: Duration,
+    mut done: impl FnMut(&Driven) -> bool,
+) -> bool {
+    let mut changes = shared.io().changed.subscribe();
+    let waited = async {
+        loop {
+            changes.borrow_and_update();
+            {
+                let driven = shared.lock();
+                if done(&driven) {
+                    return true;
+                }
+                if driven.is_stopped() {
+                    return false;
+                }
+            }
+            if changes.changed().await.is_err() {
+                return false;
+            }
+        }
+    };
+    tokio::time::timeout(timeout, waited).await.unwrap_or(false)
+}
+
+async fn flush_backlog(io: &TokioIo) {
+    let backlog = std::mem::take(&mut *lock(&io.backlog));
+    for (to, datagram) in backlog {
+        if let Err(error) = io.socket.send_to(&datagram, to).await {
+            debug!(%error, %to, "send failed");
+        }
+    }
+}
