@@ -118,7 +118,7 @@ pub fn datagram(data: &[u8]) {
     let flags = Flags(choice & (Flags::TO_ADDRESS | Flags::ENCRYPTED));
     let now = Instant::from_millis(20);
     let header = Header::new(Version::V2, flags, nonce_at(now, u64::from(choice)));
-    let mut packet = Vec::with_capacity(header.len() + payload.len());
+    let mut packet = Vec::with_capacity(header.encoded_len() + payload.len());
     packet.extend_from_slice(&[2, 0, flags.0]);
     packet.extend_from_slice(&header.nonce.to_be_bytes());
     packet.extend_from_slice(payload);

@@ -186,7 +186,7 @@ impl Keyring {
         let tag: [u8; TAG_LEN] = match header.version {
             Version::V1 => truncated(key.v1.clone().chain_update(&datagram[..])),
             Version::V2 if header.flags.has(Flags::ENCRYPTED) => {
-                let (head, payload) = datagram.split_at_mut(header.len());
+                let (head, payload) = datagram.split_at_mut(header.encoded_len());
                 let mut scratch = [0; AD_LEN];
                 let ad = binding.associated_data(head, &mut scratch);
                 // AES-GCM-SIV refuses only inputs beyond 2^36 bytes, far beyond a datagram.
@@ -243,7 +243,7 @@ impl Keyring {
     ) -> Option<&'a [u8]> {
         let split = datagram.len().checked_sub(TAG_LEN)?;
         let (sealed, tag) = datagram.split_at(split);
-        if sealed.len() < header.len() {
+        if sealed.len() < header.encoded_len() {
             return None;
         }
         let keys = self.keys.iter().take(MAX_KEYS);
@@ -254,14 +254,14 @@ impl Keyring {
                 .map(|_| sealed),
             Version::V2 if header.flags.has(Flags::ENCRYPTED) => {
                 let tag = Tag::try_from(tag).ok()?;
-                let (head, ciphertext) = sealed.split_at(header.len());
+                let (head, ciphertext) = sealed.split_at(header.encoded_len());
                 let mut ad_scratch = [0; AD_LEN];
                 let ad = binding.associated_data(head, &mut ad_scratch);
                 scratch.clear();
                 scratch.extend_from_slice(sealed);
                 let nonce = nonce(header);
                 let opened = keys.into_iter().any(|key| {
-                    let out = &mut scratch[header.len()..];
+                    let out = &mut scratch[header.encoded_len()..];
                     let buffer = aes_gcm_siv::aead::inout::InOutBuf::new(ciphertext, out).ok();
                     buffer.is_some_and(|b| {
                         key.aead.decrypt_inout_detached(&nonce, ad, b, &tag).is_ok()
@@ -335,7 +335,7 @@ mod tests {
             let datagram = sealed(&old, &header, &TO_B);
             let mut scratch = Vec::new();
             let opened = rotating.open(&datagram, &header, &TO_B, &mut scratch).unwrap();
-            assert_eq!(&opened[header.len()..], b"payload bytes");
+            assert_eq!(&opened[header.encoded_len()..], b"payload bytes");
             let mut scratch = Vec::new();
             assert!(Keyring::new("other").open(&datagram, &header, &TO_B, &mut scratch).is_none());
         }

@@ -253,7 +253,8 @@ impl<R: Rng> Node<R> {
             // We hold the sender at another address, and it did not outrank that: it
             // restarted on a new address, or someone aims our answers elsewhere. It is only
             // told what we hold, so that a restarted member moves past its previous life.
-            return Ok(self.send_correction(sender, packet.sender.addr, datagram.len()));
+            self.send_correction(sender, packet.sender.addr, datagram.len());
+            return Ok(());
         }
         let limit = self.answer_limit(sender, datagram.len());
         self.dispatch_body(now, sender, &packet, limit);

@@ -154,7 +154,7 @@ impl Pair {
 /// lets a benchmark replay "the same" ping without tripping replay protection.
 pub fn renonce(datagram: &mut Vec<u8>, nonce: u64, keyring: &Keyring, receiver: &str) {
     let Ok(header) = Header::parse(datagram) else { return };
-    let at = header.len() - NONCE_LEN;
+    let at = header.encoded_len() - NONCE_LEN;
     datagram.truncate(datagram.len() - TAG_LEN);
     datagram[at..at + NONCE_LEN].copy_from_slice(&nonce.to_be_bytes());
     *datagram = keyring.seal_packet(core::mem::take(datagram), "", receiver);

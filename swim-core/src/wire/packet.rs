@@ -88,7 +88,7 @@ impl Header {
     }
 
     /// Bytes of this header.
-    pub fn len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         self.version.header_len()
     }
 
@@ -132,7 +132,7 @@ impl<'a> Packet<'a> {
     pub fn decode(opened: &'a [u8]) -> Result<Packet<'a>, DecodeError> {
         let header = Header::parse(opened)?;
         let mut r = Reader::new(opened);
-        r.bytes(header.len())?;
+        r.bytes(header.encoded_len())?;
         let kind = MessageType::from_wire(r.u8()?)?;
         let sender = Sender { name: r.name()?, addr: r.addr()?, incarnation: r.varint()? };
         if sender.name.is_empty() {
