@@ -115,13 +115,14 @@ pub struct Config {
     /// Refuse datagrams that are not encrypted (default off): the second step of turning
     /// encryption on.
     pub require_encryption: bool,
-    /// How far apart members' wall clocks may be, network delay included (default 10 s).
+    /// How far apart members' wall clocks may be, network delay included (default 5 s).
     /// A datagram whose sequence number (derived from its sender's clock) lies further from
     /// this node's clock is dropped and counted (`clock_skew`): a datagram captured before
     /// this node restarted is stale for the new process, and a forged sequence number from
-    /// the far future cannot lock a member out of its own window for longer than this. NTP
-    /// keeps clocks within milliseconds; a member whose clock is further off than this
-    /// cannot talk to the cluster.
+    /// the future cannot lock a member out of its own window for longer than this. The
+    /// default is short enough that such a lock-out ends before a suspicion can run out
+    /// (at 10 s it did not). NTP keeps clocks within milliseconds; a member whose clock is
+    /// further off than this cannot talk to the cluster.
     pub max_clock_skew: Duration,
     /// Rolling upgrade from wire version 1 (default [`LegacyWire::Refuse`]): see
     /// [`LegacyWire`] for the procedure.
@@ -245,7 +246,7 @@ impl Config {
             label: String::new(),
             encrypt: false,
             require_encryption: false,
-            max_clock_skew: Duration::from_secs(10),
+            max_clock_skew: Duration::from_secs(5),
             legacy_wire: LegacyWire::Refuse,
         }
     }

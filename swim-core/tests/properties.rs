@@ -48,11 +48,10 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn node_config(i: usize, epoch_ms: u64) -> Config {
+fn node_config(i: usize) -> Config {
     let mut c = config(i);
     c.reap_timeout = REAP;
     c.rejoin_interval = Duration::from_secs(5);
-    c.epoch_ms = epoch_ms;
     // Every node knows every other as a seed, so no crash can leave a side with no way back.
     c.peers = (0..NODES).filter(|j| *j != i).map(addr).collect();
     c
@@ -71,7 +70,7 @@ struct World {
 
 impl World {
     fn new(seed: u64) -> Self {
-        let configs = (0..NODES).map(|i| node_config(i, 1_000 + i as u64)).collect();
+        let configs = (0..NODES).map(node_config).collect();
         let mut cluster = Cluster::with_configs(configs, seed);
         for i in 0..NODES {
             cluster.nodes[i].join(Instant::ZERO, []);
@@ -101,9 +100,8 @@ impl World {
                 self.crashed.insert(i);
             }
             Step::Restart(i) => {
-                // A new process under the same name; its epoch grows with the clock.
-                let epoch = 1_000 + c.now.as_micros() / 1000 + 1;
-                c.restart(i, node_config(i, epoch));
+                // A new process under the same name (the harness sets its wall clock).
+                c.restart(i, node_config(i));
                 c.nodes[i].join(c.now, []);
                 self.crashed.remove(&i);
                 self.left.remove(&i);

@@ -190,16 +190,20 @@ impl Cluster {
         }
     }
 
-    /// Replaces node `i` by a fresh process with the same config (a restart).
-    pub fn restart(&mut self, i: usize, config: Config) {
+    /// Replaces node `i` by a fresh process with `config` (a restart); its wall clock is set
+    /// from the start of the new process, as the drivers do.
+    pub fn restart(&mut self, i: usize, mut config: Config) {
+        config.epoch_ms = EPOCH_MS + self.now.as_micros() / 1000;
         self.seed = self.seed.wrapping_add(1);
         let rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(7919).wrapping_add(i as u64));
         self.nodes[i] = Node::new(config, rng, self.now).unwrap();
         self.down.remove(&i);
     }
 
-    /// Adds a node with `config`, started now and not joined to anyone.
-    pub fn add(&mut self, config: Config) -> usize {
+    /// Adds a node with `config`, started now (its wall clock set from now, as the drivers
+    /// do) and not joined to anyone.
+    pub fn add(&mut self, mut config: Config) -> usize {
+        config.epoch_ms = EPOCH_MS + self.now.as_micros() / 1000;
         self.seed = self.seed.wrapping_add(1);
         let i = self.nodes.len();
         let rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(7919).wrapping_add(i as u64));
