@@ -8,7 +8,8 @@ use swim_core::{Config, Event, Instant, Keyring, Lifeguard, Node, Status};
 
 use crate::protocol::{Change, Protocol, Report, Timing, addr, index_of_name};
 
-/// A swim-core [`Node`] named by its address (`"10.0.3.7:7946"`), like the Python seed.
+/// A swim-core [`Node`] named by its address (`"10.0.3.7:7946"`), as the Python
+/// swim-protocol package names its members.
 pub struct Swim {
     node: Node<ChaCha8Rng>,
     index: u32,
@@ -30,7 +31,9 @@ impl Swim {
         config.retransmit_mult = timing.retransmit_mult;
         config.reap_timeout = timing.reap_timeout;
         config.rejoin_interval = timing.rejoin_interval;
-        config.lifeguard = if timing.lifeguard { Lifeguard::default() } else { Lifeguard::OFF };
+        if !timing.lifeguard {
+            config.lifeguard = Lifeguard::OFF;
+        }
         config
     }
 

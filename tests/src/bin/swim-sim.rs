@@ -1,5 +1,5 @@
 //! `swim-sim`: runs one scenario of the deterministic simulator and prints what it measured;
-//! with `--json` the last line is one JSON object (keys in issue 3 and `docs/BENCHMARKS.md`).
+//! with `--json` the last line is one JSON object (keys in `docs/BENCHMARKS.md`).
 
 use std::path::PathBuf;
 use std::time::Instant as WallClock;
