@@ -1,5 +1,5 @@
-//! The runner's contract: every scenario, with both implementations, produces the JSON keys
-//! issue 3 lists, and the `swim-sim` binary prints them as its last line.
+//! The runner's contract: every scenario, with every implementation, produces the JSON keys
+//! docs/BENCHMARKS.md documents, and the `swim-sim` binary prints them as its last line.
 
 use std::process::Command;
 use std::time::Duration;
