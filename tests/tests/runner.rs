@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use swim_tests::foca_impl::{Foca, FocaLan};
+use swim_tests::foca_impl::{Foca, FocaLan, FocaNewLan};
 use swim_tests::protocol::Protocol;
 use swim_tests::scenario::{self, Options, Scenario};
 use swim_tests::swim_impl::Swim;
@@ -82,9 +82,11 @@ fn check<P: Protocol>() {
         // Small clusters on a clean network reach every scenario's goal; under loss the goal
         // also needs zero false offline declarations, which foca does not always manage, and
         // foca does not heal a partition once both sides have removed each other (see
-        // docs/BENCHMARKS.md).
-        let foca_may_miss =
-            P::NAME.starts_with("foca") && matches!(scenario, Scenario::Loss | Scenario::Partition);
+        // docs/BENCHMARKS.md). foca's own `new_lan` keeps down members for 24 hours, so
+        // churn's "departed members forgotten" goal is out of its reach.
+        let foca_may_miss = P::NAME.starts_with("foca")
+            && matches!(scenario, Scenario::Loss | Scenario::Partition)
+            || P::NAME == "foca-newlan" && scenario == Scenario::Churn;
         if scenario != Scenario::Loss && !foca_may_miss {
             assert!(outcome.converged, "{} {}: {json}", P::NAME, scenario.name());
         }
@@ -104,6 +106,11 @@ fn foca_outcomes_have_every_key() {
 #[test]
 fn foca_lan_outcomes_have_every_key() {
     check::<FocaLan>();
+}
+
+#[test]
+fn foca_newlan_outcomes_have_every_key() {
+    check::<FocaNewLan>();
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant as WallClock;
 
 use clap::Parser;
-use swim_tests::foca_impl::{Foca, FocaLan};
+use swim_tests::foca_impl::{Foca, FocaLan, FocaNewLan};
 use swim_tests::scenario::{self, Options, Outcome, Scenario};
 use swim_tests::swim_impl::Swim;
 use swim_tests::sys;
@@ -18,6 +18,8 @@ enum Impl {
     Foca,
     /// foca 2 with swim's timing but `new_lan`'s own announce periods (30 s, 65 s).
     FocaLan,
+    /// foca 2 as its users run it: `Config::new_lan(N)` untouched.
+    FocaNewlan,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -96,6 +98,7 @@ fn main() {
         Impl::Swim => scenario::run::<Swim>(args.scenario, &opts),
         Impl::Foca => scenario::run::<Foca>(args.scenario, &opts),
         Impl::FocaLan => scenario::run::<FocaLan>(args.scenario, &opts),
+        Impl::FocaNewlan => scenario::run::<FocaNewLan>(args.scenario, &opts),
     };
     outcome.wall_s = wall.elapsed().as_secs_f64();
     outcome.cpu_s = sys::cpu_s();

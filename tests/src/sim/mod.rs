@@ -278,6 +278,21 @@ impl<P: Protocol> Sim<P> {
         self.run_until(until, observe);
     }
 
+    /// Runs until every running node sees exactly the running nodes online (checked every
+    /// 100 ms of virtual time) or `limit` passes; returns whether they do.
+    pub fn run_until_views_agree(
+        &mut self,
+        limit: Duration,
+        observe: &mut impl FnMut(&Observation),
+    ) -> bool {
+        let end = self.now + micros(limit);
+        while !self.views_agree() && self.now < end {
+            let next = (self.now + 100_000).min(end);
+            self.run_until(Instant::from_micros(next), observe);
+        }
+        self.views_agree()
+    }
+
     /// After a command: node `i`'s sends, reports and timer, applied at once.
     fn settle(&mut self, i: u32) {
         let slab = self.slab.get_mut().unwrap_or_else(PoisonError::into_inner);
