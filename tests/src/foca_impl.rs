@@ -15,7 +15,8 @@
 //!
 //! foca does not report suspicions (without its unstable notifications); `Change::Suspect`
 //! is reported when this node *starts* a suspicion timer (it failed to reach a member),
-//! which counts fewer events than swim's "any node learned of a suspicion".
+//! which counts fewer events than swim's "any node learned of a suspicion": foca's members
+//! learn of others' suspicions silently, so there is no count of suspicions heard.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -479,6 +480,7 @@ impl<F: Flavour> FocaAdapter<F> {
 
 impl<F: Flavour> Protocol for FocaAdapter<F> {
     const NAME: &'static str = F::NAME;
+    const REPORTS_HEARD_SUSPICIONS: bool = false;
 
     fn new(
         index: u32,
@@ -579,11 +581,8 @@ impl<F: Flavour> Protocol for FocaAdapter<F> {
     fn poll_report(&mut self) -> Option<Report> {
         let changed = self.meta.store().changed.pop();
         if let Some(subject) = changed {
-            return Some(Report {
-                change: Change::Metadata,
-                subject: Some(subject).filter(|&s| s != self.index),
-                online: None,
-            });
+            let subject = Some(subject).filter(|&s| s != self.index);
+            return Some(Report::new(Change::Metadata, subject, None));
         }
         loop {
             let note = self.runtime.notes.pop_front()?;
@@ -591,11 +590,8 @@ impl<F: Flavour> Protocol for FocaAdapter<F> {
                 Note::Up(id) => {
                     let Some(s) = id.index() else { continue };
                     let first = self.seen.insert(s, ()).is_none();
-                    Report {
-                        change: if first { Change::Joined } else { Change::Alive },
-                        subject: Some(s),
-                        online: Some(true),
-                    }
+                    let change = if first { Change::Joined } else { Change::Alive };
+                    Report::new(change, Some(s), Some(true))
                 }
                 Note::Down(id) => {
                     let Some(s) = id.index() else { continue };
@@ -605,14 +601,15 @@ impl<F: Flavour> Protocol for FocaAdapter<F> {
                     if online {
                         continue;
                     }
-                    Report { change: Change::Offline, subject: Some(s), online: Some(false) }
+                    Report::new(Change::Offline, Some(s), Some(false))
                 }
                 Note::SuspectStarted(id) => {
                     let Some(s) = id.index() else { continue };
-                    // foca keeps suspects among its active members.
-                    Report { change: Change::Suspect, subject: Some(s), online: None }
+                    // foca keeps suspects among its active members; only the member whose
+                    // probe failed runs a suspicion timer, so every one is its own.
+                    Report { firsthand: true, ..Report::new(Change::Suspect, Some(s), None) }
                 }
-                Note::Rejoined => Report { change: Change::Rejoined, subject: None, online: None },
+                Note::Rejoined => Report::new(Change::Rejoined, None, None),
             };
             return Some(report);
         }

@@ -100,6 +100,16 @@ pub struct Report {
     /// Whether, after the input that caused it, the node sees the subject as online;
     /// `None` when the report does not change that (a metadata change).
     pub online: Option<bool>,
+    /// For `Suspect`: this node raised the suspicion itself (its own probe failed) rather
+    /// than hearing it from another member. False for every other change.
+    pub firsthand: bool,
+}
+
+impl Report {
+    /// A report of `change` about `subject` that this node did not conclude itself.
+    pub fn new(change: Change, subject: Option<u32>, online: Option<bool>) -> Self {
+        Report { change, subject, online, firsthand: false }
+    }
 }
 
 /// A membership implementation the simulator can drive. Every method is deterministic:
@@ -108,6 +118,10 @@ pub struct Report {
 pub trait Protocol: Sized + Send {
     /// Short name, e.g. "swim".
     const NAME: &'static str;
+
+    /// Whether `Suspect` reports include suspicions heard from other members, not only
+    /// those the node raised itself (foca reports only its own).
+    const REPORTS_HEARD_SUSPICIONS: bool = true;
 
     /// A node with index `index` in a cluster of (about) `cluster_size`, not yet joined;
     /// `life` counts restarts of this node (0 for the first process).

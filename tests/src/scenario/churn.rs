@@ -75,6 +75,7 @@ pub(super) fn run<P: Protocol>(story: &mut Story<'_, P>) -> bool {
     story.out.full_views = Some(full.count());
     story.out.false_suspect = Some(reports.suspect);
     story.out.false_offline = Some(reports.offline);
+    story.out.suspect_events_heard = Some(reports.heard_suspect::<P>());
     story.out.refutations = Some(reports.refuted);
     story.out.forced_rejoins = Some(reports.rejoined);
     story.out.stale_members = Some(stale);

@@ -25,6 +25,7 @@ pub(super) fn run<P: Protocol>(story: &mut Story<'_, P>) -> bool {
     story.out.detect_all_s = Some(offline.times.all_s());
     story.out.false_suspect = Some(reports.suspect);
     story.out.false_offline = Some(reports.offline);
+    story.out.suspect_events_heard = Some(reports.heard_suspect::<P>());
     let detected = offline.times.all_s().is_some();
     story.out.curve = offline.times.into_curve();
     detected

@@ -25,6 +25,7 @@ pub(super) fn run<P: Protocol>(story: &mut Story<'_, P>) -> bool {
         .count();
     story.out.false_suspect = Some(reports.suspect);
     story.out.false_offline = Some(reports.offline);
+    story.out.suspect_events_heard = Some(reports.heard_suspect::<P>());
     story.out.forced_rejoins = Some(reports.rejoined);
     story.out.refutations = Some(reports.refuted);
     story.out.full_views = Some(full);

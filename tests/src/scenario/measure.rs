@@ -234,8 +234,8 @@ impl FullViews {
     }
 }
 
-/// Counts of suspect and offline reports about healthy members, and of refutations and
-/// forced rejoins.
+/// Counts of suspect and offline reports about healthy members, of refutations and forced
+/// rejoins, and of suspicions heard second-hand.
 #[derive(Default)]
 pub(super) struct FalseReports {
     /// Suspect reports about healthy members.
@@ -246,11 +246,16 @@ pub(super) struct FalseReports {
     pub(super) refuted: u64,
     /// New identities taken (foca).
     pub(super) rejoined: u64,
+    /// Suspect reports, about any member, at nodes that did not raise the suspicion.
+    heard_suspect: u64,
 }
 
 impl FalseReports {
     /// Takes in a report; `healthy(s)`: whether member `s` is healthy at the time.
     pub(super) fn observe(&mut self, o: &Observation, healthy: impl Fn(u32) -> bool) {
+        if o.report.change == Change::Suspect && !o.report.firsthand {
+            self.heard_suspect += 1;
+        }
         match (o.report.change, o.report.subject) {
             (Change::Suspect, Some(s)) if healthy(s) => self.suspect += 1,
             (Change::Offline, Some(s)) if healthy(s) => self.offline += 1,
@@ -258,5 +263,10 @@ impl FalseReports {
             (Change::Rejoined, _) => self.rejoined += 1,
             _ => {}
         }
+    }
+
+    /// Suspect reports heard second-hand, if implementation `P` reports them at all.
+    pub(super) fn heard_suspect<P: Protocol>(&self) -> Option<u64> {
+        P::REPORTS_HEARD_SUSPICIONS.then_some(self.heard_suspect)
     }
 }

@@ -13,6 +13,7 @@ mod loss;
 mod measure;
 mod outcome;
 mod partition;
+mod stall;
 mod story;
 mod stress;
 mod update;
@@ -23,10 +24,10 @@ use serde::Serialize;
 use swim_core::Instant;
 
 use self::measure::since;
-pub use self::outcome::Outcome;
+pub use self::outcome::{Outcome, Stall};
 use self::story::Story;
 use crate::protocol::{Protocol, Timing};
-use crate::sim::{NetConfig, Sim};
+use crate::sim::{NetConfig, Observation, Resume, Sim};
 
 /// Which story to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -49,6 +50,10 @@ pub enum Scenario {
     /// `--slow-delay` late) under 1% loss: false reports about the healthy members, then a
     /// real crash and its detection (Lifeguard's benchmark).
     Stress,
+    /// A joined cluster where, one at a time, `--stalls` members stall (paused for
+    /// `--stall-duration`, their datagrams queued, then resumed): suspicions the resumed
+    /// members raise about healthy ones.
+    Stall,
 }
 
 impl Scenario {
@@ -62,6 +67,7 @@ impl Scenario {
             Scenario::Partition => "partition",
             Scenario::Churn => "churn",
             Scenario::Stress => "stress",
+            Scenario::Stall => "stall",
         }
     }
 }
@@ -95,6 +101,16 @@ pub struct Options {
     pub slow: usize,
     /// How late a slow member handles each datagram.
     pub slow_delay: Duration,
+    /// Stalls in `stall`.
+    pub stalls: usize,
+    /// How long a member stays paused in `stall`.
+    pub stall_duration: Duration,
+    /// Time from one stall's start to the next's in `stall` (longer than a stall, so no
+    /// two overlap).
+    pub stall_every: Duration,
+    /// What a stalled member handles first when it resumes: its overdue timer, by default,
+    /// as today's drivers do.
+    pub stall_resume: Resume,
     /// Threads the engine may use; `None`: one per core. Speed only: results are the same.
     pub threads: Option<usize>,
 }
@@ -116,6 +132,10 @@ impl Options {
             curve: false,
             slow: 4,
             slow_delay: Duration::from_secs(6),
+            stalls: 100,
+            stall_duration: Duration::from_secs(3),
+            stall_every: Duration::from_secs(6),
+            stall_resume: Resume::TimersFirst,
             threads: None,
         }
     }
@@ -123,6 +143,16 @@ impl Options {
 
 /// Runs `scenario` with implementation `P`.
 pub fn run<P: Protocol>(scenario: Scenario, opts: &Options) -> Outcome {
+    run_observed::<P>(scenario, opts, &mut |_| {})
+}
+
+/// Runs `scenario` with implementation `P`, handing every report any node makes to
+/// `observe` as well (to check a scenario's counts against the reports themselves).
+pub fn run_observed<P: Protocol>(
+    scenario: Scenario,
+    opts: &Options,
+    observe: &mut dyn FnMut(&Observation),
+) -> Outcome {
     let mut net = opts.net.clone();
     if scenario != Scenario::Loss {
         net.loss = opts.loss;
@@ -139,7 +169,7 @@ pub fn run<P: Protocol>(scenario: Scenario, opts: &Options) -> Outcome {
         loss: opts.loss,
         ..Outcome::default()
     };
-    let mut story = Story::new(sim, opts, out);
+    let mut story = Story::new(sim, opts, out, observe);
     let joined = story.join();
     // Traffic is measured over the scenario's own phase (the join phase for `join`).
     let phase = if scenario == Scenario::Join {
@@ -158,6 +188,7 @@ pub fn run<P: Protocol>(scenario: Scenario, opts: &Options) -> Outcome {
         Scenario::Partition => partition::run(&mut story),
         Scenario::Churn => churn::run(&mut story),
         Scenario::Stress => stress::run(&mut story),
+        Scenario::Stall => stall::run(&mut story),
     };
     let Story { sim, mut out, .. } = story;
     let stats = sim.stats();

@@ -3,6 +3,7 @@
 //! freely.
 
 use serde::Serialize;
+use swim_core::Instant;
 
 /// What a scenario measured. Keys of other scenarios are `None` and left out of JSON; a
 /// time the scenario measures but never reached is `Some(None)`, printed as `null`.
@@ -107,7 +108,38 @@ pub struct Outcome {
     /// Offline reports about healthy members (`stress`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub false_offline_healthy: Option<u64>,
+    /// Suspect reports heard second-hand: suspect events at nodes other than the accuser,
+    /// about any member, after the join phase. `null` for foca, whose members take in
+    /// others' suspicions without reporting them (its suspect reports are all its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspect_events_heard: Option<Option<u64>>,
+    /// Offline reports about members on the observer's own side of the split, from the
+    /// split until views agree after the heal (`partition`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub false_offline_same_side: Option<u64>,
+    /// Stalls: a member paused, its datagrams queued, then resumed (`stall`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stalls: Option<usize>,
+    /// Suspicions a member raised itself (its own probe failed) within 2 s after resuming
+    /// from a stall, about members that were not stalled since its own stall began
+    /// (`stall`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub false_suspect_by_resumed: Option<u64>,
     /// Dissemination curve: (seconds since the measured phase began, fraction informed).
     #[serde(skip)]
     pub curve: Vec<(f64, f64)>,
+    /// The stalls of `stall`, in order.
+    #[serde(skip)]
+    pub stall_log: Vec<Stall>,
+}
+
+/// One stall of the `stall` scenario.
+#[derive(Clone, Copy, Debug)]
+pub struct Stall {
+    /// The member paused.
+    pub member: u32,
+    /// When it stopped.
+    pub from: Instant,
+    /// When it resumed.
+    pub until: Instant,
 }

@@ -27,13 +27,20 @@ pub(super) struct Story<'o, P: Protocol> {
     /// The scenario's choices (which member crashes, when nodes start...), apart from the
     /// simulator's own streams.
     rng: ChaCha8Rng,
+    /// Hears every report too (tests check the scenario's counts against it).
+    tap: &'o mut dyn FnMut(&Observation),
 }
 
 impl<'o, P: Protocol> Story<'o, P> {
-    /// A story on `sim`, nothing measured yet.
-    pub(super) fn new(sim: Sim<P>, opts: &'o Options, out: Outcome) -> Self {
+    /// A story on `sim`, nothing measured yet; `tap` hears every report.
+    pub(super) fn new(
+        sim: Sim<P>,
+        opts: &'o Options,
+        out: Outcome,
+        tap: &'o mut dyn FnMut(&Observation),
+    ) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(mix64(opts.seed ^ 0x7363_656e_6172_696f));
-        Story { sim, opts, out, rng }
+        Story { sim, opts, out, rng, tap }
     }
 
     /// Number of nodes.
@@ -59,13 +66,18 @@ impl<'o, P: Protocol> Story<'o, P> {
     }
 
     /// Runs for `duration`, handing every report to `hear`.
-    pub(super) fn run_for(&mut self, duration: Duration, mut hear: impl FnMut(&Observation)) {
-        self.sim.run_for(duration, &mut hear);
+    pub(super) fn run_for(&mut self, duration: Duration, hear: impl FnMut(&Observation)) {
+        let at = self.now() + duration;
+        self.run_until(at, hear);
     }
 
     /// Runs until `at`, handing every report to `hear`.
     pub(super) fn run_until(&mut self, at: Instant, mut hear: impl FnMut(&Observation)) {
-        self.sim.run_until(at, &mut hear);
+        let tap = &mut self.tap;
+        self.sim.run_until(at, &mut |o| {
+            tap(o);
+            hear(o);
+        });
     }
 
     /// Runs until `goal` is reached (checked every 100 ms of virtual time) or `limit`
@@ -79,7 +91,7 @@ impl<'o, P: Protocol> Story<'o, P> {
         let end = self.now() + limit;
         while self.now() < end && !goal.reached() {
             let next = (self.now() + CHECK_EVERY).min(end);
-            self.sim.run_until(next, &mut |o| hear(goal, o));
+            self.run_until(next, |o| hear(goal, o));
         }
     }
 

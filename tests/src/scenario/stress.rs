@@ -30,6 +30,7 @@ pub(super) fn run<P: Protocol>(story: &mut Story<'_, P>) -> bool {
     });
     story.out.false_suspect_healthy = Some(reports.suspect);
     story.out.false_offline_healthy = Some(reports.offline);
+    story.out.suspect_events_heard = Some(reports.heard_suspect::<P>());
     story.out.detect_first_s = Some(offline.times.first_s());
     story.out.detect_all_s = Some(offline.times.all_s());
     story.out.duration_s = Some(secs(story.opts.loss_duration));

@@ -44,8 +44,9 @@ use self::effects::Commons;
 use self::executor::Executor;
 pub use self::network::NetConfig;
 use self::network::{Network, micros};
+pub use self::node::Resume;
 use self::node::{Slot, State};
-use self::queue::Slab;
+use self::queue::{Kind, Slab};
 use crate::digest::mix64;
 use crate::protocol::{Protocol, Report, Timing, addr};
 
@@ -222,12 +223,17 @@ impl<P: Protocol> Sim<P> {
     }
 
     /// Node `i` stops processing for `duration` (an overloaded member): datagrams wait in
-    /// its socket buffer and its timers fire late, all at the end of the pause.
+    /// its socket buffer and its timers fire late, all at the end of the pause, in the order
+    /// they came due.
     pub fn pause(&mut self, i: u32, duration: Duration) {
+        self.pause_then(i, duration, Resume::AsQueued);
+    }
+
+    /// [`Sim::pause`], with `resume` choosing what the node handles first when it resumes.
+    pub fn pause_then(&mut self, i: u32, duration: Duration, resume: Resume) {
         let until = self.now + micros(duration);
-        let slot = &mut self.nodes[i as usize];
-        if slot.state != State::Down {
-            slot.state = State::Paused { until };
+        if let Some((at, generation)) = self.nodes[i as usize].pause(self.now, until, resume) {
+            self.commons.queue.push(at, Kind::Timer, i, 0, generation);
         }
     }
 
@@ -329,7 +335,7 @@ impl<P: Protocol> Sim<P> {
 
     /// Whether node `i` is paused now.
     pub fn is_paused(&self, i: u32) -> bool {
-        matches!(self.nodes[i as usize].state, State::Paused { until } if until > self.now)
+        matches!(self.nodes[i as usize].state, State::Paused { until, .. } if until > self.now)
     }
 
     /// How many other nodes node `i` sees online, from its reports.

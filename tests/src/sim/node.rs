@@ -16,11 +16,28 @@ use crate::protocol::{Protocol, Report, addr};
 pub(crate) enum State {
     Up,
     /// Handles nothing before `until` (microseconds): datagrams wait in its socket buffer,
-    /// its timer fires late.
+    /// its timer fires late, in the order `resume` says.
     Paused {
         until: u64,
+        resume: Resume,
     },
     Down,
+}
+
+/// What a paused node does first when it resumes, with its timer overdue and datagrams
+/// waiting in its socket: the choice of its driver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Resume {
+    /// Timer and datagrams in the order they came due: a datagram that arrived before the
+    /// first missed deadline is handled before the timer, later ones after it.
+    #[default]
+    AsQueued,
+    /// The overdue timer first, then the datagrams (a driver that runs expired timers
+    /// before it reads the socket).
+    TimersFirst,
+    /// Every waiting datagram first, then the timer (a driver that drains the socket
+    /// before it runs expired timers).
+    SocketFirst,
 }
 
 /// The nodes one node sees online: a bitset and its count, updated from its reports rather
@@ -109,6 +126,24 @@ impl<P: Protocol> Slot<P> {
         self.online.clear();
     }
 
+    /// The process stops at `now` until `until`, then resumes as `resume` says. Returns a
+    /// timer entry to queue now, `(at, generation)`, when the node's timer must move.
+    pub(crate) fn pause(&mut self, now: u64, until: u64, resume: Resume) -> Option<(u64, u32)> {
+        if self.state == State::Down {
+            return None;
+        }
+        self.state = State::Paused { until, resume };
+        // Timers first: a wake-up queued at `until` before anything else can be sorts
+        // before every datagram that comes due during the pause.
+        let overdue = self.timer_at.is_some_and(|at| at >= now && at < until);
+        if resume != Resume::TimersFirst || !overdue {
+            return None;
+        }
+        self.timer_gen = self.timer_gen.wrapping_add(1);
+        self.timer_at = Some(until);
+        Some((until, self.timer_gen))
+    }
+
     /// Handles `entry`, a delivery or a timer wake-up for this node (number `entry.node`).
     pub(crate) fn handle(&mut self, entry: Entry, out: &mut Outbox, window: &Window<'_>) {
         match entry.kind {
@@ -125,7 +160,7 @@ impl<P: Protocol> Slot<P> {
                 out.free(entry.data);
                 return;
             }
-            State::Paused { until } if until > now => {
+            State::Paused { until, .. } if until > now => {
                 // Still in the socket buffer: same order, handled when the pause ends.
                 let backlog = (until, Kind::Deliver, entry.from, entry.data);
                 out.schedule(window, now, entry.node, backlog);
@@ -152,10 +187,12 @@ impl<P: Protocol> Slot<P> {
             out.stats.stale_timers += 1;
             return;
         }
-        if let State::Paused { until } = self.state {
+        if let State::Paused { until, resume } = self.state {
             if until > now {
-                self.timer_at = Some(until);
-                out.schedule(window, now, entry.node, (until, Kind::Timer, 0, entry.data));
+                // Socket first: one microsecond after the backlog, all due at `until`.
+                let at = if resume == Resume::SocketFirst { until + 1 } else { until };
+                self.timer_at = Some(at);
+                out.schedule(window, now, entry.node, (at, Kind::Timer, 0, entry.data));
                 return;
             }
             self.state = State::Up;

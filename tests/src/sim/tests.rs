@@ -46,11 +46,7 @@ impl Protocol for Ring {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         assert_eq!(index_of(from), Some(u32::from(bytes[0])));
         self.received.push((now.as_micros(), u32::from(bytes[0])));
-        self.reports.push(Report {
-            change: Change::Alive,
-            subject: Some(u32::from(bytes[0])),
-            online: Some(true),
-        });
+        self.reports.push(Report::new(Change::Alive, Some(u32::from(bytes[0])), Some(true)));
     }
     fn handle_timeout(&mut self, now: Instant) {
         assert!(now.as_micros() >= self.next, "woken early");
