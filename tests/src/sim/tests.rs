@@ -7,7 +7,7 @@ use std::time::Duration;
 use swim_core::Instant;
 
 use super::queue::Kind;
-use super::{NetConfig, Sim};
+use super::{NetConfig, Resume, Sim};
 use crate::protocol::{Change, Protocol, Report, Timing, addr, index_of};
 use crate::swim_impl::Swim;
 
@@ -19,6 +19,8 @@ struct Ring {
     period: u64,
     sent: u64,
     received: Vec<(u64, u32)>,
+    /// Every input in order: (time, whether it was the timer).
+    inputs: Vec<(u64, bool)>,
     outbox: Vec<SocketAddr>,
     reports: Vec<Report>,
 }
@@ -34,6 +36,7 @@ impl Protocol for Ring {
             period: 10_000,
             sent: 0,
             received: Vec::new(),
+            inputs: Vec::new(),
             outbox: Vec::new(),
             reports: Vec::new(),
         }
@@ -46,11 +49,13 @@ impl Protocol for Ring {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         assert_eq!(index_of(from), Some(u32::from(bytes[0])));
         self.received.push((now.as_micros(), u32::from(bytes[0])));
+        self.inputs.push((now.as_micros(), false));
         self.reports.push(Report::new(Change::Alive, Some(u32::from(bytes[0])), Some(true)));
     }
     fn handle_timeout(&mut self, now: Instant) {
         assert!(now.as_micros() >= self.next, "woken early");
         self.next += self.period;
+        self.inputs.push((now.as_micros(), true));
         self.sent += 1;
         self.outbox.push(addr((self.index + 1) % self.n));
     }
@@ -142,6 +147,32 @@ fn a_paused_node_handles_its_backlog_when_it_resumes() {
     let resumed_at = 600_000;
     let backlog = node.received.iter().filter(|(at, _)| *at == resumed_at).count();
     assert!(backlog >= 49, "the 50 datagrams of the pause arrive at its end: {backlog}");
+}
+
+/// Node 1's inputs from the end of a pause of 500 ms begun at 100 ms, resumed as `resume`.
+fn inputs_on_resume(resume: Resume) -> Vec<bool> {
+    let mut sim = ring(2, NetConfig::default());
+    sim.run_for(Duration::from_millis(100), &mut |_| {});
+    sim.pause_then(1, Duration::from_millis(500), resume);
+    sim.run_for(Duration::from_millis(501), &mut |_| {});
+    let node = sim.node(1).unwrap();
+    let resumed = node.inputs.iter().filter(|(at, _)| (600_000..=600_001).contains(at));
+    resumed.map(|&(_, timer)| timer).collect()
+}
+
+#[test]
+fn a_resumed_node_handles_its_timer_and_backlog_in_the_chosen_order() {
+    // Node 0 sends every 10 ms; node 1 stays stopped through 49 of those and of its own
+    // timer's deadlines.
+    let timers_first = inputs_on_resume(Resume::TimersFirst);
+    assert_eq!(timers_first.iter().filter(|t| !**t).count(), 50, "the whole backlog");
+    assert_eq!(timers_first.first(), Some(&true), "the overdue timer first");
+    let socket_first = inputs_on_resume(Resume::SocketFirst);
+    assert!(socket_first[..50].iter().all(|t| !t), "the backlog first: {socket_first:?}");
+    assert_eq!(socket_first.get(50), Some(&true), "then the timer");
+    // As queued: the datagram that arrived before the first missed deadline comes first.
+    let as_queued = inputs_on_resume(Resume::AsQueued);
+    assert_eq!(&as_queued[..2], &[false, true], "{as_queued:?}");
 }
 
 #[test]
