@@ -9,15 +9,19 @@
 //!   in a heap and reports the earliest as its one deadline.
 //! - Metadata: foca has none; the `update` scenario uses a custom broadcast
 //!   `(subject, version, value)`, deduplicated by subject and version.
-//! - Configuration mapping: see [`config`] and `docs/BENCHMARKS.md`.
+//! - Configuration: a [`Flavour`]: `Config::new_lan(N)` untouched ([`NewLan`], how foca's
+//!   users run it), or `new_lan` with swim's timing mapped onto it ([`config`]; see
+//!   `docs/BENCHMARKS.md`).
 //!
 //! foca does not report suspicions (without its unstable notifications); `Change::Suspect`
 //! is reported when this node *starts* a suspicion timer (it failed to reach a member),
-//! which counts fewer events than swim's "any node learned of a suspicion".
+//! which counts fewer events than swim's "any node learned of a suspicion": foca's members
+//! learn of others' suspicions silently, so there is no count of suspicions heard.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -394,14 +398,66 @@ pub fn config(timing: &Timing, cluster_size: usize, lan_announce: bool) -> Confi
     config
 }
 
+/// Which foca configuration a simulated node runs.
+pub trait Flavour: Send {
+    /// The implementation's name in `swim-sim --impl` and in JSON.
+    const NAME: &'static str;
+
+    /// The configuration for a node in a cluster of `cluster_size` with `timing`.
+    fn config(timing: &Timing, cluster_size: usize) -> Config;
+}
+
+/// foca's `new_lan` with swim's timing, anti-entropy mapped onto announces ([`config`]).
+#[derive(Debug)]
+pub struct Mapped;
+
+impl Flavour for Mapped {
+    const NAME: &'static str = "foca";
+
+    fn config(timing: &Timing, cluster_size: usize) -> Config {
+        config(timing, cluster_size, false)
+    }
+}
+
+/// foca's `new_lan` with swim's timing but `new_lan`'s own announce periods ([`config`]).
+#[derive(Debug)]
+pub struct MappedLanAnnounce;
+
+impl Flavour for MappedLanAnnounce {
+    const NAME: &'static str = "foca-lan";
+
+    fn config(timing: &Timing, cluster_size: usize) -> Config {
+        config(timing, cluster_size, true)
+    }
+}
+
+/// foca as its users run it on a LAN: `Config::new_lan(N)` untouched, swim's timing ignored.
+#[derive(Debug)]
+pub struct NewLan;
+
+impl Flavour for NewLan {
+    const NAME: &'static str = "foca-newlan";
+
+    fn config(_timing: &Timing, cluster_size: usize) -> Config {
+        let n = NonZeroU32::new(cluster_size.max(1) as u32).expect("max(1) is non-zero");
+        // Nothing is changed, not even the packet size limit (new_lan's 1400 bytes): the
+        // simulated network has no MTU and every node runs the same limit.
+        Config::new_lan(n)
+    }
+}
+
 /// A foca node in the simulator, with the mapped configuration ([`config`]).
-pub type Foca = FocaAdapter<false>;
+pub type Foca = FocaAdapter<Mapped>;
 
 /// A foca node with `new_lan`'s own announce periods (`swim-sim --impl foca-lan`).
-pub type FocaLan = FocaAdapter<true>;
+pub type FocaLan = FocaAdapter<MappedLanAnnounce>;
 
-/// A foca node in the simulator; `LAN_ANNOUNCE` keeps `new_lan`'s announce periods.
-pub struct FocaAdapter<const LAN_ANNOUNCE: bool> {
+/// A foca node with `Config::new_lan(N)` untouched (`swim-sim --impl foca-newlan`).
+pub type FocaNewLan = FocaAdapter<NewLan>;
+
+/// A foca node in the simulator, configured by its [`Flavour`] `F`.
+pub struct FocaAdapter<F: Flavour> {
+    flavour: PhantomData<F>,
     foca: FocaNode<FocaId, BinaryCodec, ChaCha8Rng, MetaHandler>,
     runtime: Collect,
     meta: MetaHandler,
@@ -411,7 +467,7 @@ pub struct FocaAdapter<const LAN_ANNOUNCE: bool> {
     errors: u64,
 }
 
-impl<const LAN_ANNOUNCE: bool> FocaAdapter<LAN_ANNOUNCE> {
+impl<F: Flavour> FocaAdapter<F> {
     /// Datagrams or timers foca refused with an error (decode failures, stale timers...).
     pub fn errors(&self) -> u64 {
         self.errors
@@ -422,8 +478,9 @@ impl<const LAN_ANNOUNCE: bool> FocaAdapter<LAN_ANNOUNCE> {
     }
 }
 
-impl<const LAN_ANNOUNCE: bool> Protocol for FocaAdapter<LAN_ANNOUNCE> {
-    const NAME: &'static str = if LAN_ANNOUNCE { "foca-lan" } else { "foca" };
+impl<F: Flavour> Protocol for FocaAdapter<F> {
+    const NAME: &'static str = F::NAME;
+    const REPORTS_HEARD_SUSPICIONS: bool = false;
 
     fn new(
         index: u32,
@@ -438,12 +495,13 @@ impl<const LAN_ANNOUNCE: bool> Protocol for FocaAdapter<LAN_ANNOUNCE> {
         let meta = MetaHandler::default();
         let foca = FocaNode::with_custom_broadcast(
             id,
-            config(timing, cluster_size, LAN_ANNOUNCE),
+            F::config(timing, cluster_size),
             ChaCha8Rng::seed_from_u64(seed),
             BinaryCodec,
             meta.clone(),
         );
         FocaAdapter {
+            flavour: PhantomData,
             foca,
             runtime: Collect { now: now.as_micros(), ..Collect::default() },
             meta,
@@ -523,11 +581,8 @@ impl<const LAN_ANNOUNCE: bool> Protocol for FocaAdapter<LAN_ANNOUNCE> {
     fn poll_report(&mut self) -> Option<Report> {
         let changed = self.meta.store().changed.pop();
         if let Some(subject) = changed {
-            return Some(Report {
-                change: Change::Metadata,
-                subject: Some(subject).filter(|&s| s != self.index),
-                online: None,
-            });
+            let subject = Some(subject).filter(|&s| s != self.index);
+            return Some(Report::new(Change::Metadata, subject, None));
         }
         loop {
             let note = self.runtime.notes.pop_front()?;
@@ -535,11 +590,8 @@ impl<const LAN_ANNOUNCE: bool> Protocol for FocaAdapter<LAN_ANNOUNCE> {
                 Note::Up(id) => {
                     let Some(s) = id.index() else { continue };
                     let first = self.seen.insert(s, ()).is_none();
-                    Report {
-                        change: if first { Change::Joined } else { Change::Alive },
-                        subject: Some(s),
-                        online: Some(true),
-                    }
+                    let change = if first { Change::Joined } else { Change::Alive };
+                    Report::new(change, Some(s), Some(true))
                 }
                 Note::Down(id) => {
                     let Some(s) = id.index() else { continue };
@@ -549,14 +601,15 @@ impl<const LAN_ANNOUNCE: bool> Protocol for FocaAdapter<LAN_ANNOUNCE> {
                     if online {
                         continue;
                     }
-                    Report { change: Change::Offline, subject: Some(s), online: Some(false) }
+                    Report::new(Change::Offline, Some(s), Some(false))
                 }
                 Note::SuspectStarted(id) => {
                     let Some(s) = id.index() else { continue };
-                    // foca keeps suspects among its active members.
-                    Report { change: Change::Suspect, subject: Some(s), online: None }
+                    // foca keeps suspects among its active members; only the member whose
+                    // probe failed runs a suspicion timer, so every one is its own.
+                    Report { firsthand: true, ..Report::new(Change::Suspect, Some(s), None) }
                 }
-                Note::Rejoined => Report { change: Change::Rejoined, subject: None, online: None },
+                Note::Rejoined => Report::new(Change::Rejoined, None, None),
             };
             return Some(report);
         }

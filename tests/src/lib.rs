@@ -20,4 +20,4 @@ pub mod swim_impl;
 pub mod sys;
 
 pub use protocol::{Change, Protocol, Report, Timing};
-pub use sim::{NetConfig, Observation, Sim, Stats};
+pub use sim::{NetConfig, Observation, Resume, Sim, Stats};

@@ -1,8 +1,8 @@
-//! Two real swim-core nodes wired back to back (1 ms links), for the micro-benchmarks and the
-//! allocation test. The harness itself allocates nothing once built: datagrams travel in a
-//! fixed pool of buffers.
+//! Two real swim-core nodes wired back to back, for the micro-benchmarks and the allocation
+//! test. Their link is the simulator's network model ([`Network`], here 1 ms, nothing lost)
+//! and datagrams wait in its event queue; the harness allocates nothing once warm, as
+//! datagrams travel in a pool of recycled buffers.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,12 +12,18 @@ use swim_core::wire::{Body, Header, Packet};
 use swim_core::{Instant, Keyring, NONCE_LEN, Node, TAG_LEN};
 
 use crate::protocol::{Timing, addr};
+use crate::sim::network::{NetConfig, Network};
+use crate::sim::queue::{EventQueue, Kind, Slab};
 use crate::swim_impl::Swim;
 
 /// The pair's `epoch_ms` (replay protection on, as the drivers run it).
 pub const EPOCH_MS: u64 = 1_600_000_000_000;
 
+/// Datagram buffers made up front: far more than two nodes ever have in flight.
 const POOL: usize = 64;
+
+/// Room in each buffer: a full datagram.
+const BUFFER: usize = 1500;
 
 /// A joined pair of nodes and the datagrams between them.
 pub struct Pair {
@@ -27,10 +33,12 @@ pub struct Pair {
     pub b: Node<ChaCha8Rng>,
     /// The virtual time.
     pub now: Instant,
-    /// (delivery time, to b?, pool slot)
-    in_flight: VecDeque<(Instant, bool, usize)>,
-    pool: Vec<Vec<u8>>,
-    free: Vec<usize>,
+    /// The link between a (node 0) and b (node 1).
+    network: Network,
+    /// Datagrams in flight.
+    queue: EventQueue,
+    /// Their payloads.
+    slab: Slab,
     /// Pings a sent to b, and acks b sent back, since creation.
     pub pings: u64,
     /// Acks b sent to a.
@@ -71,9 +79,9 @@ impl Pair {
             a: mk(0),
             b: mk(1),
             now: Instant::ZERO,
-            in_flight: VecDeque::with_capacity(POOL),
-            pool: (0..POOL).map(|_| Vec::with_capacity(1500)).collect(),
-            free: (0..POOL).collect(),
+            network: Network::new(NetConfig::fixed(Duration::from_millis(1)), 0, 2),
+            queue: EventQueue::with_capacity(POOL),
+            slab: Slab::with_buffers(POOL, BUFFER),
             pings: 0,
             acks: 0,
             last_ping: Vec::with_capacity(1500),
@@ -89,12 +97,9 @@ impl Pair {
         addr(0)
     }
 
+    /// Puts what both nodes want sent on the link and drops their events.
     fn collect(&mut self) {
-        let at = self.now + Duration::from_millis(1);
         while let Some(t) = self.a.poll_transmit() {
-            let Some(slot) = self.free.pop() else { continue };
-            self.pool[slot].clear();
-            self.pool[slot].extend_from_slice(t.payload);
             if body_kind(t.payload) == Some(0) {
                 self.pings += 1;
                 if self.keep_ping {
@@ -102,16 +107,21 @@ impl Pair {
                     self.last_ping.extend_from_slice(t.payload);
                 }
             }
-            self.in_flight.push_back((at, true, slot));
+            let fate = self.network.fate(0, 1);
+            for delay in fate.delays() {
+                let slot = self.slab.store(t.payload);
+                self.queue.push(self.now.as_micros() + delay, Kind::Deliver, 1, 0, slot);
+            }
         }
         while let Some(t) = self.b.poll_transmit() {
-            let Some(slot) = self.free.pop() else { continue };
-            self.pool[slot].clear();
-            self.pool[slot].extend_from_slice(t.payload);
             if body_kind(t.payload) == Some(1) {
                 self.acks += 1;
             }
-            self.in_flight.push_back((at, false, slot));
+            let fate = self.network.fate(1, 0);
+            for delay in fate.delays() {
+                let slot = self.slab.store(t.payload);
+                self.queue.push(self.now.as_micros() + delay, Kind::Deliver, 0, 1, slot);
+            }
         }
         while self.a.poll_event().is_some() {}
         while self.b.poll_event().is_some() {}
@@ -120,21 +130,17 @@ impl Pair {
     /// Runs to the next delivery or deadline.
     pub fn step(&mut self) {
         self.collect();
-        let next_delivery = self.in_flight.front().map(|(at, ..)| *at);
+        let next_delivery = self.queue.next_at().map(Instant::from_micros);
         let next = [next_delivery, self.a.poll_timeout(), self.b.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
             .unwrap_or(self.now + Duration::from_millis(1));
         self.now = self.now.max(next);
-        while self.in_flight.front().is_some_and(|(at, ..)| *at <= self.now) {
-            let Some((_, to_b, slot)) = self.in_flight.pop_front() else { break };
-            if to_b {
-                self.b.handle_datagram(self.now, addr(0), &self.pool[slot]);
-            } else {
-                self.a.handle_datagram(self.now, addr(1), &self.pool[slot]);
-            }
-            self.free.push(slot);
+        while let Some(entry) = self.queue.pop_due(self.now.as_micros()) {
+            let node = if entry.node == 0 { &mut self.a } else { &mut self.b };
+            node.handle_datagram(self.now, addr(entry.from), self.slab.get(entry.data));
+            self.slab.release(entry.data);
         }
         self.a.handle_timeout(self.now);
         self.b.handle_timeout(self.now);

@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use swim_core::Instant;
+use swim_core::{Config, Instant, Keyring};
 
 /// Timing and dissemination settings shared by every implementation. Each adapter maps them
 /// onto its own configuration (see `docs/BENCHMARKS.md` for the foca mapping).
@@ -32,26 +32,28 @@ pub struct Timing {
     pub reap_timeout: Duration,
     /// Time between attempts to reach members outside the view.
     pub rejoin_interval: Duration,
-    /// Whether Lifeguard is on (swim only: foca has no Lifeguard).
+    /// Whether Lifeguard is on, with swim-core's default settings (swim only: foca has no
+    /// Lifeguard).
     pub lifeguard: bool,
 }
 
 impl Default for Timing {
-    /// The swim-core defaults (the Python seed's timing).
+    /// swim-core's defaults, read from [`Config::new`] so the two cannot drift apart.
     fn default() -> Self {
+        let defaults = Config::new("defaults", addr(0), Keyring::new("defaults"));
         Timing {
-            ping_interval: Duration::from_millis(1000),
-            ping_timeout: Duration::from_millis(300),
-            ping_req_timeout: Duration::from_millis(900),
-            ping_req_count: 1,
-            suspect_timeout: Duration::from_secs(5),
-            sync_interval: Duration::from_millis(500),
-            gossip_interval: Duration::from_millis(200),
-            gossip_fanout: 3,
-            retransmit_mult: 4,
-            reap_timeout: Duration::from_secs(60),
-            rejoin_interval: Duration::from_secs(10),
-            lifeguard: true,
+            ping_interval: defaults.ping_interval,
+            ping_timeout: defaults.ping_timeout,
+            ping_req_timeout: defaults.ping_req_timeout,
+            ping_req_count: defaults.ping_req_count,
+            suspect_timeout: defaults.suspect_timeout,
+            sync_interval: defaults.sync_interval,
+            gossip_interval: defaults.gossip_interval,
+            gossip_fanout: defaults.gossip_fanout,
+            retransmit_mult: defaults.retransmit_mult,
+            reap_timeout: defaults.reap_timeout,
+            rejoin_interval: defaults.rejoin_interval,
+            lifeguard: defaults.lifeguard.is_on(),
         }
     }
 }
@@ -98,6 +100,16 @@ pub struct Report {
     /// Whether, after the input that caused it, the node sees the subject as online;
     /// `None` when the report does not change that (a metadata change).
     pub online: Option<bool>,
+    /// For `Suspect`: this node raised the suspicion itself (its own probe failed) rather
+    /// than hearing it from another member. False for every other change.
+    pub firsthand: bool,
+}
+
+impl Report {
+    /// A report of `change` about `subject` that this node did not conclude itself.
+    pub fn new(change: Change, subject: Option<u32>, online: Option<bool>) -> Self {
+        Report { change, subject, online, firsthand: false }
+    }
 }
 
 /// A membership implementation the simulator can drive. Every method is deterministic:
@@ -106,6 +118,10 @@ pub struct Report {
 pub trait Protocol: Sized + Send {
     /// Short name, e.g. "swim".
     const NAME: &'static str;
+
+    /// Whether `Suspect` reports include suspicions heard from other members, not only
+    /// those the node raised itself (foca reports only its own).
+    const REPORTS_HEARD_SUSPICIONS: bool = true;
 
     /// A node with index `index` in a cluster of (about) `cluster_size`, not yet joined;
     /// `life` counts restarts of this node (0 for the first process).

@@ -8,10 +8,14 @@ use swim_core::{Config, Event, Instant, Keyring, Lifeguard, Node, Status};
 
 use crate::protocol::{Change, Protocol, Report, Timing, addr, index_of_name};
 
-/// A swim-core [`Node`] named by its address (`"10.0.3.7:7946"`), like the Python seed.
+/// A swim-core [`Node`] named by its address (`"10.0.3.7:7946"`), as the Python
+/// swim-protocol package names its members.
 pub struct Swim {
     node: Node<ChaCha8Rng>,
     index: u32,
+    /// The node's count of its own accusations (`Counters::suspicions`) already matched to
+    /// a `MemberSuspect` event: a suspect event is firsthand while the count is ahead.
+    accusations_reported: u64,
 }
 
 impl Swim {
@@ -30,13 +34,32 @@ impl Swim {
         config.retransmit_mult = timing.retransmit_mult;
         config.reap_timeout = timing.reap_timeout;
         config.rejoin_interval = timing.rejoin_interval;
-        config.lifeguard = if timing.lifeguard { Lifeguard::default() } else { Lifeguard::OFF };
+        if !timing.lifeguard {
+            config.lifeguard = Lifeguard::OFF;
+        }
         config
     }
 
     /// The wrapped node.
     pub fn node(&self) -> &Node<ChaCha8Rng> {
         &self.node
+    }
+
+    /// Before each input: accusations not matched to an event by now never will be (the
+    /// node reports events right after the input that caused them).
+    fn sync_accusations(&mut self) {
+        self.accusations_reported = self.node.counters().suspicions;
+    }
+
+    /// Whether the suspect event being reported is one of this node's own accusations: its
+    /// own count of accusations rose during the input (a probe that failed makes exactly
+    /// one accusation and one event; suspicions heard from others count none).
+    fn take_accusation(&mut self) -> bool {
+        let own = self.node.counters().suspicions > self.accusations_reported;
+        if own {
+            self.accusations_reported += 1;
+        }
+        own
     }
 
     fn report(&self, change: Change, name: &str) -> Report {
@@ -48,7 +71,7 @@ impl Swim {
             Change::Suspect | Change::Offline | Change::Left | Change::Reaped => Some(false),
             _ => None,
         };
-        Report { change, subject, online }
+        Report::new(change, subject, online)
     }
 }
 
@@ -69,26 +92,31 @@ impl Protocol for Swim {
         config.epoch_ms = 1_600_000_000_000 + now.as_micros() / 1000;
         let node = Node::new(config, ChaCha8Rng::seed_from_u64(seed), now)
             .expect("the simulator's configuration is valid");
-        Swim { node, index }
+        Swim { node, index, accusations_reported: 0 }
     }
 
     fn join(&mut self, now: Instant, seed: SocketAddr) {
+        self.sync_accusations();
         self.node.join(now, [seed]);
     }
 
     fn leave(&mut self, now: Instant) {
+        self.sync_accusations();
         self.node.leave(now);
     }
 
     fn set_metadata(&mut self, now: Instant, key: &str, value: &[u8]) -> bool {
+        self.sync_accusations();
         self.node.set_metadata(now, key, value.to_vec()).is_ok()
     }
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.sync_accusations();
         self.node.handle_datagram(now, from, bytes);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.sync_accusations();
         self.node.handle_timeout(now);
     }
 
@@ -113,19 +141,13 @@ impl Protocol for Swim {
                 Event::MemberAlive { name, .. } => (Change::Alive, name),
                 Event::MetadataChanged { name, .. } => (Change::Metadata, name),
                 Event::MemberReaped { name } => (Change::Reaped, name),
-                Event::Joined => {
-                    return Some(Report {
-                        change: Change::JoinedCluster,
-                        subject: None,
-                        online: None,
-                    });
-                }
-                Event::Refuted { .. } => {
-                    return Some(Report { change: Change::Refuted, subject: None, online: None });
-                }
+                Event::Joined => return Some(Report::new(Change::JoinedCluster, None, None)),
+                Event::Refuted { .. } => return Some(Report::new(Change::Refuted, None, None)),
                 _ => continue,
             };
-            return Some(self.report(change, name));
+            let mut report = self.report(change, name);
+            report.firsthand = change == Change::Suspect && self.take_accusation();
+            return Some(report);
         }
     }
 

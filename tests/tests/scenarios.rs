@@ -21,11 +21,10 @@ fn joined(n: usize, seed: u64, timing: Timing, net: NetConfig, limit: Duration) 
         sim.run_until(Instant::from_micros(u64::from(i) * 100), &mut |_| {});
         sim.start(i, 0);
     }
-    let end = sim.instant() + limit;
-    while !sim.views_agree() && sim.instant() < end {
-        sim.run_for(Duration::from_millis(100), &mut |_| {});
-    }
-    assert!(sim.views_agree(), "{n} nodes did not converge within {limit:?}");
+    assert!(
+        sim.run_until_views_agree(limit, &mut |_| {}),
+        "{n} nodes did not converge within {limit:?}"
+    );
     sim
 }
 
@@ -115,11 +114,10 @@ fn a_partition_longer_than_the_reap_time_heals() {
     assert_eq!(reaped_across, n * half, "every node reaps the other half");
     assert_eq!(status(&sim, 0, n - 1), None);
     sim.heal();
-    let healed = sim.instant();
-    while !sim.views_agree() && sim.instant() < healed + Duration::from_secs(120) {
-        sim.run_for(Duration::from_millis(200), &mut |_| {});
-    }
-    assert!(sim.views_agree(), "views did not reconverge after the heal");
+    assert!(
+        sim.run_until_views_agree(Duration::from_secs(120), &mut |_| {}),
+        "views did not reconverge after the heal"
+    );
     for v in 0..n {
         for s in 0..n {
             if v != s {
@@ -146,11 +144,10 @@ fn a_rolling_restart_of_every_node_converges() {
             }
         });
     }
-    let end = sim.instant() + Duration::from_secs(60);
-    while !sim.views_agree() && sim.instant() < end {
-        sim.run_for(Duration::from_millis(200), &mut |_| {});
-    }
-    assert!(sim.views_agree(), "views did not converge after the rolling restart");
+    assert!(
+        sim.run_until_views_agree(Duration::from_secs(60), &mut |_| {}),
+        "views did not converge after the rolling restart"
+    );
     // A 1 s outage is shorter than a probe plus suspicion: no one should be declared offline.
     assert_eq!(offline_about_restarted, 0);
 }

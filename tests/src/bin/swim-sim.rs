@@ -1,11 +1,12 @@
 //! `swim-sim`: runs one scenario of the deterministic simulator and prints what it measured;
-//! with `--json` the last line is one JSON object (keys in issue 3 and `docs/BENCHMARKS.md`).
+//! with `--json` the last line is one JSON object (keys in `docs/BENCHMARKS.md`).
 
 use std::path::PathBuf;
 use std::time::Instant as WallClock;
 
 use clap::Parser;
-use swim_tests::foca_impl::{Foca, FocaLan};
+use swim_tests::Resume;
+use swim_tests::foca_impl::{Foca, FocaLan, FocaNewLan};
 use swim_tests::scenario::{self, Options, Outcome, Scenario};
 use swim_tests::swim_impl::Swim;
 use swim_tests::sys;
@@ -18,6 +19,19 @@ enum Impl {
     Foca,
     /// foca 2 with swim's timing but `new_lan`'s own announce periods (30 s, 65 s).
     FocaLan,
+    /// foca 2 as its users run it: `Config::new_lan(N)` untouched.
+    FocaNewlan,
+}
+
+/// What a member resuming from a stall handles first (its driver's order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ResumeOrder {
+    /// Its overdue timer, then the datagrams waiting in its socket.
+    TimersFirst,
+    /// Timer and datagrams in the order they came due.
+    AsQueued,
+    /// Every waiting datagram, then its timer.
+    SocketFirst,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -66,6 +80,19 @@ struct Args {
     /// How late a slow member handles each datagram, seconds (beyond the probe timeout).
     #[arg(long, default_value_t = 6.0)]
     slow_delay: f64,
+    /// Stalls in `stall`, one every `--stall-every` seconds.
+    #[arg(long, default_value_t = 100)]
+    stalls: usize,
+    /// How long a member stays paused in `stall`, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    stall_duration: f64,
+    /// Seconds from one stall's start to the next's in `stall` (at least the stall's
+    /// length, so that no two overlap).
+    #[arg(long, default_value_t = 6.0)]
+    stall_every: f64,
+    /// What a member resuming from a stall handles first.
+    #[arg(long, value_enum, default_value_t = ResumeOrder::TimersFirst)]
+    resume: ResumeOrder,
     /// Longest virtual time to wait for the join and for the goal, seconds.
     #[arg(long, default_value_t = 300)]
     limit: u64,
@@ -87,6 +114,15 @@ fn main() {
     opts.timing.lifeguard = args.lifeguard == OnOff::On;
     opts.slow = args.slow;
     opts.slow_delay = std::time::Duration::from_secs_f64(args.slow_delay.max(0.0));
+    opts.stalls = args.stalls;
+    opts.stall_duration = std::time::Duration::from_secs_f64(args.stall_duration.max(0.0));
+    let every = args.stall_every.max(args.stall_duration).max(0.0);
+    opts.stall_every = std::time::Duration::from_secs_f64(every);
+    opts.stall_resume = match args.resume {
+        ResumeOrder::TimersFirst => Resume::TimersFirst,
+        ResumeOrder::AsQueued => Resume::AsQueued,
+        ResumeOrder::SocketFirst => Resume::SocketFirst,
+    };
     opts.join_limit = std::time::Duration::from_secs(args.limit);
     opts.goal_limit = std::time::Duration::from_secs(args.limit);
     opts.curve = args.svg.is_some();
@@ -96,6 +132,7 @@ fn main() {
         Impl::Swim => scenario::run::<Swim>(args.scenario, &opts),
         Impl::Foca => scenario::run::<Foca>(args.scenario, &opts),
         Impl::FocaLan => scenario::run::<FocaLan>(args.scenario, &opts),
+        Impl::FocaNewlan => scenario::run::<FocaNewLan>(args.scenario, &opts),
     };
     outcome.wall_s = wall.elapsed().as_secs_f64();
     outcome.cpu_s = sys::cpu_s();
