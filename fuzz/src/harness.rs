@@ -57,9 +57,9 @@ fn snapshot(node: &Node<ChaCha8Rng>) -> Vec<(String, Status, u64, u64)> {
         .collect()
 }
 
-/// Drains a node's outputs, checks that every datagram it sends opens for its receiver and
-/// decodes, and notes the last nonce sent to each peer (so that fuzzed answers can echo it).
-fn drain(node: &mut Node<ChaCha8Rng>, last_sent: &mut [u64; PEERS]) {
+/// Drains a node's outputs, checks that every datagram it sends decodes, and notes the last
+/// anti-entropy cookie sent to each peer (so that fuzzed answers can echo it).
+fn drain(node: &mut Node<ChaCha8Rng>, last_sent: &mut [u32; PEERS]) {
     let max = node.config().max_datagram();
     while let Some(transmit) = node.poll_transmit() {
         assert!(transmit.payload.len() <= max, "sent {} > {max} bytes", transmit.payload.len());
@@ -68,12 +68,16 @@ fn drain(node: &mut Node<ChaCha8Rng>, last_sent: &mut [u64; PEERS]) {
             continue;
         }
         let sealed = &transmit.payload[..transmit.payload.len() - TAG_LEN];
-        match Packet::decode(sealed) {
-            Ok(_) => {}
+        let packet = match Packet::decode(sealed) {
+            Ok(packet) => packet,
             Err(error) => panic!("the node sent a datagram it cannot decode: {error}"),
-        }
+        };
+        let cookie = match packet.body {
+            Body::SyncBuckets { cookie, .. } | Body::SyncSummaries { cookie, .. } => cookie,
+            _ => continue,
+        };
         if let Some(peer) = (0..PEERS).find(|i| addr(*i) == transmit.destination) {
-            last_sent[peer] = header.nonce;
+            last_sent[peer] = cookie;
         }
     }
     while node.poll_event().is_some() {}
@@ -148,26 +152,48 @@ struct FuzzRecord {
     accuser: Option<u8>,
 }
 
-/// An echo in an anti-entropy answer: the right one (the nonce last sent to that peer), or
+/// An echo in an anti-entropy answer: the right one (the cookie last sent to that peer), or
 /// any.
 #[derive(Arbitrary, Debug)]
 enum Echo {
     Last,
-    Any(u64),
+    Any(u32),
 }
 
 #[derive(Arbitrary, Debug)]
 enum FuzzBody {
-    Ping { root: u64 },
-    Ack { root: u64 },
-    PingReq { target: u8 },
+    Ping {
+        root: u64,
+    },
+    Ack {
+        root: u64,
+    },
+    PingReq {
+        target: u8,
+    },
     Nack,
     Gossip,
-    SyncDigest { root: u64, members: u16 },
-    SyncBuckets { shift: u8, hashes: Vec<u8> },
+    SyncDigest {
+        root: u64,
+        members: u16,
+    },
+    SyncBuckets {
+        cookie: u32,
+        shift: u8,
+        hashes: Vec<u8>,
+    },
     SyncEntries,
-    SyncSummaries { echo: Echo, shift: u8, buckets: [u64; 4], summaries: Vec<(u32, u32)> },
-    SyncWant { echo: Echo, names: Vec<u32> },
+    SyncSummaries {
+        echo: Echo,
+        cookie: u32,
+        shift: u8,
+        buckets: [u64; 4],
+        summaries: Vec<(u32, u32)>,
+    },
+    SyncWant {
+        echo: Echo,
+        names: Vec<u32>,
+    },
 }
 
 /// How a fuzzed datagram is sealed.
@@ -311,8 +337,8 @@ struct Fields {
     nonce: u16,
     seq: u8,
     now: Instant,
-    /// The nonce last sent to the peer, for a right echo.
-    echo: u64,
+    /// The cookie last sent to the peer, for a right echo.
+    echo: u32,
 }
 
 /// A sealed datagram from peer `fields.from` built from fuzzed fields.
@@ -341,15 +367,15 @@ fn build(fields: &Fields, seal: &Seal, body: &FuzzBody, records: &[FuzzRecord]) 
         FuzzBody::SyncDigest { root, members } => {
             Body::SyncDigest { root: *root, members: u32::from(*members) }
         }
-        FuzzBody::SyncBuckets { shift, hashes: h } => {
+        FuzzBody::SyncBuckets { cookie, shift, hashes: h } => {
             let shift = shift % 9;
             let mut h = h.clone();
             h.resize(4 << shift, 0);
             hashes = h;
-            Body::SyncBuckets { shift, hashes: &hashes }
+            Body::SyncBuckets { cookie: *cookie, shift, hashes: &hashes }
         }
         FuzzBody::SyncEntries => Body::SyncEntries,
-        FuzzBody::SyncSummaries { echo: e, shift, buckets, summaries } => {
+        FuzzBody::SyncSummaries { echo: e, cookie, shift, buckets, summaries } => {
             let shift = shift % 9;
             pairs = summaries
                 .iter()
@@ -358,7 +384,13 @@ fn build(fields: &Fields, seal: &Seal, body: &FuzzBody, records: &[FuzzRecord]) 
                 })
                 .collect();
             let buckets = bucket_set(shift, buckets);
-            Body::SyncSummaries { echo: echo(e), shift, buckets, summaries: &pairs }
+            Body::SyncSummaries {
+                echo: echo(e),
+                cookie: *cookie,
+                shift,
+                buckets,
+                summaries: &pairs,
+            }
         }
         FuzzBody::SyncWant { echo: e, names } => {
             pairs = names.iter().flat_map(|name| name.to_be_bytes()).collect();

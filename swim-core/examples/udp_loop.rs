@@ -11,11 +11,9 @@
 //! printing membership events.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant as StdInstant, SystemTime};
+use std::time::Duration;
 
-use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
-use swim_core::{Config, Instant, Keyring, Node};
+use swim_core::{Config, Keyring, Node, SystemClock};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -24,16 +22,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let socket = UdpSocket::bind(local)?;
     let config = Config::new(local.to_string(), local, Keyring::new("example secret"));
-    // The core takes randomness from its caller. A real driver seeds from the OS
-    // (getrandom); the clock is good enough for an example.
-    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_nanos() as u64;
-    let origin = StdInstant::now();
-    let now = || Instant::from_micros(origin.elapsed().as_micros() as u64);
-    let mut node = Node::new(config, ChaCha8Rng::seed_from_u64(seed), now())?;
+    // The core reads no clock and asks the OS for nothing: `Node::start` seeds it from the
+    // OS and sets its wall clock (replay protection), and the clock turns time into the
+    // core's `Instant`s.
+    let clock = SystemClock::new();
+    let now = || clock.now();
+    let mut node = Node::start(config, &clock)?;
     node.join(now(), seeds);
 
     let mut buf = vec![0u8; 65536];
-    while origin.elapsed() < Duration::from_secs(60) {
+    let end = now() + Duration::from_secs(60);
+    while now() < end {
         // After every input: send all transmits, report all events, then wait for the next
         // datagram or the next deadline, whichever comes first.
         while let Some(transmit) = node.poll_transmit() {
@@ -47,6 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let wait = node.poll_timeout().map_or(Duration::from_secs(1), |deadline| {
             deadline.saturating_duration_since(now()).max(Duration::from_millis(1))
         });
+        // The wall clock, kept right across a suspended host or a corrected clock.
+        node.set_wall_clock(now(), SystemClock::wall_ms());
         socket.set_read_timeout(Some(wait))?;
         match socket.recv_from(&mut buf) {
             Ok((len, from)) => node.handle_datagram(now(), from, &buf[..len]),

@@ -81,13 +81,21 @@ pub struct Config {
     /// The Lifeguard extensions (Dadgar, Phillips, Currey, 2017), all on by default; see
     /// [`Lifeguard`].
     pub lifeguard: Lifeguard,
-    /// Wall-clock milliseconds since the Unix epoch when this process started, or 0. Must grow
-    /// across restarts of the member. When set, every datagram carries a sequence number that
-    /// starts at `epoch_ms * 2^20` and only grows, and receivers refuse any datagram of this
-    /// member they have already accepted or that is older than its predecessors (replay
-    /// protection, like WireGuard's handshake timestamps). 0 turns replay protection off for
-    /// this node's datagrams. The drivers set it from the system clock.
+    /// The wall clock, in milliseconds since the Unix epoch, at the instant given to
+    /// [`Node::new`](crate::Node::new) (default 0: unset, which validation refuses while
+    /// `replay_protection` is on). Every datagram carries a sequence number derived from
+    /// the wall clock, and receivers refuse a datagram they already accepted or whose clock
+    /// lies further ahead of theirs than `max_clock_skew`, or further behind than
+    /// `max_datagram_age` (replay protection, like WireGuard's
+    /// handshake timestamps). The drivers set it from the system clock, and keep the node's
+    /// wall clock right with [`Node::set_wall_clock`](crate::Node::set_wall_clock); a custom
+    /// loop does the same, e.g. from `std::time::SystemTime`.
     pub epoch_ms: u64,
+    /// Replay protection (default on): this node numbers its datagrams from its wall clock
+    /// (`epoch_ms`) and refuses replays and datagrams without numbers. Turn it off only for
+    /// a node without any wall clock: its datagrams are then refused by nodes that have one,
+    /// and it accepts any datagram again that it accepted once.
+    pub replay_protection: bool,
     /// Most members the table holds, this node included (default 65,536). Facts about new
     /// members beyond it are refused and counted, so a misbehaving peer holding the key
     /// cannot exhaust memory by inventing members.
@@ -115,15 +123,20 @@ pub struct Config {
     /// Refuse datagrams that are not encrypted (default off): the second step of turning
     /// encryption on.
     pub require_encryption: bool,
-    /// How far apart members' wall clocks may be, network delay included (default 5 s).
-    /// A datagram whose sequence number (derived from its sender's clock) lies further from
-    /// this node's clock is dropped and counted (`clock_skew`): a datagram captured before
-    /// this node restarted is stale for the new process, and a forged sequence number from
-    /// the future cannot lock a member out of its own window for longer than this. The
-    /// default is short enough that such a lock-out ends before a suspicion can run out
-    /// (at 10 s it did not). NTP keeps clocks within milliseconds; a member whose clock is
-    /// further off than this cannot talk to the cluster.
+    /// How far ahead of this node's wall clock a datagram's sequence number (derived from
+    /// its sender's clock) may be (default 5 s): so far apart may members' clocks be. A
+    /// datagram from further in the future is dropped and counted (`clock_skew`), so a
+    /// forged sequence number cannot lock a member out of its own window for longer than
+    /// this; the default is short enough that such a lock-out ends before a suspicion can
+    /// run out (at 10 s it did not). NTP keeps clocks within milliseconds; a member whose
+    /// clock is further off than this cannot talk to the cluster.
     pub max_clock_skew: Duration,
+    /// How old a datagram may be, by its sequence number, when this node handles it
+    /// (default 30 s): network delay, time spent in a slow receiver's queue, and clocks
+    /// behind this node's (up to `max_clock_skew`). An older datagram is dropped and counted
+    /// (`clock_skew`): a datagram captured before this node restarted is worthless to an
+    /// attacker once it is this old.
+    pub max_datagram_age: Duration,
     /// Rolling upgrade from wire version 1 (default [`LegacyWire::Refuse`]): see
     /// [`LegacyWire`] for the procedure.
     pub legacy_wire: LegacyWire,
@@ -240,6 +253,7 @@ impl Config {
             rejoin_interval: Duration::from_secs(10),
             lifeguard: Lifeguard::default(),
             epoch_ms: 0,
+            replay_protection: true,
             max_members: 65_536,
             max_members_per_ip: 64,
             max_metadata_size: 1024,
@@ -247,6 +261,7 @@ impl Config {
             encrypt: false,
             require_encryption: false,
             max_clock_skew: Duration::from_secs(5),
+            max_datagram_age: Duration::from_secs(30),
             legacy_wire: LegacyWire::Refuse,
         }
     }
@@ -280,6 +295,7 @@ impl Config {
             ("reap_timeout", self.reap_timeout),
             ("rejoin_interval", self.rejoin_interval),
             ("max_clock_skew", self.max_clock_skew),
+            ("max_datagram_age", self.max_datagram_age),
         ];
         for (field, duration) in durations {
             check(!duration.is_zero(), field, "must be above zero")?;
@@ -299,6 +315,12 @@ impl Config {
         check(self.retransmit_mult > 0, "retransmit_mult", "must be at least 1")?;
         check(self.retransmit_mult <= 64, "retransmit_mult", "must be at most 64")?;
         check(self.epoch_ms < 1 << 43, "epoch_ms", "must be below 2^43 (year 2248)")?;
+        check(
+            self.epoch_ms != 0 || !self.replay_protection,
+            "epoch_ms",
+            "must be the wall clock (milliseconds since 1970) at the node's start, \
+             or replay_protection turned off",
+        )?;
         check(self.max_members >= 2, "max_members", "must be at least 2")?;
         check(self.max_members_per_ip >= 1, "max_members_per_ip", "must be at least 1")?;
         check(self.label.len() <= MAX_NAME_LEN, "label", "must be at most 255 bytes")?;
@@ -308,6 +330,24 @@ impl Config {
             !legacy || !(self.encrypt || self.require_encryption),
             "encrypt",
             "cannot be set while speaking version 1",
+        )?;
+        // Version 1 carries neither label nor encryption: accepting it would let datagrams
+        // through that the label and the requirement exist to keep out.
+        let accepts_v1 = self.legacy_wire != LegacyWire::Refuse;
+        check(
+            !accepts_v1 || self.label.is_empty(),
+            "label",
+            "cannot be set while accepting version 1",
+        )?;
+        check(
+            !accepts_v1 || !self.require_encryption,
+            "require_encryption",
+            "cannot be set while accepting version 1",
+        )?;
+        check(
+            self.encrypt || !self.require_encryption,
+            "require_encryption",
+            "needs encrypt: a node that requires encryption must send encrypted too",
         )?;
         check(
             self.local_metadata.encoded_len() <= self.max_metadata_size,
@@ -362,7 +402,10 @@ mod tests {
     use alloc::string::ToString;
 
     fn config() -> Config {
-        Config::new("127.0.0.1:2001", SocketAddr::from(([127, 0, 0, 1], 2001)), Keyring::new("s"))
+        let addr = SocketAddr::from(([127, 0, 0, 1], 2001));
+        let mut config = Config::new("127.0.0.1:2001", addr, Keyring::new("s"));
+        config.epoch_ms = 1_700_000_000_000;
+        config
     }
 
     #[test]
@@ -377,6 +420,12 @@ mod tests {
         assert_eq!(c.mtu_size, 1500);
         assert_eq!(c.max_datagram(), 1452);
         assert_eq!(c.validate(), Ok(()));
+        // Without a wall clock, only with replay protection explicitly off.
+        let mut unprotected = config();
+        unprotected.epoch_ms = 0;
+        assert_eq!(unprotected.validate().unwrap_err().field(), "epoch_ms");
+        unprotected.replay_protection = false;
+        assert_eq!(unprotected.validate(), Ok(()));
     }
 
     #[test]

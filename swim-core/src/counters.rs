@@ -36,8 +36,9 @@ pub enum DropReason {
     TableFull,
     /// Not replay-protected (no sequence number) while this node is: it could be a replay.
     Unsequenced,
-    /// Its sequence number says it was sent further from this node's clock than
-    /// `max_clock_skew`: captured long ago, forged, or from a member with a wrong clock.
+    /// Its sequence number says it was sent further ahead of this node's clock than
+    /// `max_clock_skew`, or longer ago than `max_datagram_age`: captured long ago, forged,
+    /// or from a member with a wrong clock.
     ClockSkew,
     /// An anti-entropy step that follows nothing this node sent, or does not echo it.
     Unsolicited,

@@ -3,12 +3,14 @@
 //!
 //! An exchange is a conversation: A sends a digest, B answers with bucket hashes, A lists
 //! its entries of the differing buckets, B sends what A lacks and asks for what it lacks,
-//! A sends that. Every answer after the first can be large (up to dozens of datagrams), so
-//! each is given only to a peer that proved it receives at its address: its request echoes
-//! the nonce of the datagram this node last sent it in the exchange. A request that follows
-//! nothing this node sent, or echoes the wrong nonce, is not answered, so a holder of the
-//! key cannot aim the bulk of an exchange at a victim's address. The first answer (bucket
-//! hashes, at most 1 KiB) is given at most once per peer per half sync interval.
+//! A sends that. Every answer after the first can be large (dozens of datagrams), so each
+//! is given only to a peer that proved it receives at its address: its request echoes the
+//! random cookie of the step this node last sent it, to that address. A request that
+//! follows nothing this node sent, comes from another address, or echoes the wrong cookie
+//! is not answered, so a holder of the key cannot aim the bulk of an exchange at a victim's
+//! address; and each step's answers together are capped, however many requests echo it.
+//! The first answer (bucket hashes, at most 1 KiB) is given at most once per peer per half
+//! sync interval.
 
 use alloc::vec::Vec;
 use core::net::SocketAddr;
@@ -33,21 +35,27 @@ pub(crate) enum Peer {
     Seed(SocketAddr),
 }
 
-/// The last step this node took in an exchange.
+/// A step that the peer's next request must follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
+pub(crate) enum Step {
     /// Sent a digest (step 1).
     Digest,
-    /// Answered a digest with bucket hashes (step 2), in the datagram with this nonce.
-    Buckets { nonce: u64 },
-    /// Listed its entries (step 3) in the datagrams with these nonces.
-    Summaries { first: u64, last: u64 },
+    /// Answered a digest with bucket hashes (step 2).
+    Buckets,
+    /// Listed its entries (step 3).
+    Summaries,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Exchange {
     peer: Peer,
+    /// Where the step went: only a request from there follows it.
+    addr: SocketAddr,
     step: Step,
+    /// What the request must echo.
+    cookie: u32,
+    /// Datagrams still to be sent in answer to requests that follow this step.
+    budget: usize,
     at: Instant,
 }
 
@@ -62,13 +70,14 @@ impl Exchanges {
         Exchanges { list: Vec::with_capacity(MAX_EXCHANGES) }
     }
 
-    /// Step 1 taken: a digest went to `peer`.
-    pub(crate) fn digest_sent(&mut self, peer: Peer, now: Instant) {
-        self.note(peer, Step::Digest, now);
+    /// Step 1 taken: a digest went to `peer` at `addr`.
+    pub(crate) fn digest_sent(&mut self, peer: Peer, addr: SocketAddr, now: Instant) {
+        self.note(Exchange { peer, addr, step: Step::Digest, cookie: 0, budget: 0, at: now });
     }
 
-    /// Whether bucket hashes from `member` (at `addr`, arriving from `from`) answer a digest
-    /// of ours: sent to the member, or to a seed at either address. Ends that step.
+    /// Whether bucket hashes from `member`, whose datagram says it is at `addr` and came
+    /// from `from`, answer a digest of ours: sent to the member at that address, or to a
+    /// seed at either address. Ends that step.
     pub(crate) fn take_digest(
         &mut self,
         member: Option<MemberId>,
@@ -80,7 +89,7 @@ impl Exchanges {
         let position = self.list.iter().position(|e| {
             e.step == Step::Digest
                 && match e.peer {
-                    Peer::Member(id) => Some(id) == member,
+                    Peer::Member(id) => Some(id) == member && e.addr == addr,
                     Peer::Seed(seed) => seed == addr || seed == from,
                 }
         });
@@ -90,66 +99,97 @@ impl Exchanges {
     /// Whether a digest from `member` may be answered now: not if it was answered within
     /// `gap` already.
     pub(crate) fn may_answer_digest(&self, member: MemberId, now: Instant, gap: Duration) -> bool {
-        !self.list.iter().any(|e| {
-            e.peer == Peer::Member(member)
-                && matches!(e.step, Step::Buckets { .. })
-                && now - e.at < gap
-        })
+        !self
+            .list
+            .iter()
+            .any(|e| e.peer == Peer::Member(member) && e.step == Step::Buckets && now - e.at < gap)
     }
 
-    /// Step 2 taken: bucket hashes went to `member` in the datagram with `nonce`.
-    pub(crate) fn buckets_sent(&mut self, member: MemberId, nonce: u64, now: Instant) {
-        self.note(Peer::Member(member), Step::Buckets { nonce }, now);
+    /// Step 2 or 3 taken towards `member` at `addr`: what follows must echo `cookie`, and is
+    /// answered with at most `budget` datagrams in all.
+    pub(crate) fn sent(
+        &mut self,
+        member: MemberId,
+        addr: SocketAddr,
+        step: Step,
+        cookie: u32,
+        budget: usize,
+        now: Instant,
+    ) {
+        self.note(Exchange { peer: Peer::Member(member), addr, step, cookie, budget, at: now });
     }
 
-    /// Whether summaries from `member` follow our bucket hashes: they echo their nonce
-    /// (`None`, from a version-1 peer, echoes nothing and is taken on trust).
-    pub(crate) fn follows_buckets(
+    /// Whether a request from `member` at `addr` follows our `step`: it echoes the step's
+    /// cookie (`None`, from a version-1 peer, echoes nothing: the caller decides whether to
+    /// trust it).
+    pub(crate) fn follows(
         &self,
         member: MemberId,
-        echo: Option<u64>,
+        addr: SocketAddr,
+        step: Step,
+        echo: Option<u32>,
         now: Instant,
     ) -> bool {
-        self.list.iter().any(|e| {
-            e.peer == Peer::Member(member)
-                && now - e.at < LIFETIME
-                && matches!(e.step, Step::Buckets { nonce } if echo.is_none_or(|echo| echo == nonce))
-        })
+        self.find(member, addr, step, echo, now).is_some()
     }
 
-    /// Step 3 taken: summaries went to `member` in the datagrams with nonces `first` to
-    /// `last`.
-    pub(crate) fn summaries_sent(&mut self, member: MemberId, first: u64, last: u64, now: Instant) {
-        self.note(Peer::Member(member), Step::Summaries { first, last }, now);
-    }
-
-    /// Whether a want from `member` follows our summaries: it echoes one of their nonces.
-    pub(crate) fn follows_summaries(
+    /// Datagrams left to answer requests that follow the step (0 if they follow nothing).
+    pub(crate) fn budget(
         &self,
         member: MemberId,
-        echo: Option<u64>,
+        addr: SocketAddr,
+        step: Step,
+        echo: Option<u32>,
         now: Instant,
-    ) -> bool {
-        self.list.iter().any(|e| {
-            e.peer == Peer::Member(member)
-                && now - e.at < LIFETIME
-                && matches!(e.step, Step::Summaries { first, last }
-                    if echo.is_none_or(|echo| (first..=last).contains(&echo)))
-        })
+    ) -> usize {
+        self.find(member, addr, step, echo, now).map_or(0, |at| self.list[at].budget)
     }
 
-    /// Forgets the exchanges with a member (it was reaped, and its id may be reused).
+    /// Takes `sent` datagrams from the budget of the step the request followed.
+    pub(crate) fn spend(
+        &mut self,
+        member: MemberId,
+        addr: SocketAddr,
+        step: Step,
+        echo: Option<u32>,
+        sent: usize,
+        now: Instant,
+    ) {
+        if let Some(at) = self.find(member, addr, step, echo, now) {
+            let exchange = &mut self.list[at];
+            exchange.budget = exchange.budget.saturating_sub(sent);
+        }
+    }
+
+    /// Forgets the exchanges with a member (it was reaped, or moved: its id may be reused,
+    /// or its new address has proved nothing).
     pub(crate) fn forget(&mut self, member: MemberId) {
         self.list.retain(|e| e.peer != Peer::Member(member));
     }
 
+    fn find(
+        &self,
+        member: MemberId,
+        addr: SocketAddr,
+        step: Step,
+        echo: Option<u32>,
+        now: Instant,
+    ) -> Option<usize> {
+        self.list.iter().position(|e| {
+            e.peer == Peer::Member(member)
+                && e.addr == addr
+                && e.step == step
+                && now - e.at < LIFETIME
+                && echo.is_none_or(|echo| echo == e.cookie)
+        })
+    }
+
     /// Records a step, replacing the peer's previous step of the same kind.
-    fn note(&mut self, peer: Peer, step: Step, now: Instant) {
-        self.expire(now);
-        let same = |e: &Exchange| {
-            e.peer == peer && core::mem::discriminant(&e.step) == core::mem::discriminant(&step)
-        };
-        if let Some(at) = self.list.iter().position(same) {
+    fn note(&mut self, exchange: Exchange) {
+        self.expire(exchange.at);
+        if let Some(at) =
+            self.list.iter().position(|e| e.peer == exchange.peer && e.step == exchange.step)
+        {
             self.list.swap_remove(at);
         }
         if self.list.len() == MAX_EXCHANGES {
@@ -158,7 +198,7 @@ impl Exchanges {
                 self.list.swap_remove(at);
             }
         }
-        self.list.push(Exchange { peer, step, at: now });
+        self.list.push(exchange);
     }
 
     fn expire(&mut self, now: Instant) {
@@ -173,29 +213,44 @@ mod tests {
     const A: MemberId = MemberId(1);
     const B: MemberId = MemberId(2);
 
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
     #[test]
-    fn answers_follow_requests_and_echo_their_nonces() {
+    fn answers_follow_requests_from_the_same_address_and_echo_their_cookies() {
         let mut exchanges = Exchanges::new();
         let t = Instant::from_secs(1);
-        let seed: SocketAddr = "10.0.0.1:7000".parse().unwrap();
-        let other: SocketAddr = "10.0.0.2:7000".parse().unwrap();
+        let (seed, other) = (at(7000), at(7001));
         // Buckets answer a digest only once, and only from its receiver.
         assert!(!exchanges.take_digest(Some(A), seed, seed, t));
-        exchanges.digest_sent(Peer::Seed(seed), t);
+        exchanges.digest_sent(Peer::Seed(seed), seed, t);
         assert!(!exchanges.take_digest(Some(A), other, other, t));
         assert!(exchanges.take_digest(Some(A), other, seed, t));
         assert!(!exchanges.take_digest(Some(A), other, seed, t));
-        // Summaries must echo our buckets' nonce.
-        exchanges.buckets_sent(B, 77, t);
-        assert!(exchanges.follows_buckets(B, Some(77), t));
-        assert!(!exchanges.follows_buckets(B, Some(78), t));
-        assert!(!exchanges.follows_buckets(A, Some(77), t));
-        assert!(exchanges.follows_buckets(B, None, t));
-        assert!(!exchanges.follows_buckets(B, Some(77), t + LIFETIME));
-        // A want must echo one of our summaries.
-        exchanges.summaries_sent(A, 10, 12, t);
-        assert!(exchanges.follows_summaries(A, Some(11), t));
-        assert!(!exchanges.follows_summaries(A, Some(13), t));
+        exchanges.digest_sent(Peer::Member(B), other, t);
+        assert!(!exchanges.take_digest(Some(B), seed, other, t), "from another address");
+        // Summaries must echo our buckets' cookie, from the address they went to.
+        exchanges.sent(B, other, Step::Buckets, 77, 32, t);
+        assert!(exchanges.follows(B, other, Step::Buckets, Some(77), t));
+        assert!(!exchanges.follows(B, other, Step::Buckets, Some(78), t));
+        assert!(!exchanges.follows(B, seed, Step::Buckets, Some(77), t));
+        assert!(!exchanges.follows(A, other, Step::Buckets, Some(77), t));
+        assert!(exchanges.follows(B, other, Step::Buckets, None, t));
+        assert!(!exchanges.follows(B, other, Step::Buckets, Some(77), t + LIFETIME));
+        assert!(!exchanges.follows(B, other, Step::Summaries, Some(77), t));
+    }
+
+    #[test]
+    fn a_step_answers_at_most_its_budget_however_often_it_is_echoed() {
+        let mut exchanges = Exchanges::new();
+        let t = Instant::from_secs(1);
+        exchanges.sent(A, at(1), Step::Buckets, 5, 32, t);
+        exchanges.spend(A, at(1), Step::Buckets, Some(5), 20, t);
+        assert_eq!(exchanges.budget(A, at(1), Step::Buckets, Some(5), t), 12);
+        exchanges.spend(A, at(1), Step::Buckets, Some(5), 20, t);
+        assert_eq!(exchanges.budget(A, at(1), Step::Buckets, Some(5), t), 0);
+        assert_eq!(exchanges.budget(A, at(1), Step::Buckets, Some(6), t), 0);
     }
 
     #[test]
@@ -204,14 +259,14 @@ mod tests {
         let t = Instant::from_secs(1);
         let gap = Duration::from_millis(250);
         assert!(exchanges.may_answer_digest(A, t, gap));
-        exchanges.buckets_sent(A, 1, t);
+        exchanges.sent(A, at(1), Step::Buckets, 1, 32, t);
         assert!(!exchanges.may_answer_digest(A, t + Duration::from_millis(100), gap));
         assert!(exchanges.may_answer_digest(A, t + gap, gap));
         for i in 0..1000 {
-            exchanges.buckets_sent(MemberId(i), u64::from(i), t);
+            exchanges.sent(MemberId(i), at(1), Step::Buckets, i, 32, t);
         }
         assert_eq!(exchanges.list.len(), MAX_EXCHANGES);
         exchanges.forget(MemberId(999));
-        assert!(!exchanges.follows_buckets(MemberId(999), None, t));
+        assert!(!exchanges.follows(MemberId(999), at(1), Step::Buckets, None, t));
     }
 }

@@ -21,17 +21,9 @@ use crate::status::Status;
 use crate::time::Instant;
 use crate::wire::{Record, Sender};
 
-/// How far one fact may move a member's incarnation or metadata version beyond what this
-/// node holds (0 for what it does not know). Honest members count up by one per refutation
-/// or metadata change, so no honest fact jumps this far; a forged one that did would leave
-/// the member unable to outrank it (its own counters saturate at `u64::MAX`). With this
-/// bound, a key holder needs 2^32 facts accepted in a row to exhaust a member's counters.
-pub(crate) const MAX_COUNTER_STEP: u64 = 1 << 32;
-
-/// Whether a fact claiming `claimed` is a plausible successor of `known`.
-pub(crate) fn plausible_step(known: u64, claimed: u64) -> bool {
-    claimed <= known.saturating_add(MAX_COUNTER_STEP)
-}
+/// Without a wall clock: how far one fact may move a member's incarnation or metadata
+/// version beyond what this node holds (0 for what it does not know).
+const MAX_COUNTER_STEP: u64 = 1 << 32;
 
 /// Whether `addr` can be a member's: a unicast address with a port. Broadcast, multicast
 /// and unspecified addresses would turn every probe into traffic for many hosts or none.
@@ -75,10 +67,26 @@ impl<R: Rng> Node<R> {
         }
     }
 
+    /// Whether a counter (an incarnation or a metadata version) claimed by a fact is one an
+    /// honest member could have reached, where this node holds `known`.
+    ///
+    /// Honest members count up by one per refutation or metadata change, so their counters
+    /// stay far below the wall clock in milliseconds. A forged counter above this node's
+    /// clock plus the skew is refused; below it, the member can always outrank it (by one,
+    /// accepted at the latest a millisecond later), and time runs out for no one: a key
+    /// holder cannot exhaust a member's counters, however many facts it sends. A node
+    /// without a wall clock can only bound each step.
+    pub(crate) fn plausible_counter(&self, known: u64, claimed: u64) -> bool {
+        match self.wall_ms() {
+            Some(now) => claimed <= now.saturating_add(self.skew_ms()),
+            None => claimed <= known.saturating_add(MAX_COUNTER_STEP),
+        }
+    }
+
     fn learn_sender(&mut self, now: Instant, sender: &Sender<'_>) -> Result<MemberId, DropReason> {
         if let Some(id) = self.members.id(sender.name) {
             let known = self.members.get(id).map_or(0, Member::incarnation);
-            if !plausible_step(known, sender.incarnation) {
+            if !self.plausible_counter(known, sender.incarnation) {
                 return Err(DropReason::Implausible);
             }
             if sender.incarnation > known {
@@ -90,7 +98,7 @@ impl<R: Rng> Node<R> {
         }
         let tombstone = self.members.tombstone(sender.name);
         let known = tombstone.map_or(0, |t| t.incarnation);
-        if !plausible_step(known, sender.incarnation) {
+        if !self.plausible_counter(known, sender.incarnation) {
             return Err(DropReason::Implausible);
         }
         if let Some(tombstone) = tombstone
@@ -149,8 +157,8 @@ impl<R: Rng> Node<R> {
                 let Some(member) = self.members.get(id) else {
                     return;
                 };
-                if !plausible_step(member.incarnation(), record.incarnation)
-                    || !plausible_step(member.meta_version(), record.meta_version)
+                if !self.plausible_counter(member.incarnation(), record.incarnation)
+                    || !self.plausible_counter(member.meta_version(), record.meta_version)
                 {
                     self.counters.facts_refused += 1;
                     return;
@@ -178,8 +186,8 @@ impl<R: Rng> Node<R> {
             }
             None => {
                 let known = self.members.tombstone(record.name).map(|t| t.incarnation);
-                if !plausible_step(known.unwrap_or(0), record.incarnation)
-                    || !plausible_step(0, record.meta_version)
+                if !self.plausible_counter(known.unwrap_or(0), record.incarnation)
+                    || !self.plausible_counter(0, record.meta_version)
                 {
                     self.counters.facts_refused += 1;
                     return;
@@ -218,8 +226,8 @@ impl<R: Rng> Node<R> {
             return;
         }
         let local = self.members.local();
-        if !plausible_step(local.incarnation(), record.incarnation)
-            || !plausible_step(local.meta_version(), record.meta_version)
+        if !self.plausible_counter(local.incarnation(), record.incarnation)
+            || !self.plausible_counter(local.meta_version(), record.meta_version)
         {
             self.counters.facts_refused += 1;
             return;
@@ -295,9 +303,22 @@ impl<R: Rng> Node<R> {
         let Some(previous) = self.members.set_state(id, state, now) else {
             return;
         };
-        // Only a newer incarnation may move a member (a restart on a new address).
-        if let Some(addr) = fact.addr.filter(|_| state.incarnation > previous.incarnation) {
-            self.members.set_addr(id, addr);
+        // Only a newer incarnation may move a member (a restart on a new address), and not
+        // to an IP that holds `max_members_per_ip` already.
+        let from = self.members.get(id).map(Member::addr);
+        let moved = fact.addr.filter(|addr| {
+            state.incarnation > previous.incarnation && from.is_some_and(|from| from != *addr)
+        });
+        if let Some(addr) = moved {
+            let limit = self.config.max_members_per_ip;
+            let same_ip = from.is_some_and(|from| from.ip() == addr.ip());
+            if same_ip || self.members.count_at_ip(addr.ip(), limit) < limit {
+                self.members.set_addr(id, addr);
+                // What it proved at its old address proves nothing at the new one.
+                self.exchanges.forget(id);
+            } else {
+                self.counters.members_refused += 1;
+            }
         }
         self.counters.updates_applied += 1;
         if spread {

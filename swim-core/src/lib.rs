@@ -36,7 +36,9 @@
 //!     .iter()
 //!     .enumerate()
 //!     .map(|(i, addr)| {
-//!         let config = Config::new(addr.to_string(), *addr, Keyring::new("shared secret"));
+//!         let mut config = Config::new(addr.to_string(), *addr, Keyring::new("shared secret"));
+//!         // The wall clock (ms since 1970) at `Instant::ZERO`: a real loop reads SystemTime.
+//!         config.epoch_ms = 1_700_000_000_000;
 //!         Node::new(config, ChaCha8Rng::seed_from_u64(i as u64), Instant::ZERO)
 //!     })
 //!     .collect::<Result<_, _>>()?;
@@ -119,6 +121,8 @@ mod replay;
 mod status;
 mod suspicion;
 mod sync;
+#[cfg(feature = "std")]
+mod system;
 #[cfg(test)]
 mod testing;
 mod time;
@@ -143,8 +147,13 @@ pub use view::{
 
 /// Re-exported so users can name metadata values without depending on `bytes` themselves.
 pub use bytes::Bytes;
-/// Re-exported so users can name the RNG bound without depending on `rand_core` themselves.
+/// The random generator of [`Node::seeded`] (and of `Node::start`, with `std`).
+pub use rand_chacha::ChaCha8Rng;
+/// Re-exported so users can name the RNG bound without depending on `rand_core` (0.10)
+/// themselves; an RNG of another `rand_core` version does not implement it.
 pub use rand_core;
 /// Member names as events and views carry them: up to 23 bytes inline, longer ones shared,
 /// so a name costs no allocation of its own in every node's table and clones for free.
 pub use smol_str::SmolStr;
+#[cfg(feature = "std")]
+pub use system::SystemClock;

@@ -18,13 +18,13 @@ use crate::auth::{Binding, Keyring};
 use crate::config::{Config, ConfigError, LegacyWire};
 use crate::counters::{Counters, DropReason};
 use crate::event::Event;
-use crate::exchange::{Exchanges, Peer};
+use crate::exchange::{Exchanges, Peer, Step};
 use crate::gossip::GossipQueue;
 use crate::member::{Member, MemberId, Members, State};
 use crate::metadata::{MAX_KEY_LEN, Metadata};
 use crate::outbox::{Outbox, Transmit};
 use crate::probe::Prober;
-use crate::replay::{Nonces, WallClock, check_time};
+use crate::replay::{Nonces, WallClock, check_future, check_time};
 use crate::status::{Status, StatusFilter};
 use crate::time::{Clock, Instant};
 use crate::wire::{
@@ -139,8 +139,22 @@ pub(crate) struct Fact<'a> {
     pub(crate) accuser: Option<&'a str>,
 }
 
+impl Node<rand_chacha::ChaCha8Rng> {
+    /// A node whose random generator (ChaCha8) is seeded with `seed`, so that a run can be
+    /// repeated exactly (tests, simulations) without an RNG crate of your own. Seed
+    /// production nodes from the operating system (`Node::start` with `std`, or
+    /// [`Node::new`] with any `rand_core` 0.10 generator): the seed decides the probe
+    /// order and the random numbers others must not guess.
+    pub fn seeded(config: Config, seed: u64, now: Instant) -> Result<Self, ConfigError> {
+        use rand_core::SeedableRng;
+        Node::new(config, rand_chacha::ChaCha8Rng::seed_from_u64(seed), now)
+    }
+}
+
 impl<R: Rng> Node<R> {
-    /// A node that has not contacted anyone yet; call [`Node::join`] to do so.
+    /// A node that has not contacted anyone yet; call [`Node::join`] to do so. `rng` is any
+    /// `rand_core` 0.10 generator; see also [`Node::seeded`] (and `Node::start` with the
+    /// `std` feature, which seeds from the operating system and reads the wall clock).
     pub fn new(config: Config, mut rng: R, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
         // Checked here rather than by `validate`: drivers fill the address in after binding.
@@ -159,9 +173,10 @@ impl<R: Rng> Node<R> {
         let probe_at = now + config.ping_interval.mul_f64(unit(&mut rng));
         let sync_at = now + config.sync_interval.mul_f64(unit(&mut rng));
         let seeds = config.peers.clone();
-        let prober = Prober::new(&mut rng);
+        let prober = Prober::default();
         let outbox = Outbox::new(config.max_datagram());
-        let wall = WallClock::new(config.epoch_ms, now);
+        let epoch_ms = if config.replay_protection { config.epoch_ms } else { 0 };
+        let wall = WallClock::new(epoch_ms, now);
         Ok(Node {
             timers: [
                 Some(probe_at),
@@ -313,9 +328,11 @@ impl<R: Rng> Node<R> {
         let nonce = packet.header.nonce;
         let wall = self.wall.millis(now);
         if packet.header.version == Version::V2 {
-            check_time(nonce, wall, self.config.max_clock_skew)?;
-        } else if wall.is_some() && nonce & crate::auth::SEQUENCED == 0 {
-            return Err(DropReason::Unsequenced);
+            check_time(nonce, wall, self.config.max_clock_skew, self.config.max_datagram_age)?;
+        } else {
+            // Version 1 numbered datagrams from its sender's start, so only a nonce from the
+            // future is certainly forged.
+            check_future(nonce, wall, self.config.max_clock_skew)?;
         }
         if !self.is_fresh(packet.sender.name, nonce) {
             return Err(DropReason::Replayed);
@@ -326,18 +343,29 @@ impl<R: Rng> Node<R> {
         Ok(())
     }
 
-    /// Whether an anti-entropy step follows one of ours (other messages always may come).
+    /// Whether an anti-entropy step follows one of ours (other messages always may come): to
+    /// the address it claims, echoing our cookie. Version 1 echoes nothing, so its steps
+    /// are taken only from members that have shown they receive at their address.
     fn solicited(&mut self, now: Instant, from: SocketAddr, packet: &Packet<'_>) -> bool {
         let member = self.members.id(packet.sender.name);
+        let addr = packet.sender.addr;
+        let trusted = |node: &Self, echo: Option<u32>| {
+            echo.is_some()
+                || member.and_then(|id| node.members.get(id)).is_some_and(|m| m.is_validated())
+        };
         match packet.body {
-            Body::SyncBuckets { .. } => {
-                self.exchanges.take_digest(member, packet.sender.addr, from, now)
-            }
+            Body::SyncBuckets { .. } => self.exchanges.take_digest(member, addr, from, now),
             Body::SyncSummaries { echo, .. } => {
-                member.is_some_and(|id| self.exchanges.follows_buckets(id, echo, now))
+                trusted(self, echo)
+                    && member.is_some_and(|id| {
+                        self.exchanges.follows(id, addr, Step::Buckets, echo, now)
+                    })
             }
             Body::SyncWant { echo, .. } => {
-                member.is_some_and(|id| self.exchanges.follows_summaries(id, echo, now))
+                trusted(self, echo)
+                    && member.is_some_and(|id| {
+                        self.exchanges.follows(id, addr, Step::Summaries, echo, now)
+                    })
             }
             _ => true,
         }
@@ -363,20 +391,20 @@ impl<R: Rng> Node<R> {
             Body::SyncDigest { root, members } => {
                 self.handle_sync_digest(now, sender, root, members as usize, limit);
             }
-            Body::SyncBuckets { shift, hashes } => {
+            Body::SyncBuckets { cookie, shift, hashes } => {
                 let summaries = packet.header.version == Version::V2 || packet.header.minor >= 1;
                 if summaries {
-                    self.handle_sync_buckets(now, sender, packet.header.nonce, shift, hashes);
+                    self.handle_sync_buckets(now, sender, cookie, shift, hashes);
                 }
             }
-            Body::SyncSummaries { shift, buckets, summaries, .. } => {
+            Body::SyncSummaries { echo, cookie, shift, buckets, summaries } => {
                 self.validate(sender);
-                let echo = packet.header.nonce;
-                self.handle_sync_summaries(sender, echo, shift, buckets, summaries);
+                let request = (echo, cookie);
+                self.handle_sync_summaries(now, sender, request, shift, buckets, summaries);
             }
-            Body::SyncWant { names, .. } => {
+            Body::SyncWant { echo, names } => {
                 self.validate(sender);
-                self.handle_sync_want(sender, names);
+                self.handle_sync_want(now, sender, echo, names);
             }
         }
     }
@@ -520,6 +548,18 @@ impl<R: Rng> Node<R> {
     /// The version a change of local metadata takes.
     fn next_meta_version(&self) -> Result<u64, MetadataError> {
         self.members.local().meta_version().checked_add(1).ok_or(MetadataError::VersionExhausted)
+    }
+
+    /// Tells the node the wall clock: `wall_ms` milliseconds since the Unix epoch at `now`.
+    /// The node's wall clock otherwise runs from `Config::epoch_ms` with the monotonic time
+    /// it is given, which drifts from the wall clock when the host is suspended or the
+    /// clock is corrected. Drivers call this whenever they read their clocks; nonces and the
+    /// checks of other members' nonces follow it at once.
+    pub fn set_wall_clock(&mut self, now: Instant, wall_ms: u64) {
+        let now = self.clock.observe(now);
+        if self.config.replay_protection {
+            self.wall = WallClock::new(wall_ms, now);
+        }
     }
 
     /// Replaces the keyring, e.g. to rotate keys: add the new key everywhere, then make it
@@ -728,6 +768,17 @@ impl<R: Rng> Node<R> {
         self.clock.now()
     }
 
+    /// The wall clock (milliseconds since the Unix epoch) as of the latest input, if this
+    /// node has one.
+    pub(crate) fn wall_ms(&self) -> Option<u64> {
+        self.wall.millis(self.clock.now())
+    }
+
+    /// `max_clock_skew` in milliseconds.
+    pub(crate) fn skew_ms(&self) -> u64 {
+        u64::try_from(self.config.max_clock_skew.as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Where a member is reached, and the name its datagrams are bound to.
     pub(crate) fn destination(&self, id: MemberId) -> Option<Destination> {
         let member = self.members.get(id)?;
@@ -805,6 +856,14 @@ impl<R: Rng> Node<R> {
         Some(self.seal(draft, to))
     }
 
+    /// Sends a member `body` alone: no correction, no gossip.
+    pub(crate) fn send_bare(&mut self, id: MemberId, body: &Body<'_>) {
+        let Some(to) = self.destination(id) else { return };
+        if let Some(draft) = self.draft(&to, body, usize::MAX) {
+            self.seal(draft, &to);
+        }
+    }
+
     /// Tells a member only what we hold about it, at `addr`, within the answer limit of an
     /// unvalidated address.
     fn send_correction(&mut self, id: MemberId, addr: SocketAddr, request_len: usize) {
@@ -858,14 +917,22 @@ impl<R: Rng> Node<R> {
     }
 
     /// Sends `records` (with metadata) to `to` as SyncEntries: at most `datagrams` of them,
-    /// as many records each as fit. Records that cannot fit even alone are skipped.
-    pub(crate) fn send_entries(&mut self, to: &Destination, ids: &[MemberId], datagrams: usize) {
+    /// as many records each as fit. Records that cannot fit even alone are skipped. Returns
+    /// how many datagrams went.
+    pub(crate) fn send_entries(
+        &mut self,
+        to: &Destination,
+        ids: &[MemberId],
+        datagrams: usize,
+    ) -> usize {
         let mut next = 0;
-        for _ in 0..datagrams {
+        for sent in 0..datagrams {
             if next >= ids.len() {
-                return;
+                return sent;
             }
-            let Some(mut draft) = self.draft(to, &Body::SyncEntries, usize::MAX) else { return };
+            let Some(mut draft) = self.draft(to, &Body::SyncEntries, usize::MAX) else {
+                return sent;
+            };
             while let Some(id) = ids.get(next) {
                 let Some(member) = self.members.get(*id) else {
                     next += 1; // Gone (the lists are exact, so this does not happen).
@@ -879,6 +946,7 @@ impl<R: Rng> Node<R> {
             }
             self.seal(draft, to);
         }
+        datagrams
     }
 
     /// Takes a buffer for scratch work; give it back with [`Node::recycle`].

@@ -8,6 +8,7 @@
 //! `ping_timeout + ping_req_timeout` makes the target suspect.
 
 use alloc::vec::Vec;
+use core::net::SocketAddr;
 use core::time::Duration;
 use smol_str::SmolStr;
 
@@ -33,6 +34,8 @@ struct Probe {
     target: MemberId,
     /// Guards against the id being reused for another member while the probe runs.
     name: SmolStr,
+    /// Where the ping went: an ack from the target proves it receives there, nowhere else.
+    addr: SocketAddr,
     indirect_at: Instant,
     fail_at: Instant,
     indirect_sent: bool,
@@ -72,28 +75,15 @@ struct Relay {
 }
 
 /// The probe order and the probes and relays in flight.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Prober {
     order: Vec<MemberId>,
     next: usize,
     in_flight: Vec<Probe>,
     relays: Vec<Relay>,
-    seq: u32,
 }
 
 impl Prober {
-    /// A prober whose sequence numbers start at a random value, so that nobody can predict
-    /// which sequence number a probe will carry.
-    pub(crate) fn new(rng: &mut impl Rng) -> Self {
-        Prober {
-            order: Vec::new(),
-            next: 0,
-            in_flight: Vec::new(),
-            relays: Vec::new(),
-            seq: rng.next_u32(),
-        }
-    }
-
     /// Adds a new member at a random position among those not yet probed this pass: appended,
     /// then swapped with a random one of them (the inside-out shuffle), so that a join of N
     /// members costs O(N) here, not O(N²) of shifting.
@@ -129,9 +119,10 @@ impl Prober {
         probes.chain(relays).min()
     }
 
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
+    /// A sequence number for a new probe or relay: random, so that nobody can predict the
+    /// one an ack must carry (a key holder who could would answer for a silent member).
+    fn next_seq(rng: &mut impl Rng) -> u32 {
+        rng.next_u32()
     }
 
     /// The next available member in the order, reshuffling after each full pass.
@@ -160,8 +151,8 @@ impl<R: Rng> Node<R> {
     pub(crate) fn start_probe(&mut self, now: Instant) {
         let Some(id) = self.prober.next_target(&self.members, &mut self.rng) else { return };
         let Some(member) = self.members.get(id) else { return };
-        let name = member.name_shared().clone();
-        let seq = self.prober.next_seq();
+        let (name, addr) = (member.name_shared().clone(), member.addr());
+        let seq = Prober::next_seq(&mut self.rng);
         // Lifeguard: a node that keeps failing probes waits longer before blaming others.
         let ping_timeout = self.scaled(self.config.ping_timeout);
         let ping_req_timeout = self.scaled(self.config.ping_req_timeout);
@@ -169,6 +160,7 @@ impl<R: Rng> Node<R> {
             seq,
             target: id,
             name: name.clone(),
+            addr,
             indirect_at: now + ping_timeout,
             fail_at: now + ping_timeout + ping_req_timeout,
             indirect_sent: false,
@@ -187,7 +179,8 @@ impl<R: Rng> Node<R> {
         let ours = self.prober.in_flight.iter().position(|p| p.seq == seq && p.answered_by(sender));
         if let Some(at) = ours {
             let probe = self.prober.in_flight.swap_remove(at);
-            if probe.target == sender {
+            let still_there = self.members.get(sender).is_some_and(|m| m.addr() == probe.addr);
+            if probe.target == sender && still_there {
                 // It answered a ping sent to its address: it receives there.
                 self.validate(sender);
             }
@@ -248,7 +241,7 @@ impl<R: Rng> Node<R> {
         if self.prober.relays.len() >= MAX_RELAYS {
             return;
         }
-        let seq = self.prober.next_seq();
+        let seq = Prober::next_seq(&mut self.rng);
         // The nack must reach the requester within its ping_req_timeout, so it uses the
         // plain ping_timeout, not one stretched by our own health score.
         let nack_at = self.config.lifeguard.nacks.then(|| now + self.config.ping_timeout);
@@ -263,7 +256,14 @@ impl<R: Rng> Node<R> {
             nack_at,
         });
         let root = self.members.digest().root();
-        self.send_to(target_id, &Body::Ping { seq, root, target }, Some(target_id), usize::MAX);
+        let ping = Body::Ping { seq, root, target };
+        if self.members.get(target_id).is_some_and(|m| m.is_validated()) {
+            self.send_to(target_id, &ping, Some(target_id), usize::MAX);
+        } else {
+            // The requester chose the target; until the target has shown that it receives
+            // at its address, it gets the ping alone, not a datagram full of gossip.
+            self.send_bare(target_id, &ping);
+        }
     }
 
     /// Sends ping-reqs for probes whose direct ping timed out, suspects targets of probes
@@ -396,7 +396,7 @@ mod tests {
     fn every_member_is_probed_once_per_pass() {
         let (members, ids) = table(10);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut prober = Prober::new(&mut rng);
+        let mut prober = Prober::default();
         for id in &ids {
             prober.insert(*id, &mut rng);
         }
@@ -412,7 +412,7 @@ mod tests {
     fn skips_unavailable_and_removed_members() {
         let (mut members, ids) = table(3);
         let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let mut prober = Prober::new(&mut rng);
+        let mut prober = Prober::default();
         for id in &ids {
             prober.insert(*id, &mut rng);
         }

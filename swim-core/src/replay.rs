@@ -4,9 +4,10 @@
 //! A node with a wall clock (`Config::epoch_ms`) numbers its datagrams `2^63 | (t * 2^20 +
 //! n)`: `t` is the wall-clock millisecond of sending, `n` counts within it (from a random
 //! offset below 2^19, so that two members rarely pick the same nonce). A receiver with a
-//! wall clock refuses a nonce whose `t` lies more than `max_clock_skew` from its own clock:
-//! a datagram captured before a receiver restarted is stale for the new process, and a
-//! forged nonce far in the future cannot move a sender's window out of its own reach. Within
+//! wall clock refuses a nonce whose `t` lies more than `max_clock_skew` ahead of its own
+//! clock, or more than `max_datagram_age` behind it: a datagram captured before a receiver
+//! restarted is soon stale for the new process, and a forged nonce far in the future cannot
+//! move a sender's window out of its own reach. Within
 //! that span, each sender's window (the highest nonce accepted and a bitmap of the 64 below
 //! it, as IPsec's) accepts every nonce once.
 
@@ -69,8 +70,29 @@ impl Nonces {
 
 /// Whether a datagram's `nonce` may be accepted at all at wall time `wall_ms`: sequenced
 /// (when this node protects against replays, it accepts nothing that cannot be checked),
-/// and within `skew` of this node's clock.
+/// at most `ahead` in the future of this node's clock, and at most `age` old.
 pub(crate) fn check_time(
+    nonce: u64,
+    wall_ms: Option<u64>,
+    ahead: Duration,
+    age: Duration,
+) -> Result<(), DropReason> {
+    check_future(nonce, wall_ms, ahead)?;
+    let Some(now) = wall_ms else { return Ok(()) };
+    let sent = (nonce & !SEQUENCED) >> COUNT_BITS;
+    if sent.saturating_add(millis(age)) < now {
+        return Err(DropReason::ClockSkew);
+    }
+    Ok(())
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether `nonce` is not from the future (beyond `skew` of this node's clock at `wall_ms`):
+/// the check that applies to version-1 nonces, which count from their sender's start.
+pub(crate) fn check_future(
     nonce: u64,
     wall_ms: Option<u64>,
     skew: Duration,
@@ -79,9 +101,7 @@ pub(crate) fn check_time(
     if nonce & SEQUENCED == 0 {
         return Err(DropReason::Unsequenced);
     }
-    let sent = (nonce & !SEQUENCED) >> COUNT_BITS;
-    let skew = u64::try_from(skew.as_millis()).unwrap_or(u64::MAX);
-    if sent > now.saturating_add(skew) || sent.saturating_add(skew) < now {
+    if (nonce & !SEQUENCED) >> COUNT_BITS > now.saturating_add(millis(skew)) {
         return Err(DropReason::ClockSkew);
     }
     Ok(())
@@ -177,14 +197,19 @@ mod tests {
 
     #[test]
     fn nonces_far_from_the_clock_are_refused() {
-        let skew = Duration::from_secs(10);
+        let (ahead, age) = (Duration::from_secs(5), Duration::from_secs(30));
         let at = |ms: u64| SEQUENCED | (ms << COUNT_BITS);
-        assert_eq!(check_time(at(100_000), Some(100_000), skew), Ok(()));
-        assert_eq!(check_time(at(109_000), Some(100_000), skew), Ok(()));
-        assert_eq!(check_time(at(111_000), Some(100_000), skew), Err(DropReason::ClockSkew));
-        assert_eq!(check_time(at(89_000), Some(100_000), skew), Err(DropReason::ClockSkew));
-        assert_eq!(check_time(u64::MAX, Some(100_000), skew), Err(DropReason::ClockSkew));
-        assert_eq!(check_time(5, Some(100_000), skew), Err(DropReason::Unsequenced));
-        assert_eq!(check_time(5, None, skew), Ok(()));
+        let check = |nonce, now| check_time(nonce, now, ahead, age);
+        assert_eq!(check(at(100_000), Some(100_000)), Ok(()));
+        assert_eq!(check(at(104_000), Some(100_000)), Ok(()));
+        assert_eq!(check(at(106_000), Some(100_000)), Err(DropReason::ClockSkew));
+        assert_eq!(check(at(71_000), Some(100_000)), Ok(()));
+        assert_eq!(check(at(69_000), Some(100_000)), Err(DropReason::ClockSkew));
+        assert_eq!(check(u64::MAX, Some(100_000)), Err(DropReason::ClockSkew));
+        assert_eq!(check(5, Some(100_000)), Err(DropReason::Unsequenced));
+        assert_eq!(check(5, None), Ok(()));
+        assert_eq!(check_future(at(104_000), Some(100_000), ahead), Ok(()));
+        assert_eq!(check_future(at(1_000), Some(100_000), ahead), Ok(()));
+        assert_eq!(check_future(at(106_000), Some(100_000), ahead), Err(DropReason::ClockSkew));
     }
 }

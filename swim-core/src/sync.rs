@@ -14,7 +14,7 @@ use core::ops::Range;
 
 use rand_core::Rng;
 
-use crate::exchange::Peer;
+use crate::exchange::{Peer, Step};
 use crate::member::{Member, MemberId};
 use crate::metadata::Metadata;
 use crate::node::{Destination, Node, random_below};
@@ -266,7 +266,7 @@ impl<R: Rng> Node<R> {
         let root = self.members.digest().root();
         let members = u32::try_from(self.members.len()).unwrap_or(u32::MAX);
         if self.send(&to, &Body::SyncDigest { root, members }, about, usize::MAX).is_some() {
-            self.exchanges.digest_sent(peer, self.clock_now());
+            self.exchanges.digest_sent(peer, to.addr, self.clock_now());
         }
     }
 
@@ -296,11 +296,13 @@ impl<R: Rng> Node<R> {
         }
         let mut hashes = self.take_buffer();
         self.members.digest().write_buckets(shift, &mut hashes);
-        let body = Body::SyncBuckets { shift, hashes: &hashes };
+        let cookie = self.rng.next_u32();
+        let body = Body::SyncBuckets { cookie, shift, hashes: &hashes };
         let sent = self.send_to(sender, &body, Some(sender), limit);
         self.recycle(hashes);
-        if let Some(nonce) = sent {
-            self.exchanges.buckets_sent(sender, nonce, now);
+        if let (Some(_), Some(addr)) = (sent, self.members.get(sender).map(Member::addr)) {
+            let budget = MAX_ENTRY_DATAGRAMS;
+            self.exchanges.sent(sender, addr, Step::Buckets, cookie, budget, now);
         }
     }
 
@@ -311,14 +313,13 @@ impl<R: Rng> Node<R> {
         MAX_ENTRY_DATAGRAMS * self.config.max_datagram().div_ceil(MIN_RECORD_LEN)
     }
 
-    /// Step 3: the bucket hashes of `sender` (in the datagram with nonce `echo`) arrived;
-    /// summarise our entries of the differing buckets, so that it can tell which entries
-    /// differ.
+    /// Step 3: the bucket hashes of `sender` (with its cookie `echo`) arrived; summarise our
+    /// entries of the differing buckets, so that it can tell which entries differ.
     pub(crate) fn handle_sync_buckets(
         &mut self,
         now: Instant,
         sender: MemberId,
-        echo: u64,
+        echo: u32,
         shift: u8,
         hashes: &[u8],
     ) {
@@ -339,11 +340,12 @@ impl<R: Rng> Node<R> {
         &mut self,
         now: Instant,
         to: MemberId,
-        echo: u64,
+        echo: u32,
         shift: u8,
         differing: &BucketSet,
     ) {
-        // Besides the packet's own overhead: the echo, the shift byte, the bitmap, the count.
+        // Besides the packet's own overhead: echo and cookie, the shift byte, the bitmap, the
+        // count.
         let body = 8 + 1 + BucketSet::wire_len(shift) + 2;
         let overhead = max_overhead(self.members.local().name().len()) + body;
         let room = self.config.max_datagram().saturating_sub(overhead);
@@ -353,12 +355,12 @@ impl<R: Rng> Node<R> {
         }
         let mut summaries = self.take_buffer();
         let mut covered = BucketSet::default();
-        let mut nonces: Option<(u64, u64)> = None;
-        let mut send = |node: &mut Self, covered: BucketSet, summaries: &[u8]| {
-            let body = Body::SyncSummaries { echo: Some(echo), shift, buckets: covered, summaries };
-            if let Some(nonce) = node.send_to(to, &body, None, usize::MAX) {
-                nonces = Some(nonces.map_or((nonce, nonce), |(first, _)| (first, nonce)));
-            }
+        let cookie = self.rng.next_u32();
+        let mut any_sent = false;
+        let mut send = |node: &mut Self, buckets: BucketSet, summaries: &[u8]| {
+            let echo = Some(echo);
+            let body = Body::SyncSummaries { echo, cookie, shift, buckets, summaries };
+            any_sent |= node.send_to(to, &body, None, usize::MAX).is_some();
         };
         let mut sent = 0;
         for bucket in buckets_from(&mut self.rng, shift, *differing) {
@@ -387,22 +389,26 @@ impl<R: Rng> Node<R> {
             send(self, covered, &summaries);
         }
         self.recycle(summaries);
-        if let Some((first, last)) = nonces {
-            self.exchanges.summaries_sent(to, first, last, now);
+        if let (true, Some(addr)) = (any_sent, self.members.get(to).map(Member::addr)) {
+            let budget = MAX_ENTRY_DATAGRAMS;
+            self.exchanges.sent(to, addr, Step::Summaries, cookie, budget, now);
         }
     }
 
-    /// Step 4: compare the summaries of `sender` (in the datagram with nonce `echo`) with
-    /// ours of the same buckets. Our entries that it lacks or holds in another version go
-    /// back in full; its entries that we lack or hold in another version are asked for.
+    /// Step 4: compare the summaries of `sender` (echoing our cookie, with its own in
+    /// `request`) with ours of the same buckets. Our entries that it lacks or holds in
+    /// another version go back in full, within what is left of the exchange's budget; its
+    /// entries that we lack or hold in another version are asked for.
     pub(crate) fn handle_sync_summaries(
         &mut self,
+        now: Instant,
         sender: MemberId,
-        echo: u64,
+        request: (Option<u32>, u32),
         shift: u8,
         buckets: BucketSet,
         summaries: &[u8],
     ) {
+        let (echo, cookie) = request;
         // Theirs, sorted by name, each with whether we hold the same version.
         let mut theirs = core::mem::take(&mut self.summaries);
         theirs.clear();
@@ -427,9 +433,7 @@ impl<R: Rng> Node<R> {
                 }
             }
         }
-        if let Some(to) = self.destination(sender) {
-            self.send_entries(&to, &ours, MAX_ENTRY_DATAGRAMS);
-        }
+        self.answer_with_entries(now, sender, Step::Buckets, echo, &ours);
         self.scratch = ours;
         let mut names = self.take_buffer();
         let overhead = max_overhead(self.members.local().name().len()) + 8 + 2; // echo, count
@@ -442,15 +446,22 @@ impl<R: Rng> Node<R> {
             }
         }
         if !names.is_empty() {
-            let want = Body::SyncWant { echo: Some(echo), names: &names };
+            let want = Body::SyncWant { echo: Some(cookie), names: &names };
             self.send_to(sender, &want, None, usize::MAX);
         }
         self.recycle(names);
         self.summaries = theirs;
     }
 
-    /// Step 5: the entries `sender` asked for, in full.
-    pub(crate) fn handle_sync_want(&mut self, sender: MemberId, names: &[u8]) {
+    /// Step 5: the entries `sender` asked for (echoing the cookie of our summaries), in
+    /// full, within what is left of the exchange's budget.
+    pub(crate) fn handle_sync_want(
+        &mut self,
+        now: Instant,
+        sender: MemberId,
+        echo: Option<u32>,
+        names: &[u8],
+    ) {
         let mut ids = core::mem::take(&mut self.scratch);
         ids.clear();
         let digest = self.members.digest();
@@ -465,10 +476,25 @@ impl<R: Rng> Node<R> {
             let bucket = digest.summaries((name >> 24) as usize);
             ids.extend(bucket.iter().filter(|s| s.name == name).map(|s| s.id));
         }
-        if let Some(to) = self.destination(sender) {
-            self.send_entries(&to, &ids, MAX_ENTRY_DATAGRAMS);
-        }
+        self.answer_with_entries(now, sender, Step::Summaries, echo, &ids);
         self.scratch = ids;
+    }
+
+    /// Sends `ids` to `to` as entries, in as many datagrams as the exchange step the
+    /// request followed has left.
+    fn answer_with_entries(
+        &mut self,
+        now: Instant,
+        to: MemberId,
+        step: Step,
+        echo: Option<u32>,
+        ids: &[MemberId],
+    ) {
+        let Some(destination) = self.destination(to) else { return };
+        let addr = destination.addr;
+        let budget = self.exchanges.budget(to, addr, step, echo, now);
+        let sent = self.send_entries(&destination, ids, budget);
+        self.exchanges.spend(to, addr, step, echo, sent, now);
     }
 }
 
@@ -491,7 +517,8 @@ mod tests {
     }
 
     fn node(port: u16) -> Node<ChaCha8Rng> {
-        let config = Config::new(format!("node-{port}"), addr(port), Keyring::new("k"));
+        let mut config = Config::new(format!("node-{port}"), addr(port), Keyring::new("k"));
+        config.replay_protection = false;
         Node::new(config, ChaCha8Rng::seed_from_u64(u64::from(port)), Instant::ZERO).unwrap()
     }
 
@@ -595,7 +622,10 @@ mod tests {
         let name = short_name(name_hash("member-1")).to_be_bytes();
         let names: Vec<u8> = (0..100).flat_map(|_| name).collect();
         let teacher = a.members.id("teacher").unwrap();
-        a.handle_sync_want(teacher, &names);
+        // As if it followed summaries of ours (the exchange check is the caller's).
+        let to = a.destination(teacher).unwrap().addr;
+        a.exchanges.sent(teacher, to, Step::Summaries, 7, MAX_ENTRY_DATAGRAMS, now);
+        a.handle_sync_want(now, teacher, Some(7), &names);
         let records: Vec<String> = drain(&mut a)
             .iter()
             .map(|bytes| Packet::decode(&bytes[..bytes.len() - TAG_LEN]).unwrap())
@@ -625,6 +655,7 @@ mod tests {
     #[test]
     fn buckets_fit_the_smallest_datagram() {
         let mut config = Config::new("node-1", addr(1), Keyring::new("k"));
+        config.replay_protection = false;
         config.mtu_size = crate::MIN_MTU_SIZE;
         let mut a = Node::new(config, ChaCha8Rng::seed_from_u64(1), Instant::ZERO).unwrap();
         let now = Instant::from_secs(1);

@@ -424,6 +424,7 @@ mod tests {
     fn node(name: &str, port: u16, meta: &[(&str, &str)]) -> TestNode {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut config = Config::new(name, addr, Keyring::new("view"));
+        config.epoch_ms = 1_700_000_000_000;
         for (k, v) in meta {
             config.local_metadata.insert(*k, Bytes::copy_from_slice(v.as_bytes()));
         }

@@ -462,7 +462,13 @@ fn a_key_holder_gets_little_traffic_sent_to_a_victim_address() {
     let wanted: Vec<u8> = (0..340u32).flat_map(|i| (i << 22).to_be_bytes()).collect();
     let bodies = [
         Body::SyncDigest { root: 1, members: 60_000 },
-        Body::SyncSummaries { echo: Some(1), shift: 8, buckets: all, summaries: &summaries },
+        Body::SyncSummaries {
+            echo: Some(1),
+            cookie: 1,
+            shift: 8,
+            buckets: all,
+            summaries: &summaries,
+        },
         Body::SyncWant { echo: Some(1), names: &wanted },
         Body::PingReq { seq: 1, target: "member-1", target_addr: Some(victim) },
         Body::Ping { seq: 1, root: 1, target: "" },

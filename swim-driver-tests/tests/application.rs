@@ -157,7 +157,9 @@ fn hostile_datagrams_are_dropped_and_counted<D: Driver>() {
     let captured = buffer[..len].to_vec();
     wait(&a, online(&["a", "b"]));
     let forged = {
-        let wrong = Config::new("mallory", attacker.local_addr().unwrap(), Keyring::new("guess"));
+        let mut wrong =
+            Config::new("mallory", attacker.local_addr().unwrap(), Keyring::new("guess"));
+        wrong.replay_protection = false;
         let mut mallory =
             swim_core::Node::new(wrong, ChaCha8Rng::seed_from_u64(7), swim_core::Instant::ZERO)
                 .unwrap();

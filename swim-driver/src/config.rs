@@ -156,6 +156,8 @@ impl ClusterConfig {
         peers.into_iter().for_each(|p| resolution.add("peer", p));
         let resolved = resolution.resolve();
         protocol.peers.extend(&resolved.new_seeds);
+        // The wall clock at the node's start, read now: binding may have waited (DNS).
+        protocol.epoch_ms = swim_core::SystemClock::wall_ms();
         let mut node = Node::new(protocol, self.rng()?, Instant::ZERO)?;
         node.join(Instant::ZERO, []);
         let resolution = resolution.next_delay().is_some().then_some(resolution);

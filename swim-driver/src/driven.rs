@@ -9,12 +9,12 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use swim_core::{Bytes, Event, Instant, Keyring, Member, Metadata, Node, StatusFilter, Watched};
 
-use crate::clock::Clock;
 use crate::error::Error;
 use crate::fanout::{Fanout, Outlet};
 use crate::monitor::Monitor;
 use crate::resolve::Resolved;
 use crate::snapshot::Snapshot;
+use swim_core::SystemClock;
 
 /// The node type the drivers run.
 pub type DriverNode = Node<ChaCha8Rng>;
@@ -27,7 +27,7 @@ pub type WatchOutlet = Box<dyn Outlet<Watched>>;
 /// A node and what a driver keeps with it.
 pub struct Driven {
     node: DriverNode,
-    clock: Clock,
+    clock: SystemClock,
     fanout: Fanout<EventOutlet, WatchOutlet>,
     monitor: Monitor,
     leave_timeout: Duration,
@@ -51,7 +51,7 @@ impl Driven {
     /// Wraps a freshly bound node (created at [`Instant::ZERO`], i.e. `clock`'s origin).
     pub fn new(
         node: DriverNode,
-        clock: Clock,
+        clock: SystemClock,
         leave_timeout: Duration,
         resolved: Resolved,
     ) -> Self {
@@ -82,6 +82,7 @@ impl Driven {
             return Err(Error::Stopped);
         }
         let now = self.clock.now();
+        self.node.set_wall_clock(now, SystemClock::wall_ms());
         let out = input(&mut self.node, now);
         self.drain(now, send);
         Ok(out)
@@ -98,6 +99,7 @@ impl Driven {
             return;
         }
         let now = self.clock.now();
+        self.node.set_wall_clock(now, SystemClock::wall_ms());
         self.node.handle_datagram(now, from, datagram);
         self.monitor.after_datagram(&self.node, from);
         self.drain(now, send);
@@ -175,7 +177,7 @@ impl Driven {
     }
 
     /// The clock the node runs on.
-    pub fn clock(&self) -> Clock {
+    pub fn clock(&self) -> SystemClock {
         self.clock
     }
 

@@ -29,7 +29,6 @@
 mod address;
 #[cfg(feature = "clap")]
 mod args;
-mod clock;
 mod config;
 mod control;
 mod driven;
@@ -46,7 +45,6 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 pub use address::{HostPort, Resolver, split_host_port};
 #[cfg(feature = "clap")]
 pub use args::{ArgsError, ClusterArgs, parse_seconds};
-pub use clock::Clock;
 pub use config::{Bound, ClusterConfig};
 pub use control::{Control, Core, Io};
 pub use driven::{Driven, DriverNode, EventOutlet, WatchOutlet, commands, lock};

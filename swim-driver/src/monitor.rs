@@ -212,7 +212,8 @@ mod tests {
 
     fn node(name: &str, port: u16, secret: &str) -> Node<ChaCha8Rng> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let config = Config::new(name, addr, Keyring::new(secret));
+        let mut config = Config::new(name, addr, Keyring::new(secret));
+        config.epoch_ms = 1_700_000_000_000;
         Node::new(config, ChaCha8Rng::seed_from_u64(u64::from(port)), Instant::ZERO).unwrap()
     }
 

@@ -8,7 +8,8 @@ use std::sync::{Arc, Condvar, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use swim_driver::{Bound, Clock, ClusterConfig, Core, Driven, Error, Io, PeerResolution};
+use swim_core::SystemClock;
+use swim_driver::{Bound, ClusterConfig, Core, Driven, Error, Io, PeerResolution};
 use tracing::{debug, info_span, warn};
 
 /// The threaded driver's I/O: a blocking socket, and a condition variable for waiters.
@@ -52,7 +53,7 @@ pub(crate) struct Started {
 /// Starts the driver thread (and the resolver thread, if names need resolving again).
 pub(crate) fn start(bound: Bound, config: &ClusterConfig) -> Result<Started, Error> {
     let name = bound.node.local_member().name().to_owned();
-    let driven = Driven::new(bound.node, Clock::start(), config.leave_timeout, bound.resolved);
+    let driven = Driven::new(bound.node, SystemClock::new(), config.leave_timeout, bound.resolved);
     let io = StdIo {
         socket: bound.socket,
         wake_addr: wake_addr(bound.local_addr),

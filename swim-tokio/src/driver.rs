@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use swim_core::SystemClock;
 use swim_driver::{
-    Bound, Clock, ClusterConfig, Core, Driven, Error, Io, Lagged, Offered, PeerResolution, lock,
+    Bound, ClusterConfig, Core, Driven, Error, Io, Lagged, Offered, PeerResolution, lock,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc, watch};
@@ -77,7 +78,7 @@ pub(crate) fn start(
         .and_then(|()| UdpSocket::from_std(bound.socket))
         .map_err(|source| Error::Bind { addr, source })?;
     let span = info_span!("swim", node = %bound.node.local_member().name());
-    let driven = Driven::new(bound.node, Clock::start(), config.leave_timeout, bound.resolved);
+    let driven = Driven::new(bound.node, SystemClock::new(), config.leave_timeout, bound.resolved);
     let io = TokioIo {
         socket,
         backlog: Mutex::new(Vec::new()),

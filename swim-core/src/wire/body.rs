@@ -127,6 +127,10 @@ pub enum Body<'a> {
     },
     /// Anti-entropy, step 2: per-bucket hashes, since the roots differ.
     SyncBuckets {
+        /// A random number the summaries that follow must echo (version 2; 0 in version 1):
+        /// proof that the peer receives what is sent to its address, before it is sent
+        /// entries in bulk.
+        cookie: u32,
         /// log2 of the number of buckets.
         shift: u8,
         /// The hashes, 4 bytes each, big-endian.
@@ -138,9 +142,10 @@ pub enum Body<'a> {
     /// Anti-entropy, step 3: one short summary of each of the sender's entries in
     /// `buckets`, so that only the entries that differ travel in full.
     SyncSummaries {
-        /// The nonce of the SyncBuckets answered (version 2): proof that the sender
-        /// receives what is sent to its address, before it is sent entries in bulk.
-        echo: Option<u64>,
+        /// The cookie of the SyncBuckets answered (version 2; none in version 1).
+        echo: Option<u32>,
+        /// A random number the want that follows must echo (version 2; 0 in version 1).
+        cookie: u32,
         /// log2 of the number of buckets.
         shift: u8,
         /// The buckets whose entries are all listed.
@@ -152,8 +157,8 @@ pub enum Body<'a> {
     /// Anti-entropy, step 4: the entries the sender lacks or holds in another version, by
     /// the top 32 bits of their name hash; answered with SyncEntries.
     SyncWant {
-        /// The nonce of the SyncSummaries answered (version 2), as in SyncSummaries.
-        echo: Option<u64>,
+        /// The cookie of the SyncSummaries answered (version 2; none in version 1).
+        echo: Option<u32>,
         /// [`WANT_LEN`] bytes per entry, big-endian. Read with [`Body::wanted`].
         names: &'a [u8],
     },
@@ -222,8 +227,9 @@ impl<'a> Body<'a> {
                 Body::SyncDigest { root, members }
             }
             MessageType::SyncBuckets => {
+                let cookie = if v1 { 0 } else { r.u32()? };
                 let shift = r.shift()?;
-                Body::SyncBuckets { shift, hashes: r.bytes(4 << shift)? }
+                Body::SyncBuckets { cookie, shift, hashes: r.bytes(4 << shift)? }
             }
             MessageType::SyncEntries => {
                 if v1 {
@@ -234,15 +240,15 @@ impl<'a> Body<'a> {
                 Body::SyncEntries
             }
             MessageType::SyncSummaries => {
-                let echo = if v1 { None } else { Some(r.u64()?) };
+                let (echo, cookie) = if v1 { (None, 0) } else { (Some(r.u32()?), r.u32()?) };
                 let shift = r.shift()?;
                 let buckets = r.bucket_set(shift)?;
                 let count = usize::from(r.u16()?);
                 let summaries = r.bytes(count * SUMMARY_LEN)?;
-                Body::SyncSummaries { echo, shift, buckets, summaries }
+                Body::SyncSummaries { echo, cookie, shift, buckets, summaries }
             }
             MessageType::SyncWant => {
-                let echo = if v1 { None } else { Some(r.u64()?) };
+                let echo = if v1 { None } else { Some(r.u32()?) };
                 let count = usize::from(r.u16()?);
                 Body::SyncWant { echo, names: r.bytes(count * WANT_LEN)? }
             }
@@ -278,7 +284,10 @@ impl<'a> Body<'a> {
                 out.extend_from_slice(&root.to_be_bytes());
                 put_varint(out, u64::from(members));
             }
-            Body::SyncBuckets { shift, hashes } => {
+            Body::SyncBuckets { cookie, shift, hashes } => {
+                if !v1 {
+                    out.extend_from_slice(&cookie.to_be_bytes());
+                }
                 out.push(shift);
                 out.extend_from_slice(hashes);
             }
@@ -288,9 +297,10 @@ impl<'a> Body<'a> {
                     put_bucket_set(out, 0, &BucketSet::default());
                 }
             }
-            Body::SyncSummaries { echo, shift, buckets, summaries } => {
+            Body::SyncSummaries { echo, cookie, shift, buckets, summaries } => {
                 if !v1 {
                     out.extend_from_slice(&echo.unwrap_or(0).to_be_bytes());
+                    out.extend_from_slice(&cookie.to_be_bytes());
                 }
                 out.push(shift);
                 put_bucket_set(out, shift, &buckets);

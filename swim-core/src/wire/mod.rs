@@ -124,7 +124,8 @@ mod tests {
         let summaries = [1u8; 16];
         let names = [2u8; 8];
         let bodies = |v1: bool| {
-            let echo = if v1 { None } else { Some(0x0102_0304_0506_0708) };
+            let echo = if v1 { None } else { Some(0x0102_0304) };
+            let cookie = if v1 { 0 } else { 0x0506_0708 };
             let target_addr = if v1 { Some("[::1]:9".parse().unwrap()) } else { None };
             [
                 Body::Ping { seq: 9, root: 5, target: if v1 { "b" } else { "" } },
@@ -133,9 +134,9 @@ mod tests {
                 Body::PingReq { seq: 1, target: "c", target_addr },
                 Body::Gossip,
                 Body::SyncDigest { root: 0x0123_4567_89ab_cdef, members: 1000 },
-                Body::SyncBuckets { shift: 2, hashes: &hashes },
+                Body::SyncBuckets { cookie, shift: 2, hashes: &hashes },
                 Body::SyncEntries,
-                Body::SyncSummaries { echo, shift: 2, buckets, summaries: &summaries },
+                Body::SyncSummaries { echo, cookie, shift: 2, buckets, summaries: &summaries },
                 Body::SyncWant { echo, names: &names },
             ]
         };
@@ -199,6 +200,7 @@ mod tests {
         };
         let body = Body::SyncSummaries {
             echo: Some(5),
+            cookie: 6,
             shift: 1,
             buckets: BucketSet::default(),
             summaries: &[3; 8],
