@@ -65,7 +65,8 @@ pub struct Config {
     /// Time between gossip rounds, each sending pending membership facts to `gossip_fanout`
     /// random members (default 0.2 s). Facts also ride on every ping, ack and ping-req.
     pub gossip_interval: Duration,
-    /// Members each gossip round sends to (default 3). Higher spreads faster, costs more.
+    /// Members each gossip round sends to (default 3, at most 16). Higher spreads faster,
+    /// costs more.
     pub gossip_fanout: usize,
     /// Each fact is sent `retransmit_mult * ceil(log10(N + 1))` times (default 4, 1 to 64), enough to
     /// reach every member with high probability; anti-entropy repairs the rest.
@@ -312,6 +313,11 @@ impl Config {
             "must be between 576 and 65535",
         )?;
         check(self.gossip_fanout > 0, "gossip_fanout", "must be at least 1")?;
+        check(
+            self.gossip_fanout <= crate::random::MAX_SAMPLE,
+            "gossip_fanout",
+            "must be at most 16",
+        )?;
         check(self.retransmit_mult > 0, "retransmit_mult", "must be at least 1")?;
         check(self.retransmit_mult <= 64, "retransmit_mult", "must be at most 64")?;
         check(self.epoch_ms < 1 << 43, "epoch_ms", "must be below 2^43 (year 2248)")?;

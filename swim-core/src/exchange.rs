@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use crate::member::MemberId;
+use crate::members::MemberId;
 use crate::time::Instant;
 
 /// Exchanges remembered at once; the oldest is forgotten first.

@@ -10,12 +10,8 @@
 
 use alloc::vec::Vec;
 
-use rand_core::Rng;
-
-use crate::member::{MemberId, Members};
-use crate::node::Node;
-use crate::status::StatusFilter;
-use crate::wire::{Body, MIN_RECORD_LEN, PacketWriter};
+use crate::members::{MemberId, Members};
+use crate::wire::{MIN_RECORD_LEN, PacketWriter};
 
 /// Entries examined beyond the first that did not fit, before giving up on a packet.
 const MAX_SKIPPED: usize = 16;
@@ -193,26 +189,6 @@ impl GossipQueue {
     }
 }
 
-impl<R: Rng> Node<R> {
-    /// How many times each queued fact is sent at the table's current size.
-    pub(crate) fn retransmit_limit(&self) -> u32 {
-        retransmit_limit(self.config.retransmit_mult, self.members.len())
-    }
-
-    /// The periodic gossip round: pending facts to `gossip_fanout` random available members.
-    pub(crate) fn gossip_round(&mut self) {
-        if self.gossip.is_empty() {
-            return;
-        }
-        let mut targets = core::mem::take(&mut self.scratch);
-        self.sample(StatusFilter::AVAILABLE, self.config.gossip_fanout, &[], &mut targets);
-        for &id in &targets {
-            self.send_to(id, &Body::Gossip, Some(id), usize::MAX);
-        }
-        self.scratch = targets;
-    }
-}
-
 /// How many times each fact is sent in a cluster of `members`: `mult * ceil(log10(n + 1))`.
 pub(crate) fn retransmit_limit(mult: u32, members: usize) -> u32 {
     // ceil(log10(n + 1)): how many times 1 must be multiplied by ten to reach n + 1.
@@ -228,7 +204,7 @@ pub(crate) fn retransmit_limit(mult: u32, members: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::State;
+    use crate::members::State;
     use crate::metadata::Metadata;
     use crate::status::Status;
     use crate::time::Instant;

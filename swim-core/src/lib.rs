@@ -16,8 +16,9 @@
 //!   [`Node::remove_metadata`];
 //! - outputs: [`Node::poll_transmit`], [`Node::poll_timeout`], [`Node::poll_event`];
 //! - queries: [`Node::local_member`], [`Node::members`], [`Node::members_with`],
-//!   [`Node::find`], [`Node::member`], [`Node::counters`]; for applications,
-//!   [`Node::cluster_metadata`], [`Node::is_ready`], [`Node::status_dump`], [`Node::watch`].
+//!   [`Node::find`], [`Node::member`], [`Node::is_ready`], [`Node::counters`]; for
+//!   applications, views built from a node: [`ClusterMetadata::of`], [`StatusDump::of`],
+//!   [`Watch::of`].
 //!
 //! After *every* input or command, drain the outputs in this order: send every transmit,
 //! take every event, then sleep until [`Node::poll_timeout`] (or the next datagram) and call
@@ -78,17 +79,21 @@
 //!
 //! # What is in a node
 //!
+//! A [`Node`] owns a few parts, each keeping its own state, and drives them: a part is told
+//! what happened and says what should happen; only the node builds and sends datagrams.
+//! `docs/ARCHITECTURE.md` draws the whole picture.
+//!
 //! | module | concept |
 //! |---|---|
-//! | `member` | a [`Member`] and the membership table, with tombstones for reaped members |
-//! | `facts` | applying what a node hears: precedence, refutation, restarts, tombstones |
-//! | `probe` | failure detection: round-robin probes, ping-req, nacks, local health |
+//! | `node` | the state machine: inputs, commands, outputs, queries; `node/*` its own work |
+//! | `members` | the membership table ([`Member`]s, tombstones, deadlines) and its digest |
+//! | `probe` | failure detection: the probe order, probes and relays in flight, health |
 //! | `suspicion` | suspicion timeouts, with Lifeguard's confirmations |
 //! | `gossip` | the dissemination queue, piggybacked on every datagram |
-//! | `sync` | anti-entropy: digests, bucket hashes, entry exchange |
+//! | `sync` | anti-entropy: what differs between two tables; `exchange`: steps in flight |
+//! | `timers` | the node's named periodic timers |
+//! | `auth`, `replay` | the [`Keyring`] (tags, encryption); nonces and replay windows |
 //! | [`wire`] | the binary codec (see `docs/PROTOCOL.md`) |
-//! | `auth` | the [`Keyring`]: truncated HMAC-SHA256; replay windows |
-//! | `node` | the state machine tying them together |
 //! | `view` | what applications read: [`ClusterMetadata`], [`Watch`], [`StatusDump`] |
 //!
 //! # Features
@@ -110,13 +115,13 @@ mod config;
 mod counters;
 mod event;
 mod exchange;
-mod facts;
 mod gossip;
-mod member;
+mod members;
 mod metadata;
 mod node;
 mod outbox;
 mod probe;
+mod random;
 mod replay;
 mod status;
 mod suspicion;
@@ -126,6 +131,7 @@ mod system;
 #[cfg(test)]
 mod testing;
 mod time;
+mod timers;
 mod view;
 pub mod wire;
 
@@ -135,7 +141,7 @@ pub use config::{
 };
 pub use counters::{Counters, DropReason};
 pub use event::Event;
-pub use member::Member;
+pub use members::Member;
 pub use metadata::{MAX_KEY_LEN, Metadata};
 pub use node::{MetadataError, Node};
 pub use outbox::Transmit;

@@ -1,4 +1,4 @@
-//! Failure detection: SWIM's probe cycle.
+//! Failure detection: SWIM's probe cycle, and Lifeguard's local health.
 //!
 //! Every `ping_interval` the node pings the next member of a shuffled round-robin order
 //! (reshuffled each pass, newcomers inserted at random positions ahead), so every member is
@@ -6,6 +6,9 @@
 //! picks. No ack within `ping_timeout` sends ping-reqs through `ping_req_count` other
 //! available members, which relay the target's ack. No ack at all within
 //! `ping_timeout + ping_req_timeout` makes the target suspect.
+//!
+//! The [`Prober`] keeps the order, the probes and relays in flight and the health score; it
+//! tells the node what is due, and the node sends.
 
 use alloc::vec::Vec;
 use core::net::SocketAddr;
@@ -14,11 +17,9 @@ use smol_str::SmolStr;
 
 use rand_core::Rng;
 
-use crate::member::{MemberId, Members, State};
-use crate::node::{Fact, Node, random_below};
-use crate::status::{Status, StatusFilter};
+use crate::members::{MemberId, Members};
+use crate::random::random_below;
 use crate::time::Instant;
-use crate::wire::Body;
 
 /// Ping-reqs this node relays at once for others; more are ignored, which bounds the work an
 /// authenticated peer can make it do.
@@ -29,11 +30,11 @@ pub(crate) const MAX_HELPERS: usize = 8;
 
 /// A probe this node started.
 #[derive(Clone, Debug)]
-struct Probe {
-    seq: u32,
-    target: MemberId,
+pub(crate) struct Probe {
+    pub(crate) seq: u32,
+    pub(crate) target: MemberId,
     /// Guards against the id being reused for another member while the probe runs.
-    name: SmolStr,
+    pub(crate) name: SmolStr,
     /// Where the ping went: an ack from the target proves it receives there, nowhere else.
     addr: SocketAddr,
     indirect_at: Instant,
@@ -54,18 +55,23 @@ impl Probe {
     fn answered_by(&self, sender: MemberId) -> bool {
         sender == self.target || self.helpers.contains(&Some(sender))
     }
+
+    /// Lifeguard: the expected nacks that did not come.
+    pub(crate) fn missing_nacks(&self) -> u32 {
+        self.nacks_expected.saturating_sub(self.nacks_received)
+    }
 }
 
 /// A ping-req this node is serving: ping the target, relay its ack to the requester.
 #[derive(Clone, Debug)]
-struct Relay {
+pub(crate) struct Relay {
     seq: u32,
     /// Who asked, and its name (the id could be reused if it were reaped meanwhile).
-    requester: MemberId,
-    requester_name: SmolStr,
-    requester_seq: u32,
+    pub(crate) requester: MemberId,
+    pub(crate) requester_name: SmolStr,
+    pub(crate) requester_seq: u32,
     /// The answer limit of the requester when it asked.
-    limit: usize,
+    pub(crate) limit: usize,
     /// The member probed for the requester: only its ack is relayed.
     target: MemberId,
     expires: Instant,
@@ -74,13 +80,38 @@ struct Relay {
     nack_at: Option<Instant>,
 }
 
-/// The probe order and the probes and relays in flight.
+/// What an ack means.
+#[derive(Debug)]
+pub(crate) enum Ack {
+    /// It completed one of our probes; the target proved it receives at its address if it
+    /// answered itself, from where it was pinged.
+    Probed { validates: bool },
+    /// It answers a ping we sent for someone else: relay it.
+    Relayed(Relay),
+    /// Nothing we asked for.
+    Unexpected,
+}
+
+/// What the probe cycle wants done now.
+#[derive(Debug)]
+pub(crate) enum Due {
+    /// A relayed target stayed silent: nack the requester (Lifeguard).
+    Nack(Relay),
+    /// A direct ping went unanswered: ask helpers, and ping once more.
+    Indirect { seq: u32, target: MemberId, name: SmolStr },
+    /// No ack at all: the target failed its probe.
+    Failed(Probe),
+}
+
+/// The probe order, the probes and relays in flight, and the health score.
 #[derive(Debug, Default)]
 pub(crate) struct Prober {
     order: Vec<MemberId>,
     next: usize,
     in_flight: Vec<Probe>,
     relays: Vec<Relay>,
+    /// Lifeguard local health score, 0 (healthy) to `lifeguard.max_health`.
+    health: u32,
 }
 
 impl Prober {
@@ -119,10 +150,150 @@ impl Prober {
         probes.chain(relays).min()
     }
 
-    /// A sequence number for a new probe or relay: random, so that nobody can predict the
-    /// one an ack must carry (a key holder who could would answer for a silent member).
-    fn next_seq(rng: &mut impl Rng) -> u32 {
-        rng.next_u32()
+    /// The Lifeguard health score: 0 when healthy.
+    pub(crate) fn health(&self) -> u32 {
+        self.health
+    }
+
+    /// Lifeguard: evidence that this node itself is slow (up to `max`).
+    pub(crate) fn raise_health(&mut self, by: u32, max: u32) {
+        self.health = self.health.saturating_add(by).min(max);
+    }
+
+    /// `duration` stretched by the health score (Lifeguard: a struggling node slows down).
+    pub(crate) fn scaled(&self, duration: Duration) -> Duration {
+        duration.saturating_mul(self.health.saturating_add(1))
+    }
+
+    /// Starts probing the next available member of the order (its ping times out after
+    /// `ping_timeout`, the whole probe after `ping_req_timeout` more, both stretched by the
+    /// health score); returns it with the probe's sequence number.
+    pub(crate) fn start(
+        &mut self,
+        now: Instant,
+        members: &Members,
+        rng: &mut impl Rng,
+        (ping_timeout, ping_req_timeout): (Duration, Duration),
+    ) -> Option<(MemberId, SmolStr, u32)> {
+        let id = self.next_target(members, rng)?;
+        let member = members.get(id)?;
+        let (name, addr) = (member.name().clone(), member.addr());
+        let seq = next_seq(rng);
+        // Lifeguard: a node that keeps failing probes waits longer before blaming others.
+        let ping_timeout = self.scaled(ping_timeout);
+        let ping_req_timeout = self.scaled(ping_req_timeout);
+        self.in_flight.push(Probe {
+            seq,
+            target: id,
+            name: name.clone(),
+            addr,
+            indirect_at: now + ping_timeout,
+            fail_at: now + ping_timeout + ping_req_timeout,
+            indirect_sent: false,
+            helpers: [None; MAX_HELPERS],
+            nacks_expected: 0,
+            nacks_received: 0,
+        });
+        Some((id, name, seq))
+    }
+
+    /// An ack from `sender` with `seq`.
+    pub(crate) fn ack(&mut self, seq: u32, sender: MemberId, members: &Members) -> Ack {
+        let ours = self.in_flight.iter().position(|p| p.seq == seq && p.answered_by(sender));
+        if let Some(at) = ours {
+            let probe = self.in_flight.swap_remove(at);
+            let still_there = members.get(sender).is_some_and(|m| m.addr() == probe.addr);
+            // Lifeguard: a probe succeeded.
+            self.health = self.health.saturating_sub(1);
+            return Ack::Probed { validates: probe.target == sender && still_there };
+        }
+        match self.relays.iter().position(|r| r.seq == seq && r.target == sender) {
+            Some(at) => Ack::Relayed(self.relays.swap_remove(at)),
+            None => Ack::Unexpected,
+        }
+    }
+
+    /// Lifeguard: a helper could not reach the target either, but it did answer us.
+    /// Returns whether the nack was one we expected.
+    pub(crate) fn nack(&mut self, seq: u32, sender: MemberId) -> bool {
+        let probe = self.in_flight.iter_mut().find(|p| p.seq == seq);
+        match probe.filter(|p| p.helpers.contains(&Some(sender))) {
+            Some(probe) => {
+                probe.nacks_received += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Serves a ping-req of `requester` (whose answers may weigh `limit`) about `target`:
+    /// the sequence number of the ping to send the target, or `None` if too many relays are
+    /// in flight. The nack, if `nack_after` is given, is due that long after now.
+    pub(crate) fn relay(
+        &mut self,
+        now: Instant,
+        (requester, requester_name, requester_seq, limit): (MemberId, SmolStr, u32, usize),
+        target: MemberId,
+        (expires_after, nack_after): (Duration, Option<Duration>),
+        rng: &mut impl Rng,
+    ) -> Option<u32> {
+        if self.relays.len() >= MAX_RELAYS {
+            return None;
+        }
+        let seq = next_seq(rng);
+        self.relays.push(Relay {
+            seq,
+            requester,
+            requester_name,
+            requester_seq,
+            limit,
+            target,
+            expires: now + expires_after,
+            nack_at: nack_after.map(|after| now + after),
+        });
+        Some(seq)
+    }
+
+    /// Forgets relays that expired by `now`; call before taking what is due.
+    pub(crate) fn expire_relays(&mut self, now: Instant) {
+        self.relays.retain(|r| r.expires > now);
+    }
+
+    /// The next thing due at `now`, if any: nacks first, then probes in order.
+    pub(crate) fn next_due(&mut self, now: Instant) -> Option<Due> {
+        if let Some(relay) = self.relays.iter_mut().find(|r| r.nack_at.is_some_and(|at| at <= now))
+        {
+            relay.nack_at = None;
+            return Some(Due::Nack(relay.clone()));
+        }
+        for i in 0..self.in_flight.len() {
+            let probe = &mut self.in_flight[i];
+            if probe.fail_at <= now {
+                return Some(Due::Failed(self.in_flight.swap_remove(i)));
+            }
+            if !probe.indirect_sent && probe.indirect_at <= now {
+                probe.indirect_sent = true;
+                let (seq, target, name) = (probe.seq, probe.target, probe.name.clone());
+                return Some(Due::Indirect { seq, target, name });
+            }
+        }
+        None
+    }
+
+    /// The helpers asked to relay the ack of probe `seq`; with nacks on, one nack is
+    /// expected from each.
+    pub(crate) fn asked(
+        &mut self,
+        seq: u32,
+        helpers: [Option<MemberId>; MAX_HELPERS],
+        nacks: bool,
+    ) {
+        if let Some(probe) = self.in_flight.iter_mut().find(|p| p.seq == seq) {
+            probe.helpers = helpers;
+            if nacks {
+                probe.nacks_expected = helpers.iter().flatten().count() as u32;
+            }
+        }
     }
 
     /// The next available member in the order, reshuffling after each full pass.
@@ -146,236 +317,18 @@ impl Prober {
     }
 }
 
-impl<R: Rng> Node<R> {
-    /// Pings the next member of the probe order.
-    pub(crate) fn start_probe(&mut self, now: Instant) {
-        let Some(id) = self.prober.next_target(&self.members, &mut self.rng) else { return };
-        let Some(member) = self.members.get(id) else { return };
-        let (name, addr) = (member.name_shared().clone(), member.addr());
-        let seq = Prober::next_seq(&mut self.rng);
-        // Lifeguard: a node that keeps failing probes waits longer before blaming others.
-        let ping_timeout = self.scaled(self.config.ping_timeout);
-        let ping_req_timeout = self.scaled(self.config.ping_req_timeout);
-        self.prober.in_flight.push(Probe {
-            seq,
-            target: id,
-            name: name.clone(),
-            addr,
-            indirect_at: now + ping_timeout,
-            fail_at: now + ping_timeout + ping_req_timeout,
-            indirect_sent: false,
-            helpers: [None; MAX_HELPERS],
-            nacks_expected: 0,
-            nacks_received: 0,
-        });
-        self.counters.probes += 1;
-        let root = self.members.digest().root();
-        self.send_to(id, &Body::Ping { seq, root, target: &name }, Some(id), usize::MAX);
-    }
-
-    /// An ack from `sender`: completes one of our probes, or is relayed to whoever asked us
-    /// to probe.
-    pub(crate) fn handle_ack(&mut self, seq: u32, sender: MemberId) {
-        let ours = self.prober.in_flight.iter().position(|p| p.seq == seq && p.answered_by(sender));
-        if let Some(at) = ours {
-            let probe = self.prober.in_flight.swap_remove(at);
-            let still_there = self.members.get(sender).is_some_and(|m| m.addr() == probe.addr);
-            if probe.target == sender && still_there {
-                // It answered a ping sent to its address: it receives there.
-                self.validate(sender);
-            }
-            self.lower_health();
-            return;
-        }
-        let relay = self.prober.relays.iter().position(|r| r.seq == seq && r.target == sender);
-        if let Some(at) = relay {
-            let relay = self.prober.relays.swap_remove(at);
-            let root = self.members.digest().root();
-            self.reply_to_requester(&relay, &Body::Ack { seq: relay.requester_seq, root });
-        }
-    }
-
-    /// Answers the member that asked for a relay, if it is still the member it was.
-    fn reply_to_requester(&mut self, relay: &Relay, body: &Body<'_>) {
-        let requester = relay.requester;
-        if self.members.get(requester).is_some_and(|m| *m.name_shared() == relay.requester_name) {
-            self.send_to(requester, body, Some(requester), relay.limit);
-        }
-    }
-
-    /// Lifeguard: a helper could not reach the target either, but it did answer us.
-    pub(crate) fn handle_nack(&mut self, seq: u32, sender: MemberId) {
-        let probe = self.prober.in_flight.iter_mut().find(|p| p.seq == seq);
-        if let Some(probe) = probe.filter(|p| p.helpers.contains(&Some(sender))) {
-            probe.nacks_received += 1;
-            self.counters.nacks_received += 1;
-        }
-    }
-
-    /// `requester` asks us to probe `target` on its behalf; answers to it are at most
-    /// `limit` bytes.
-    pub(crate) fn handle_ping_req(
-        &mut self,
-        now: Instant,
-        requester: MemberId,
-        requester_seq: u32,
-        target: &str,
-        limit: usize,
-    ) {
-        if target == self.members.local().name() {
-            // We are the target: answer for ourselves.
-            let root = self.members.digest().root();
-            self.send_to(requester, &Body::Ack { seq: requester_seq, root }, None, limit);
-            return;
-        }
-        // Only a member we know, at the address we know: a ping-req cannot aim our pings
-        // at an address of the requester's choosing.
-        let Some(target_id) = self.members.id(target) else {
-            if self.config.lifeguard.nacks {
-                self.counters.nacks_sent += 1;
-                let nack = Body::Nack { seq: requester_seq };
-                self.send_to(requester, &nack, Some(requester), limit);
-            }
-            return;
-        };
-        if self.prober.relays.len() >= MAX_RELAYS {
-            return;
-        }
-        let seq = Prober::next_seq(&mut self.rng);
-        // The nack must reach the requester within its ping_req_timeout, so it uses the
-        // plain ping_timeout, not one stretched by our own health score.
-        let nack_at = self.config.lifeguard.nacks.then(|| now + self.config.ping_timeout);
-        self.prober.relays.push(Relay {
-            seq,
-            requester,
-            requester_name: self.name_of(requester),
-            requester_seq,
-            limit,
-            target: target_id,
-            expires: now + self.config.ping_req_timeout,
-            nack_at,
-        });
-        let root = self.members.digest().root();
-        let ping = Body::Ping { seq, root, target };
-        if self.members.get(target_id).is_some_and(|m| m.is_validated()) {
-            self.send_to(target_id, &ping, Some(target_id), usize::MAX);
-        } else {
-            // The requester chose the target; until the target has shown that it receives
-            // at its address, it gets the ping alone, not a datagram full of gossip.
-            self.send_bare(target_id, &ping);
-        }
-    }
-
-    /// Sends ping-reqs for probes whose direct ping timed out, suspects targets of probes
-    /// that failed, nacks for relays whose target stayed silent, and forgets expired relays.
-    pub(crate) fn probe_timeouts(&mut self, now: Instant) {
-        self.prober.relays.retain(|r| r.expires > now);
-        for i in 0..self.prober.relays.len() {
-            let relay = &mut self.prober.relays[i];
-            if relay.nack_at.is_some_and(|at| at <= now) {
-                relay.nack_at = None;
-                let relay = relay.clone();
-                self.counters.nacks_sent += 1;
-                self.reply_to_requester(&relay, &Body::Nack { seq: relay.requester_seq });
-            }
-        }
-        let mut i = 0;
-        while i < self.prober.in_flight.len() {
-            let probe = &mut self.prober.in_flight[i];
-            if probe.fail_at <= now {
-                let probe = self.prober.in_flight.swap_remove(i);
-                self.probe_failed(now, &probe);
-                continue;
-            }
-            if !probe.indirect_sent && probe.indirect_at <= now {
-                probe.indirect_sent = true;
-                let (seq, target, name) = (probe.seq, probe.target, probe.name.clone());
-                let helpers = self.send_ping_reqs(seq, target, &name);
-                let asked = helpers.iter().flatten().count() as u32;
-                let probe = &mut self.prober.in_flight[i];
-                probe.helpers = helpers;
-                if self.config.lifeguard.nacks {
-                    probe.nacks_expected = asked;
-                }
-                // A second direct ping with the same sequence number goes out with the
-                // ping-reqs (memberlist sends a TCP ping here): on a lossy path, one lost
-                // datagram then no longer suffices to fail a probe.
-                let root = self.members.digest().root();
-                let ping = Body::Ping { seq, root, target: &name };
-                self.send_to(target, &ping, Some(target), usize::MAX);
-            }
-            i += 1;
-        }
-    }
-
-    /// Asks `ping_req_count` other available members to probe `target`; returns which.
-    fn send_ping_reqs(
-        &mut self,
-        seq: u32,
-        target: MemberId,
-        name: &str,
-    ) -> [Option<MemberId>; MAX_HELPERS] {
-        let mut asked = [None; MAX_HELPERS];
-        let Some(target_addr) = self.members.get(target).map(|m| m.addr()) else { return asked };
-        let mut helpers = core::mem::take(&mut self.scratch);
-        let count = self.config.ping_req_count.min(MAX_HELPERS);
-        self.sample(StatusFilter::AVAILABLE, count, &[target], &mut helpers);
-        for (slot, &helper) in asked.iter_mut().zip(&helpers) {
-            let body = Body::PingReq { seq, target: name, target_addr: Some(target_addr) };
-            if self.send_to(helper, &body, Some(helper), usize::MAX).is_some() {
-                self.counters.ping_reqs += 1;
-                *slot = Some(helper);
-            }
-        }
-        self.scratch = helpers;
-        asked
-    }
-
-    /// No ack at all: the target becomes suspect (or, if it already is, we confirm it).
-    fn probe_failed(&mut self, now: Instant, probe: &Probe) {
-        // Lifeguard: every helper that did not even nack suggests the problem is ours.
-        self.raise_health(1 + probe.nacks_expected.saturating_sub(probe.nacks_received));
-        let Some(member) = self.members.get(probe.target) else { return };
-        if *member.name_shared() != probe.name {
-            return;
-        }
-        let incarnation = member.incarnation();
-        let local = self.members.local().name_shared().clone();
-        match member.status() {
-            Status::Online => {
-                self.counters.suspicions += 1;
-                let state = State { incarnation, status: Status::Suspect };
-                let fact = Fact { addr: None, accuser: Some(&local) };
-                self.change_state(now, probe.target, state, fact, true);
-            }
-            Status::Suspect => self.confirm_suspicion(now, probe.target, incarnation, &local, true),
-            Status::Offline | Status::Left => {}
-        }
-    }
-}
-
-impl<R: Rng> Node<R> {
-    /// Lifeguard local health awareness: evidence that this node itself is slow.
-    pub(crate) fn raise_health(&mut self, by: u32) {
-        self.health = (self.health + by).min(self.config.lifeguard.max_health);
-    }
-
-    /// Lifeguard local health awareness: a probe succeeded.
-    pub(crate) fn lower_health(&mut self) {
-        self.health = self.health.saturating_sub(1);
-    }
-
-    /// `duration` stretched by the health score (Lifeguard: a struggling node slows down).
-    pub(crate) fn scaled(&self, duration: Duration) -> Duration {
-        duration.saturating_mul(self.health.saturating_add(1))
-    }
+/// A sequence number for a new probe or relay: random, so that nobody can predict the one
+/// an ack must carry (a key holder who could would answer for a silent member).
+fn next_seq(rng: &mut impl Rng) -> u32 {
+    rng.next_u32()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::members::State;
     use crate::metadata::Metadata;
-    use core::net::SocketAddr;
+    use crate::status::Status;
     use rand_chacha::ChaCha8Rng;
     use rand_core::SeedableRng;
 
@@ -423,5 +376,30 @@ mod tests {
         }
         prober.remove(ids[2]);
         assert_eq!(prober.next_target(&members, &mut rng), None);
+    }
+
+    #[test]
+    fn a_probe_goes_indirect_then_fails_and_only_the_target_or_its_helpers_answer_it() {
+        let (members, ids) = table(3);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut prober = Prober::default();
+        prober.insert(ids[0], &mut rng);
+        let timeouts = (Duration::from_millis(300), Duration::from_millis(900));
+        let t = Instant::from_secs(1);
+        let (target, _, seq) = prober.start(t, &members, &mut rng, timeouts).unwrap();
+        assert!(prober.next_due(t).is_none());
+        let Some(Due::Indirect { seq: s, .. }) = prober.next_due(t + timeouts.0) else {
+            panic!("the direct ping timed out")
+        };
+        assert_eq!(s, seq);
+        prober.asked(seq, [Some(ids[1]), None, None, None, None, None, None, None], true);
+        assert!(matches!(prober.ack(seq, ids[2], &members), Ack::Unexpected));
+        assert!(prober.nack(seq, ids[1]));
+        assert!(!prober.nack(seq, ids[2]));
+        let Some(Due::Failed(probe)) = prober.next_due(t + timeouts.0 + timeouts.1) else {
+            panic!("the probe failed")
+        };
+        assert_eq!((probe.target, probe.missing_nacks()), (target, 0));
+        assert!(prober.next_deadline().is_none());
     }
 }

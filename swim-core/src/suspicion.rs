@@ -9,14 +9,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 use smol_str::SmolStr;
 
-use alloc::boxed::Box;
-
-use rand_core::Rng;
-
 use crate::config::Config;
-use crate::member::MemberId;
-use crate::node::Node;
-use crate::status::{Status, StatusFilter};
 use crate::time::Instant;
 
 /// A suspicion in progress, attached to a suspect member.
@@ -75,65 +68,6 @@ pub(crate) fn timeout(config: &Config, members: usize, confirmations: u32) -> Du
     let confirmed = f64::from(confirmations.min(expected));
     let fraction = libm::log(confirmed + 1.0) / libm::log(f64::from(expected) + 1.0);
     Duration::from_secs_f64((max - (max - min) * fraction).max(min))
-}
-
-impl<R: Rng> Node<R> {
-    /// A member just became suspect: its suspicion starts now, with `accuser` as the first
-    /// accuser, and runs for the longest timeout until confirmations shorten it.
-    pub(crate) fn start_suspicion(&mut self, now: Instant, id: MemberId, accuser: Option<&str>) {
-        let accuser = accuser.filter(|a| self.is_accuser(id, a));
-        let members = self.members.count(StatusFilter::AVAILABLE);
-        let Some(member) = self.members.get_mut(id) else { return };
-        let suspicion = Suspicion::new(now, accuser);
-        let deadline = suspicion.deadline(&self.config, members);
-        member.suspicion = Some(Box::new(suspicion));
-        self.set_deadline(id, Some(deadline));
-    }
-
-    /// Lifeguard: another member independently suspects the same incarnation. A new
-    /// confirmation shortens the suspicion and is passed on, so others count it too.
-    pub(crate) fn confirm_suspicion(
-        &mut self,
-        now: Instant,
-        id: MemberId,
-        incarnation: u64,
-        accuser: &str,
-        spread: bool,
-    ) {
-        if !self.is_accuser(id, accuser) {
-            return;
-        }
-        let members = self.members.count(StatusFilter::AVAILABLE);
-        let expected = self.config.lifeguard.confirmations;
-        let Some(member) = self.members.get_mut(id) else { return };
-        if member.status() != Status::Suspect || member.incarnation() != incarnation {
-            return;
-        }
-        let Some(suspicion) = member.suspicion.as_mut() else { return };
-        if !suspicion.confirm(accuser, expected) {
-            return;
-        }
-        let deadline = suspicion.deadline(&self.config, members);
-        self.counters.confirmations += 1;
-        self.set_deadline(id, Some(deadline.max(now)));
-        if spread {
-            self.gossip.enqueue(id, false);
-        }
-    }
-}
-
-impl<R: Rng> Node<R> {
-    /// Whether `accuser` can confirm a suspicion of `suspect`: this node, or another member
-    /// it knows as available. A name nobody answers to (empty, invented) confirms nothing,
-    /// so a peer cannot shorten a suspicion by making up accusers.
-    fn is_accuser(&self, suspect: MemberId, accuser: &str) -> bool {
-        match self.members.id(accuser) {
-            Some(id) => {
-                id != suspect && self.members.get(id).is_some_and(|m| m.status().is_available())
-            }
-            None => false,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use rand_core::Rng;
 
 use crate::counters::{Counters, DropReason};
 use crate::event::Event;
-use crate::member::Member;
+use crate::members::Member;
 use crate::metadata::Metadata;
 use crate::node::Node;
 use crate::status::{Status, StatusFilter};
@@ -32,7 +32,7 @@ use crate::status::{Status, StatusFilter};
 /// member's metadata, by member and by key.
 ///
 /// Built from a consistent copy of the membership table, so it never changes under you:
-/// take a new one (from [`Node::cluster_metadata`] or a driver's snapshot) to see changes.
+/// take a new one (with [`ClusterMetadata::of`] or from a driver's snapshot) to see changes.
 /// Taking one copies no metadata: each member's map is a shared buffer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterMetadata {
@@ -57,7 +57,7 @@ impl ClusterMetadata {
             }
             // Only members still taking part, with metadata we know: the lease rule.
             if let Some(metadata) = member.metadata().filter(|_| member.status().is_available()) {
-                view.remote.insert(member.name_shared().clone(), metadata.clone());
+                view.remote.insert(member.name().clone(), metadata.clone());
             }
         }
         view
@@ -179,7 +179,7 @@ pub struct Watched {
 impl Watched {
     /// The name of the member the event is about (this node's for its own events).
     pub fn name(&self) -> Option<&str> {
-        self.event.member().or(self.member.as_ref().map(Member::name))
+        self.event.member().or(self.member.as_ref().map(|m| m.name().as_str()))
     }
 }
 
@@ -203,7 +203,7 @@ impl Watch {
         if let Some(key) = &filter.key {
             for member in members {
                 if let Some(value) = member.metadata().and_then(|m| m.get(key)) {
-                    seen.insert(member.name_shared().clone(), value.clone());
+                    seen.insert(member.name().clone(), value.clone());
                 }
             }
         }
@@ -217,9 +217,9 @@ impl Watch {
 
     /// Whether `event` passes. `member` is the member the event is about, looked up when the
     /// event is polled (for this node's own events: the local member; see
-    /// [`Node::member_of`]); `None` if no longer known.
+    /// [`Watch::member_of`]); `None` if no longer known.
     pub fn offer(&mut self, event: &Event, member: Option<&Member>) -> bool {
-        let Some(name) = event.member().or(member.map(Member::name)) else {
+        let Some(name) = event.member().or(member.map(|m| m.name().as_str())) else {
             return false;
         };
         let status = match (event, member) {
@@ -233,7 +233,7 @@ impl Watch {
         let value = member.and_then(|m| m.metadata()).and_then(|m| m.get(key));
         let previous = match &value {
             Some(value) if !matches!(event, Event::MemberReaped { .. }) => {
-                let name = member.map_or_else(|| SmolStr::new(name), |m| m.name_shared().clone());
+                let name = member.map_or_else(|| SmolStr::new(name), |m| m.name().clone());
                 self.seen.insert(name, value.clone())
             }
             _ => self.seen.remove(name),
@@ -366,42 +366,38 @@ impl StatusDump {
     }
 }
 
-/// Application queries: the cluster metadata view, readiness, the status dump and watches.
-impl<R: Rng> Node<R> {
-    /// The cluster metadata view: local metadata, and remote metadata by key over the
-    /// available members whose metadata is known.
-    pub fn cluster_metadata(&self) -> ClusterMetadata {
-        ClusterMetadata::from_members(self.local_member().name(), self.members())
+impl ClusterMetadata {
+    /// The view of `node`: its local metadata, and remote metadata by key over the
+    /// available members whose metadata it knows.
+    pub fn of<R: Rng>(node: &Node<R>) -> Self {
+        ClusterMetadata::from_members(node.local_member().name(), node.members())
     }
+}
 
-    /// Whether this node has heard from the cluster since it (last) joined: PySyncObj's
-    /// `isReady`. The same as [`Node::is_joined`]; [`Event::Joined`] announces it.
-    pub fn is_ready(&self) -> bool {
-        self.is_joined()
-    }
-
-    /// A status dump of this node: members, statuses, incarnations, metadata sizes and
-    /// counters.
-    pub fn status_dump(&self) -> StatusDump {
+impl StatusDump {
+    /// The dump of `node`: members, statuses, incarnations, metadata sizes and counters.
+    pub fn of<R: Rng>(node: &Node<R>) -> Self {
         let mut dump =
-            StatusDump::from_members(self.local_member().name(), self.members(), self.counters());
-        dump.ready = self.is_ready();
-        dump.left = self.has_left();
-        dump.health = self.health();
+            StatusDump::from_members(node.local_member().name(), node.members(), node.counters());
+        dump.ready = node.is_ready();
+        dump.left = node.has_left();
+        dump.health = node.health();
         dump
     }
+}
 
-    /// A [`Watch`] with `filter`, starting from this node's current members.
-    pub fn watch(&self, filter: WatchFilter) -> Watch {
-        Watch::new(filter, self.members())
+impl Watch {
+    /// A watch with `filter`, starting from `node`'s current members.
+    pub fn of<R: Rng>(node: &Node<R>, filter: WatchFilter) -> Self {
+        Watch::new(filter, node.members())
     }
 
-    /// The member `event` is about, as [`Watch::offer`] wants it: this node for its own
-    /// events, `None` for a member no longer known.
-    pub fn member_of(&self, event: &Event) -> Option<&Member> {
+    /// The member `event` is about, as [`Watch::offer`] wants it: `node` itself for its own
+    /// events, `None` for a member `node` no longer knows.
+    pub fn member_of<'a, R: Rng>(node: &'a Node<R>, event: &Event) -> Option<&'a Member> {
         match event.member() {
-            Some(name) => self.member(name),
-            None => Some(self.local_member()),
+            Some(name) => node.member(name),
+            None => Some(node.local_member()),
         }
     }
 }
@@ -479,7 +475,7 @@ mod tests {
     fn the_view_holds_available_members_by_key() {
         let nodes = cluster();
         assert!(nodes.iter().all(|n| n.is_ready()));
-        let view = nodes[1].cluster_metadata();
+        let view = ClusterMetadata::of(&nodes[1]);
         assert_eq!(view.local_name(), "b");
         assert_eq!(view.local().get("role").unwrap(), "cache");
         assert_eq!(view.members().collect::<Vec<_>>(), ["a", "c"]);
@@ -498,16 +494,16 @@ mod tests {
         let c = nodes.pop().unwrap();
         drop(c);
         let t = Instant::from_secs(5);
-        let mut watch = nodes[0].watch(WatchFilter::all().metadata_key("role"));
+        let mut watch = Watch::of(&nodes[0], WatchFilter::all().metadata_key("role"));
         let events = run(&mut nodes, t, Instant::from_secs(30));
-        let view = nodes[0].cluster_metadata();
+        let view = ClusterMetadata::of(&nodes[0]);
         assert!(!view.contains("c"));
         assert_eq!(view.remote_values("role").map(|(n, _)| n).collect::<Vec<_>>(), ["b"]);
         // The watch on `role` saw c go: suspect, then offline.
         let mut passed = Vec::new();
         for (i, event) in &events {
             if *i == 0 {
-                let member = nodes[0].member_of(event);
+                let member = Watch::member_of(&nodes[0], event);
                 if watch.offer(event, member) {
                     passed.push(event.clone());
                 }
@@ -522,16 +518,16 @@ mod tests {
     fn watches_filter_by_name_status_and_key() {
         let mut nodes = cluster();
         let t = Instant::from_secs(5);
-        let mut by_key = nodes[0].watch(WatchFilter::all().metadata_key("zone"));
-        let mut by_name = nodes[0].watch(WatchFilter::all().name("b"));
-        let mut offline = nodes[0].watch(WatchFilter::all().status(Status::Offline));
+        let mut by_key = Watch::of(&nodes[0], WatchFilter::all().metadata_key("zone"));
+        let mut by_name = Watch::of(&nodes[0], WatchFilter::all().name("b"));
+        let mut offline = Watch::of(&nodes[0], WatchFilter::all().status(Status::Offline));
         nodes[1].set_metadata(t, "token", "1").unwrap();
         let mut events = run(&mut nodes, t, Instant::from_secs(7));
         nodes[2].set_metadata(Instant::from_secs(7), "zone", "y").unwrap();
         events.extend(run(&mut nodes, Instant::from_secs(7), Instant::from_secs(9)));
         let mut counts = [0; 3];
         for (_, event) in events.iter().filter(|(i, _)| *i == 0) {
-            let member = nodes[0].member_of(event);
+            let member = Watch::member_of(&nodes[0], event);
             for (n, watch) in [&mut by_key, &mut by_name, &mut offline].into_iter().enumerate() {
                 counts[n] += usize::from(watch.offer(event, member));
             }
@@ -543,7 +539,7 @@ mod tests {
     #[test]
     fn the_status_dump_counts_members_and_drops() {
         let nodes = cluster();
-        let dump = nodes[0].status_dump();
+        let dump = StatusDump::of(&nodes[0]);
         assert_eq!(dump.name, "a");
         assert!(dump.ready && !dump.left);
         assert_eq!(dump.counts["online"], 3);

@@ -203,7 +203,8 @@ impl World {
                 .map(|m| m.name().to_string())
                 .collect();
             assert_eq!(online, live_names, "node {viewer}'s view of who is up");
-            let stale: Vec<_> = node.members().filter(|m| !live_names.contains(m.name())).collect();
+            let stale: Vec<_> =
+                node.members().filter(|m| !live_names.contains(m.name().as_str())).collect();
             assert!(stale.is_empty(), "node {viewer} still holds {stale:?}");
             for &member in &live {
                 let theirs: Option<&Metadata> = c.nodes[member].local_member().metadata();

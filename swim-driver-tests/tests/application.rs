@@ -184,7 +184,7 @@ fn hostile_datagrams_are_dropped_and_counted<D: Driver>() {
     wait(&a, |v| v.counters().dropped(DropReason::Replayed) >= replays + 19);
     std::thread::sleep(Duration::from_millis(600));
     let view = a.snapshot();
-    let names: Vec<&str> = view.members().iter().map(|m| m.name()).collect();
+    let names: Vec<&str> = view.members().iter().map(|m| m.name().as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     assert_eq!(view.members().iter().map(|m| m.status()).collect::<Vec<_>>(), [Status::Online; 2]);
     // Once b is dead, its old datagram does not bring it back.

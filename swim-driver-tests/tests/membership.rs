@@ -29,7 +29,7 @@ fn three_nodes_converge<D: Driver>() {
     }
     let a = &nodes[0];
     assert_eq!(a.local_member().name(), "a");
-    let others: Vec<String> = a.non_local_members().iter().map(|m| m.name().to_owned()).collect();
+    let others: Vec<String> = a.non_local_members().iter().map(|m| m.name().to_string()).collect();
     assert_eq!(others, ["b", "c"]);
     assert_eq!(a.member("b").map(|m| m.status()), Some(Status::Online));
     let found = a.find(5, StatusFilter::ONLINE, &["c"]);

@@ -24,8 +24,8 @@ fn port_0_names_become_the_bound_port_and_join<D: Driver>() {
     b.peers.push(a.local_addr().to_string());
     let b = D::bind(b).unwrap();
     let names = [a.local_addr().to_string(), b.local_addr().to_string()];
-    assert_eq!(a.local_member().name(), names[0]);
-    assert_eq!(b.local_member().name(), names[1]);
+    assert_eq!(a.local_member().name().as_str(), names[0]);
+    assert_eq!(b.local_member().name().as_str(), names[1]);
     assert_ne!(names[0], names[1]);
     for node in [&a, &b] {
         wait(node, online(&[&names[0], &names[1]]));

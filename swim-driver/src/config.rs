@@ -78,6 +78,9 @@ pub struct Bound {
     pub socket: UdpSocket,
     /// The node, created at [`Instant::ZERO`] (the driver's origin) and already joining.
     pub node: Node<ChaCha8Rng>,
+    /// Random numbers for `find`, a stream apart from the node's: asking a question must
+    /// not change the protocol's choices.
+    pub finder: ChaCha8Rng,
     /// The address the socket is bound to.
     pub local_addr: SocketAddr,
     /// Names to resolve again or retry in the background, if any.
@@ -158,10 +161,13 @@ impl ClusterConfig {
         protocol.peers.extend(&resolved.new_seeds);
         // The wall clock at the node's start, read now: binding may have waited (DNS).
         protocol.epoch_ms = swim_core::SystemClock::wall_ms();
-        let mut node = Node::new(protocol, self.rng()?, Instant::ZERO)?;
+        let rng = self.rng()?;
+        let mut finder = rng.clone();
+        finder.set_stream(1);
+        let mut node = Node::new(protocol, rng, Instant::ZERO)?;
         node.join(Instant::ZERO, []);
         let resolution = resolution.next_delay().is_some().then_some(resolution);
-        Ok(Bound { socket, node, local_addr, resolution, resolved })
+        Ok(Bound { socket, node, finder, local_addr, resolution, resolved })
     }
 
     /// `local_name` as an address, if it is `HOST:PORT`; an error if it looks like one but

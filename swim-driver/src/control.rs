@@ -203,7 +203,7 @@ impl<I: Io> Control<I> {
 
     /// The cluster metadata view now (see [`Snapshot::cluster_metadata`]).
     pub fn cluster_metadata(&self) -> ClusterMetadata {
-        self.core.lock().node().cluster_metadata()
+        ClusterMetadata::of(self.core.lock().node())
     }
 
     /// A status dump now (see [`Snapshot::status_dump`]).

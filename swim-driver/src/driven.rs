@@ -27,6 +27,8 @@ pub type WatchOutlet = Box<dyn Outlet<Watched>>;
 /// A node and what a driver keeps with it.
 pub struct Driven {
     node: DriverNode,
+    /// Random numbers for `find`, apart from the node's.
+    finder: ChaCha8Rng,
     clock: SystemClock,
     fanout: Fanout<EventOutlet, WatchOutlet>,
     monitor: Monitor,
@@ -51,12 +53,14 @@ impl Driven {
     /// Wraps a freshly bound node (created at [`Instant::ZERO`], i.e. `clock`'s origin).
     pub fn new(
         node: DriverNode,
+        finder: ChaCha8Rng,
         clock: SystemClock,
         leave_timeout: Duration,
         resolved: Resolved,
     ) -> Self {
         Driven {
             node,
+            finder,
             clock,
             fanout: Fanout::default(),
             monitor: Monitor::default(),
@@ -203,7 +207,8 @@ impl Driven {
 
     /// Up to `count` other members matching `filter`, at random, none named in `exclude`.
     pub fn find(&mut self, count: usize, filter: StatusFilter, exclude: &[&str]) -> Vec<Member> {
-        commands::find(&mut self.node, count, filter, exclude)
+        let found = self.node.find(&mut self.finder, count, filter, exclude);
+        found.into_iter().cloned().collect()
     }
 
     /// Failed peer lookups since the node started.
@@ -239,16 +244,6 @@ pub mod commands {
     /// Replaces the keyring (key rotation).
     pub fn set_keyring(node: &mut DriverNode, keyring: Keyring) -> Result<(), Error> {
         Ok(node.set_keyring(keyring)?)
-    }
-
-    /// Up to `count` other members matching `filter`, at random, none named in `exclude`.
-    pub fn find(
-        node: &mut DriverNode,
-        count: usize,
-        filter: StatusFilter,
-        exclude: &[&str],
-    ) -> Vec<Member> {
-        node.find(count, filter, exclude).into_iter().cloned().collect()
     }
 }
 

@@ -91,7 +91,7 @@ impl<E: Outlet<Event>, W: Outlet<Watched>> Fanout<E, W> {
     /// Adds a watch starting from `node`'s members now: call it under the same lock as
     /// [`Self::publish`], so it starts exactly where the published events do.
     pub fn watch<R: Rng>(&mut self, node: &Node<R>, filter: WatchFilter, outlet: W) {
-        let watch = node.watch(filter);
+        let watch = Watch::of(node, filter);
         self.watchers.push((watch, Subscriber { outlet, missed: 0 }));
     }
 
@@ -99,7 +99,7 @@ impl<E: Outlet<Event>, W: Outlet<Watched>> Fanout<E, W> {
     /// member as `node` has it now; readers that are gone are dropped.
     pub fn publish<R: Rng>(&mut self, node: &Node<R>, event: &Event) {
         self.subscribers.retain_mut(|subscriber| subscriber.deliver(|| event.clone()));
-        let member = node.member_of(event);
+        let member = Watch::member_of(node, event);
         self.watchers.retain_mut(|(watch, subscriber)| {
             if !watch.offer(event, member) {
                 return true;

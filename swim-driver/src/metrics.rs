@@ -122,7 +122,7 @@ impl Exporter {
             Some(_) => {}
         }
         self.next = Some(now + EXPORT_EVERY);
-        let name = node.local_member().name().to_owned();
+        let name = node.local_member().name().to_string();
         let c = node.counters();
         let before = counters(&self.exported);
         for ((key, _, _, value), (_, _, _, old)) in counters(c).into_iter().zip(before) {

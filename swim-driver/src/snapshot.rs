@@ -52,7 +52,7 @@ impl Snapshot {
 
     /// A member by name.
     pub fn member(&self, name: &str) -> Option<&Member> {
-        let found = self.members.binary_search_by(|m| m.name().cmp(name));
+        let found = self.members.binary_search_by(|m| m.name().as_str().cmp(name));
         found.ok().map(|i| &self.members[i])
     }
 

@@ -30,7 +30,7 @@ impl Report {
                 let member = observer.member(name);
                 return self.metadata(&me, name, *version, member.as_ref());
             }
-            Event::Refuted { incarnation } => (me.name_shared(), Status::Online, *incarnation),
+            Event::Refuted { incarnation } => (me.name(), Status::Online, *incarnation),
             other => return self.news(&me, other),
         };
         let metadata = observer.member(name).map(|m| metadata_text(&m)).unwrap_or_default();
@@ -39,7 +39,7 @@ impl Report {
                 "t": unix_time(),
                 "event": "status",
                 "self": me.name(),
-                "member": &**name,
+                "member": name.as_str(),
                 "status": status.as_str(),
                 "incarnation": incarnation,
                 "metadata": metadata_json(&metadata),

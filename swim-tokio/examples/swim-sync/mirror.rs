@@ -167,7 +167,7 @@ impl Mirror {
         let mut changes = Vec::new();
         let mut present = BTreeSet::new();
         for member in view.members() {
-            let name = member.name();
+            let name = member.name().as_str();
             if let Err(refused) = check("member name", name) {
                 self.refuse(refused);
                 continue;

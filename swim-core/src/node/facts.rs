@@ -1,45 +1,84 @@
-//! Membership facts: how a node applies what it hears.
+//! Applying what a node hears: the sender of each datagram and every record it carries.
 //!
-//! Every datagram's sender and every record it carries go through here: the precedence rules
-//! (a higher incarnation wins; at equal incarnation online < suspect < offline < left),
-//! refutation of accusations about this node, recognition of restarts, tombstones, the limits
-//! on table size and metadata, and the deadlines (suspicion, reaping) that follow from a
-//! member's status. See `docs/PROTOCOL.md`, section 5.
+//! The rules (`docs/PROTOCOL.md`, section 5): a higher incarnation wins, and at equal
+//! incarnation online < suspect < offline < left; only a member raises its own incarnation,
+//! so only it can refute; restarts are recognised; tombstones keep stale facts out; the
+//! table's limits hold; counters beyond the wall clock are refused. Each change moves the
+//! member's deadlines (suspicion, reaping), the probe order, the gossip queue and the events
+//! along with it.
 
+use alloc::boxed::Box;
 use core::net::SocketAddr;
 
 use rand_core::Rng;
 use smol_str::SmolStr;
 
+use super::Node;
 use crate::counters::DropReason;
 use crate::event::Event;
-use crate::member::{Member, MemberId, Members, State};
+use crate::members::{Member, MemberId, Members, State, is_member_addr};
 use crate::metadata::Metadata;
-use crate::node::{Fact, Node};
 use crate::replay::ReplayWindow;
-use crate::status::Status;
+use crate::status::{Status, StatusFilter};
+use crate::suspicion::Suspicion;
 use crate::time::Instant;
-use crate::wire::{Record, Sender};
+use crate::wire::{Packet, Record, Sender};
 
 /// Without a wall clock: how far one fact may move a member's incarnation or metadata
 /// version beyond what this node holds (0 for what it does not know).
 const MAX_COUNTER_STEP: u64 = 1 << 32;
 
-/// Whether `addr` can be a member's: a unicast address with a port. Broadcast, multicast
-/// and unspecified addresses would turn every probe into traffic for many hosts or none.
-pub(crate) fn is_member_addr(addr: SocketAddr) -> bool {
-    let ip = addr.ip();
-    let broadcast = matches!(ip, core::net::IpAddr::V4(v4) if v4.is_broadcast());
-    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
+/// Where a state change came from, beyond the state itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Fact<'a> {
+    /// The address the fact gives (applied only with a higher incarnation).
+    pub(super) addr: Option<SocketAddr>,
+    /// For a suspicion, who suspects.
+    pub(super) accuser: Option<&'a str>,
 }
 
 impl<R: Rng> Node<R> {
+    /// Applies an admitted packet's facts: first its sender (first-hand evidence that it
+    /// lives), then its records. Returns the sender, or why the packet must be dropped after
+    /// all (an implausible sender, one that left, one the full table cannot take).
+    pub(super) fn apply_packet(
+        &mut self,
+        now: Instant,
+        packet: &Packet<'_>,
+    ) -> Result<MemberId, DropReason> {
+        let sender = self.note_sender(now, &packet.sender, packet.header.nonce)?;
+        // Facts learned by anti-entropy are old news to the cluster: applied, not re-gossiped,
+        // except what the sender says about itself, which is first-hand.
+        let spread = !matches!(packet.body, crate::wire::Body::SyncEntries);
+        for record in packet.records.iter() {
+            let first_hand = record.name == packet.sender.name;
+            self.apply_record(now, &record, spread || first_hand);
+        }
+        Ok(sender)
+    }
+
+    /// The wall clock (milliseconds since the Unix epoch) as of the latest input, if this
+    /// node has one.
+    fn wall_ms(&self) -> Option<u64> {
+        self.wall.millis(self.clock.now())
+    }
+
+    /// `max_clock_skew` in milliseconds.
+    fn skew_ms(&self) -> u64 {
+        u64::try_from(self.config.max_clock_skew.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The name of member `id` (empty if it is gone).
+    pub(super) fn name_of(&self, id: MemberId) -> SmolStr {
+        self.members.get(id).map_or_else(SmolStr::default, |m| m.name().clone())
+    }
+
     /// Learns from the authenticated sender of a datagram: a member it did not know, or a
     /// higher incarnation of one it knew. Returns the sender's id, or why the datagram must
     /// be dropped: a sender whose claims are implausible, that left for good, or that the
     /// full table cannot take (answering a sender without remembering its nonces would
     /// answer every replay).
-    pub(crate) fn note_sender(
+    pub(super) fn note_sender(
         &mut self,
         now: Instant,
         sender: &Sender<'_>,
@@ -57,7 +96,7 @@ impl<R: Rng> Node<R> {
 
     /// Whether a datagram with `nonce` from `sender` is not a replay: new to the sender's
     /// window, or to its tombstone's memory.
-    pub(crate) fn is_fresh(&self, sender: &str, nonce: u64) -> bool {
+    pub(super) fn is_fresh(&self, sender: &str, nonce: u64) -> bool {
         match self.members.by_name(sender) {
             Some(member) => member.replay.is_fresh(nonce),
             None => self
@@ -76,7 +115,7 @@ impl<R: Rng> Node<R> {
     /// accepted at the latest a millisecond later), and time runs out for no one: a key
     /// holder cannot exhaust a member's counters, however many facts it sends. A node
     /// without a wall clock can only bound each step.
-    pub(crate) fn plausible_counter(&self, known: u64, claimed: u64) -> bool {
+    pub(super) fn plausible_counter(&self, known: u64, claimed: u64) -> bool {
         match self.wall_ms() {
             Some(now) => claimed <= now.saturating_add(self.skew_ms()),
             None => claimed <= known.saturating_add(MAX_COUNTER_STEP),
@@ -119,7 +158,7 @@ impl<R: Rng> Node<R> {
             if let Some(member) = self.members.get_mut(id) {
                 member.replay = ReplayWindow::after(tombstone.last_nonce);
             }
-            self.set_deadline(id, Some(now + self.config.reap_timeout));
+            self.members.set_deadline(id, Some(now + self.config.reap_timeout));
             self.prober.insert(id, &mut self.rng);
             return Ok(id);
         }
@@ -133,7 +172,7 @@ impl<R: Rng> Node<R> {
     /// Whether the table can take one more member at `addr`: below `max_members`, and below
     /// `max_members_per_ip` at that IP (so that members invented at one host's address
     /// cannot aim every node's probes at it). Counts a refusal if not.
-    pub(crate) fn has_room(&mut self, addr: SocketAddr) -> bool {
+    pub(super) fn has_room(&mut self, addr: SocketAddr) -> bool {
         let limit = self.config.max_members_per_ip;
         let room = self.members.len() < self.config.max_members
             && self.members.count_at_ip(addr.ip(), limit) < limit;
@@ -144,7 +183,7 @@ impl<R: Rng> Node<R> {
     }
 
     /// Applies one membership fact, if it is news.
-    pub(crate) fn apply_record(&mut self, now: Instant, record: &Record<'_>, spread: bool) {
+    pub(super) fn apply_record(&mut self, now: Instant, record: &Record<'_>, spread: bool) {
         if record.name == self.members.local().name() {
             return self.apply_self_record(now, record);
         }
@@ -221,7 +260,7 @@ impl<R: Rng> Node<R> {
 
     /// A fact about this node: refute accusations, and outrank facts from a previous life
     /// (a restart under the same name) so our current state and metadata win.
-    pub(crate) fn apply_self_record(&mut self, now: Instant, record: &Record<'_>) {
+    pub(super) fn apply_self_record(&mut self, now: Instant, record: &Record<'_>) {
         if self.left {
             return;
         }
@@ -247,7 +286,7 @@ impl<R: Rng> Node<R> {
             if accused {
                 self.counters.refutations += 1;
                 // Lifeguard: having to refute hints that we are the slow one.
-                self.raise_health(1);
+                self.prober.raise_health(1, self.config.lifeguard.max_health);
                 self.events.push_back(Event::Suspected {
                     accusation: record.status,
                     incarnation: record.incarnation,
@@ -266,7 +305,7 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    pub(crate) fn insert_member(
+    pub(super) fn insert_member(
         &mut self,
         now: Instant,
         name: &str,
@@ -292,7 +331,7 @@ impl<R: Rng> Node<R> {
     }
 
     /// Moves a member to a newer state: events, deadlines and (if `spread`) gossip.
-    pub(crate) fn change_state(
+    pub(super) fn change_state(
         &mut self,
         now: Instant,
         id: MemberId,
@@ -315,7 +354,7 @@ impl<R: Rng> Node<R> {
             if same_ip || self.members.count_at_ip(addr.ip(), limit) < limit {
                 self.members.set_addr(id, addr);
                 // What it proved at its old address proves nothing at the new one.
-                self.exchanges.forget(id);
+                self.sync.exchanges.forget(id);
             } else {
                 self.counters.members_refused += 1;
             }
@@ -331,10 +370,10 @@ impl<R: Rng> Node<R> {
                 member.suspicion = None;
             }
             match state.status {
-                Status::Online => self.set_deadline(id, None),
+                Status::Online => self.members.set_deadline(id, None),
                 Status::Suspect => self.start_suspicion(now, id, fact.accuser),
                 Status::Offline | Status::Left => {
-                    self.set_deadline(id, Some(now + self.config.reap_timeout));
+                    self.members.set_deadline(id, Some(now + self.config.reap_timeout));
                 }
             }
         }
@@ -351,32 +390,11 @@ impl<R: Rng> Node<R> {
         });
     }
 
-    pub(crate) fn set_deadline(&mut self, id: MemberId, deadline: Option<Instant>) {
-        let Some(member) = self.members.get_mut(id) else {
-            return;
-        };
-        // The member stores deadlines as non-zero microseconds.
-        let deadline = deadline.map(|at| at.max(Instant::from_micros(1)));
-        if let Some(old) = member.replace_deadline(deadline) {
-            self.deadlines.remove(&(old, id));
-        }
-        if let Some(at) = deadline {
-            self.deadlines.insert((at, id));
-        }
-    }
-
     /// Suspects whose suspicion ran out become offline; offline and left members whose reap
     /// time came are forgotten.
-    pub(crate) fn expire_deadlines(&mut self, now: Instant) {
-        while let Some(&(at, id)) = self.deadlines.first() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            let Some(member) = self.members.get_mut(id) else {
-                continue;
-            };
-            member.replace_deadline(None);
+    pub(super) fn expire_deadlines(&mut self, now: Instant) {
+        while let Some(id) = self.members.pop_due(now) {
+            let Some(member) = self.members.get(id) else { continue };
             let (status, incarnation) = (member.status(), member.incarnation());
             match status {
                 Status::Suspect => {
@@ -389,12 +407,65 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    pub(crate) fn reap(&mut self, now: Instant, id: MemberId) {
+    pub(super) fn reap(&mut self, now: Instant, id: MemberId) {
         self.gossip.remove(id);
         self.prober.remove(id);
-        self.exchanges.forget(id);
+        self.sync.exchanges.forget(id);
         if let Some(member) = self.members.remove(id, now + self.config.reap_timeout) {
-            self.events.push_back(Event::MemberReaped { name: member.name_shared().clone() });
+            self.events.push_back(Event::MemberReaped { name: member.name().clone() });
+        }
+    }
+    /// A member just became suspect: its suspicion starts now, with `accuser` as the first
+    /// accuser, and runs for the longest timeout until confirmations shorten it.
+    pub(super) fn start_suspicion(&mut self, now: Instant, id: MemberId, accuser: Option<&str>) {
+        let accuser = accuser.filter(|a| self.is_accuser(id, a));
+        let members = self.members.count(StatusFilter::AVAILABLE);
+        let Some(member) = self.members.get_mut(id) else { return };
+        let suspicion = Suspicion::new(now, accuser);
+        let deadline = suspicion.deadline(&self.config, members);
+        member.suspicion = Some(Box::new(suspicion));
+        self.members.set_deadline(id, Some(deadline));
+    }
+
+    /// Lifeguard: another member independently suspects the same incarnation. A new
+    /// confirmation shortens the suspicion and is passed on, so others count it too.
+    pub(super) fn confirm_suspicion(
+        &mut self,
+        now: Instant,
+        id: MemberId,
+        incarnation: u64,
+        accuser: &str,
+        spread: bool,
+    ) {
+        if !self.is_accuser(id, accuser) {
+            return;
+        }
+        let members = self.members.count(StatusFilter::AVAILABLE);
+        let expected = self.config.lifeguard.confirmations;
+        let Some(member) = self.members.get_mut(id) else { return };
+        if member.status() != Status::Suspect || member.incarnation() != incarnation {
+            return;
+        }
+        let Some(suspicion) = member.suspicion.as_mut() else { return };
+        if !suspicion.confirm(accuser, expected) {
+            return;
+        }
+        let deadline = suspicion.deadline(&self.config, members);
+        self.counters.confirmations += 1;
+        self.members.set_deadline(id, Some(deadline.max(now)));
+        if spread {
+            self.gossip.enqueue(id, false);
+        }
+    }
+    /// Whether `accuser` can confirm a suspicion of `suspect`: this node, or another member
+    /// it knows as available. A name nobody answers to (empty, invented) confirms nothing,
+    /// so a peer cannot shorten a suspicion by making up accusers.
+    fn is_accuser(&self, suspect: MemberId, accuser: &str) -> bool {
+        match self.members.id(accuser) {
+            Some(id) => {
+                id != suspect && self.members.get(id).is_some_and(|m| m.status().is_available())
+            }
+            None => false,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! A member and the membership table.
+//! The membership table: every member a node knows, itself included.
 //!
 //! The table stores members in a slab addressed by [`MemberId`], which the probe order, the
 //! gossip queue and the deadline index use instead of names, and finds them by name through a
@@ -7,202 +7,33 @@
 //! `(incarnation, status, metadata version)` goes through the table so the anti-entropy
 //! digest stays exact. Reaped members leave a tombstone for a while, so stale gossip about
 //! them cannot bring them back.
+//!
+//! - `member`: one entry;
+//! - `digest`: the table's anti-entropy digest, and the stable hashes it is made of.
+
+mod digest;
+mod member;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use core::num::NonZeroU64;
+use core::net::{IpAddr, SocketAddr};
 use hashbrown::HashTable;
+use rand_core::Rng;
 use smol_str::SmolStr;
 
+#[cfg(test)]
+pub(crate) use digest::short_name;
+pub(crate) use digest::{Digest, buckets_from, fine_buckets, name_hash, shift_for};
+pub use member::Member;
+pub(crate) use member::{MemberId, State, Tombstone, is_member_addr};
+
 use crate::metadata::Metadata;
+use crate::random::{MAX_SAMPLE, Sample, random_below};
 use crate::replay::ReplayWindow;
 use crate::status::{Status, StatusFilter};
-use crate::suspicion::Suspicion;
-use crate::sync::{Digest, entry_hash, name_hash};
 use crate::time::Instant;
-use crate::wire::Record;
-
-/// Index of a member in the table's slab. Reused after a member is reaped, so holders must
-/// drop it on removal (the node does).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct MemberId(pub(crate) u32);
-
-impl MemberId {
-    fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// The metadata of every member known to publish none (its version is not 0): shared, so
-/// that in a cluster without metadata no entry allocates any.
-static NO_METADATA: Metadata = Metadata::new();
-
-/// A member of the cluster as this node sees it.
-#[derive(Clone, Debug)]
-pub struct Member {
-    // Every node holds one of these per member, so a cluster of N holds N² of them: the
-    // fields are packed (address, deadline, boxed metadata) to keep an entry small, and the
-    // name is stored inline: looking a member up by name then touches one entry, not two
-    // allocations, which is most of what handling a datagram costs in a large cluster.
-    name: SmolStr,
-    addr: PackedAddr,
-    status: Status,
-    incarnation: u64,
-    /// `None` with a version above 0: known to be empty (see `NO_METADATA`).
-    metadata: Option<Box<Metadata>>,
-    meta_version: u64,
-    status_changed_at: Instant,
-    /// The anti-entropy bucket of the name (the top byte of its hash), fixed for life.
-    pub(crate) bucket: u8,
-    /// When the current status times out (suspicion to offline, offline or left to reaped),
-    /// in microseconds; deadlines are never at the origin, so zero is free to mean none.
-    deadline: Option<NonZeroU64>,
-    /// While suspect: who accused it and since when (boxed: most members are not suspect).
-    pub(crate) suspicion: Option<Box<Suspicion>>,
-    /// The sequenced nonces of its datagrams already accepted.
-    pub(crate) replay: ReplayWindow,
-    /// Whether it showed that it receives what is sent to its address (it answered a probe,
-    /// or echoed an anti-entropy step). Until then, answers to it are kept small.
-    validated: bool,
-}
-
-impl Member {
-    /// The unique name (the Python seed uses `host:port`).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The name, as events carry it (cloning it never allocates).
-    pub fn name_shared(&self) -> &SmolStr {
-        &self.name
-    }
-
-    /// The address the member advertises.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr.get()
-    }
-
-    /// What this node believes about the member.
-    pub fn status(&self) -> Status {
-        self.status
-    }
-
-    /// The member's incarnation: raised by the member itself to refute suspicion.
-    pub fn incarnation(&self) -> u64 {
-        self.incarnation
-    }
-
-    /// The metadata, or `None` while it is unknown (which differs from known and empty).
-    pub fn metadata(&self) -> Option<&Metadata> {
-        match &self.metadata {
-            Some(metadata) => Some(metadata),
-            None => (self.meta_version > 0).then_some(&NO_METADATA),
-        }
-    }
-
-    /// Version of the metadata held (0: unknown). Set by the member itself.
-    pub fn meta_version(&self) -> u64 {
-        self.meta_version
-    }
-
-    /// When this node last saw the member's status change.
-    pub fn status_changed_at(&self) -> Instant {
-        self.status_changed_at
-    }
-
-    /// The member's state as a wire record, with its metadata if asked and known.
-    pub(crate) fn record(&self, with_metadata: bool) -> Record<'_> {
-        Record {
-            name: &self.name,
-            addr: self.addr.get(),
-            incarnation: self.incarnation,
-            status: self.status,
-            meta_version: self.meta_version,
-            metadata: self.metadata().filter(|_| with_metadata).map(Metadata::entries),
-            accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
-        }
-    }
-
-    /// Whether it showed that it receives at its address.
-    pub(crate) fn is_validated(&self) -> bool {
-        self.validated
-    }
-
-    /// It showed that it receives at its address.
-    pub(crate) fn validate(&mut self) {
-        self.validated = true;
-    }
-
-    /// When the current status times out.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline.map(|at| Instant::from_micros(at.get()))
-    }
-
-    /// Replaces the deadline, returning the old one. A deadline at the origin cannot be
-    /// stored: callers keep deadlines at one microsecond or later.
-    pub(crate) fn replace_deadline(&mut self, deadline: Option<Instant>) -> Option<Instant> {
-        let old = self.deadline();
-        self.deadline = deadline.and_then(|at| NonZeroU64::new(at.as_micros()));
-        old
-    }
-}
-
-/// A socket address in 20 bytes instead of `SocketAddr`'s 32 (no IPv6 flow label or scope,
-/// which the wire format does not carry either).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PackedAddr {
-    ip: [u8; 16],
-    port: u16,
-    v6: bool,
-}
-
-impl PackedAddr {
-    fn get(&self) -> SocketAddr {
-        let ip = if self.v6 {
-            IpAddr::V6(Ipv6Addr::from(self.ip))
-        } else {
-            IpAddr::V4(Ipv4Addr::new(self.ip[0], self.ip[1], self.ip[2], self.ip[3]))
-        };
-        SocketAddr::new(ip, self.port)
-    }
-}
-
-impl From<SocketAddr> for PackedAddr {
-    fn from(addr: SocketAddr) -> Self {
-        let mut ip = [0; 16];
-        let v6 = match addr.ip() {
-            IpAddr::V4(v4) => {
-                ip[..4].copy_from_slice(&v4.octets());
-                false
-            }
-            IpAddr::V6(v6) => {
-                ip = v6.octets();
-                true
-            }
-        };
-        PackedAddr { ip, port: addr.port(), v6 }
-    }
-}
-
-/// The facts about a member that the digest covers and gossip carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct State {
-    pub(crate) incarnation: u64,
-    pub(crate) status: Status,
-}
-
-/// A reaped member, remembered so stale gossip cannot resurrect it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Tombstone {
-    pub(crate) incarnation: u64,
-    /// Offline or left: a member that left is never brought back by its old incarnation.
-    pub(crate) status: Status,
-    pub(crate) expires: Instant,
-    /// The highest nonce accepted from it: older datagrams stay replays after reaping.
-    pub(crate) last_nonce: u64,
-}
+use member::PackedAddr;
 
 /// Slots for members, in chunks of fixed capacity: a plain `Vec` would keep up to half its
 /// capacity unused after growing, and a slot is a whole [`Member`] in every node for every
@@ -272,6 +103,8 @@ pub(crate) struct Members {
     index: HashTable<MemberId>,
     /// Ids by the hash of their IP address, to count members per IP.
     by_ip: HashTable<MemberId>,
+    /// Suspicion expiries and reap times, by member.
+    deadlines: BTreeSet<(Instant, MemberId)>,
     tombstones: BTreeMap<SmolStr, Tombstone>,
     tombstone_expiry: BTreeSet<(Instant, SmolStr)>,
     digest: Digest,
@@ -289,6 +122,7 @@ impl Members {
             free: Vec::new(),
             index: HashTable::new(),
             by_ip: HashTable::new(),
+            deadlines: BTreeSet::new(),
             tombstones: BTreeMap::new(),
             tombstone_expiry: BTreeSet::new(),
             digest: Digest::new(),
@@ -371,6 +205,57 @@ impl Members {
             .sum()
     }
 
+    /// Up to `count` (at most [`MAX_SAMPLE`]) distinct members other than the local one,
+    /// matching `filter` and not in `exclude`, chosen at random. Random probes of the slab
+    /// first (O(1) each when most members match, which is the common case), then a full
+    /// scan into `scratch` if those were unlucky.
+    pub(crate) fn sample(
+        &self,
+        rng: &mut impl Rng,
+        filter: StatusFilter,
+        count: usize,
+        exclude: &[MemberId],
+        scratch: &mut Vec<MemberId>,
+    ) -> Sample<MemberId> {
+        let count = count.min(MAX_SAMPLE);
+        let out = scratch;
+        out.clear();
+        let bound = self.id_bound() as usize;
+        let matches = |id: MemberId, out: &Vec<MemberId>| {
+            id != Members::LOCAL
+                && !exclude.contains(&id)
+                && !out.contains(&id)
+                && self.get(id).is_some_and(|m| filter.matches(m.status()))
+        };
+        for _ in 0..count * 4 + 4 {
+            if out.len() == count || bound <= 1 {
+                return Sample::of(out);
+            }
+            let id = MemberId(random_below(rng, bound) as u32);
+            if matches(id, out) {
+                out.push(id);
+            }
+        }
+        if out.len() == count {
+            return Sample::of(out);
+        }
+        // Unlucky or sparse: take the rest uniformly from a scan.
+        let start = out.len();
+        for i in 0..bound {
+            let id = MemberId(i as u32);
+            if matches(id, out) {
+                out.push(id);
+            }
+        }
+        let total = out.len();
+        for i in start..count.min(total) {
+            let j = i + random_below(rng, total - i);
+            out.swap(i, j);
+        }
+        out.truncate(count.min(total));
+        Sample::of(out)
+    }
+
     /// Upper bound of ids in use, for sampling.
     pub(crate) fn id_bound(&self) -> u32 {
         self.slots.len() as u32
@@ -401,7 +286,7 @@ impl Members {
         self.tombstones.remove(&*name);
         // Hashed once: the bucket, the digest and the index all key on it.
         let hash = name_hash(&name);
-        let bucket = crate::sync::fine_bucket(hash);
+        let bucket = digest::fine_bucket(hash);
         let member = Member {
             name: name.clone(),
             addr: PackedAddr::from(addr),
@@ -435,7 +320,7 @@ impl Members {
     pub(crate) fn set_state(&mut self, id: MemberId, state: State, now: Instant) -> Option<State> {
         let member = self.slots.get_mut(id.index())?;
         let previous = State { incarnation: member.incarnation, status: member.status };
-        let before = entry_hash(member);
+        let before = digest::entry_hash(member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         if member.status != state.status {
             member.status_changed_at = now;
@@ -450,7 +335,7 @@ impl Members {
     /// Replaces a member's metadata with a newer version.
     pub(crate) fn set_metadata(&mut self, id: MemberId, metadata: Metadata, version: u64) {
         if let Some(member) = self.slots.get_mut(id.index()) {
-            let before = entry_hash(member);
+            let before = digest::entry_hash(member);
             // Empty metadata is the shared `NO_METADATA`: no allocation per entry.
             member.metadata = (!metadata.is_empty()).then(|| Box::new(metadata));
             member.meta_version = version;
@@ -464,6 +349,9 @@ impl Members {
             return None;
         }
         let member = self.slots.take(id.index())?;
+        if let Some(at) = member.deadline() {
+            self.deadlines.remove(&(at, id));
+        }
         self.digest.remove(id, &member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         if let Ok(entry) = self.index.find_entry(name_hash(&member.name), |x| *x == id) {
@@ -482,6 +370,38 @@ impl Members {
         );
         self.tombstone_expiry.insert((tombstone_until, member.name.clone()));
         Some(member)
+    }
+
+    /// Sets (or clears) when `id`'s current status times out.
+    pub(crate) fn set_deadline(&mut self, id: MemberId, deadline: Option<Instant>) {
+        let Some(member) = self.slots.get_mut(id.index()) else {
+            return;
+        };
+        // The member stores deadlines as non-zero microseconds.
+        let deadline = deadline.map(|at| at.max(Instant::from_micros(1)));
+        if let Some(old) = member.replace_deadline(deadline) {
+            self.deadlines.remove(&(old, id));
+        }
+        if let Some(at) = deadline {
+            self.deadlines.insert((at, id));
+        }
+    }
+
+    /// The earliest deadline of a member's status.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// A member whose status timed out by `now`, its deadline cleared.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<MemberId> {
+        loop {
+            let &(_, id) = self.deadlines.first().filter(|(at, _)| *at <= now)?;
+            self.deadlines.pop_first();
+            if let Some(member) = self.slots.get_mut(id.index()) {
+                member.replace_deadline(None);
+                return Some(id);
+            }
+        }
     }
 
     /// The earliest tombstone expiry.
@@ -514,7 +434,7 @@ fn ip_hash(ip: IpAddr) -> u64 {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
     };
-    crate::sync::name_hash_bytes(&octets)
+    digest::name_hash_bytes(&octets)
 }
 
 #[cfg(test)]
@@ -560,7 +480,7 @@ mod tests {
             expected.insert(id, name_hash(member.name()), member);
         }
         assert_eq!(members.digest().root(), expected.root());
-        for bucket in 0..crate::sync::FINE_BUCKETS {
+        for bucket in 0..digest::FINE_BUCKETS {
             let mut ours = members.digest().summaries(bucket).to_vec();
             let mut theirs = expected.summaries(bucket).to_vec();
             ours.sort_by_key(|s| s.id);

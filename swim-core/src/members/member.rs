@@ -1,0 +1,198 @@
+//! A member as a node sees it: its name, address, status, incarnation and metadata, and the
+//! bookkeeping each entry carries (deadline, suspicion, replay window).
+
+use alloc::boxed::Box;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::num::NonZeroU64;
+use smol_str::SmolStr;
+
+use crate::metadata::Metadata;
+use crate::replay::ReplayWindow;
+use crate::status::Status;
+use crate::suspicion::Suspicion;
+use crate::time::Instant;
+use crate::wire::Record;
+
+/// Index of a member in the table's slab. Reused after a member is reaped, so holders must
+/// drop it on removal (the node does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct MemberId(pub(crate) u32);
+
+impl MemberId {
+    pub(super) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The metadata of every member known to publish none (its version is not 0): shared, so
+/// that in a cluster without metadata no entry allocates any.
+pub(super) static NO_METADATA: Metadata = Metadata::new();
+
+/// A member of the cluster as this node sees it.
+#[derive(Clone, Debug)]
+pub struct Member {
+    // Every node holds one of these per member, so a cluster of N holds N² of them: the
+    // fields are packed (address, deadline, boxed metadata) to keep an entry small, and the
+    // name is stored inline: looking a member up by name then touches one entry, not two
+    // allocations, which is most of what handling a datagram costs in a large cluster.
+    pub(super) name: SmolStr,
+    pub(super) addr: PackedAddr,
+    pub(super) status: Status,
+    pub(super) incarnation: u64,
+    /// `None` with a version above 0: known to be empty (see `NO_METADATA`).
+    pub(super) metadata: Option<Box<Metadata>>,
+    pub(super) meta_version: u64,
+    pub(super) status_changed_at: Instant,
+    /// The anti-entropy bucket of the name (the top byte of its hash), fixed for life.
+    pub(crate) bucket: u8,
+    /// When the current status times out (suspicion to offline, offline or left to reaped),
+    /// in microseconds; deadlines are never at the origin, so zero is free to mean none.
+    pub(super) deadline: Option<NonZeroU64>,
+    /// While suspect: who accused it and since when (boxed: most members are not suspect).
+    pub(crate) suspicion: Option<Box<Suspicion>>,
+    /// The sequenced nonces of its datagrams already accepted.
+    pub(crate) replay: ReplayWindow,
+    /// Whether it showed that it receives what is sent to its address (it answered a probe,
+    /// or echoed an anti-entropy step). Until then, answers to it are kept small.
+    pub(super) validated: bool,
+}
+
+impl Member {
+    /// The unique name (the Python swim-protocol package uses `host:port`), as events carry
+    /// it: it reads as a `&str`, and cloning it never allocates.
+    pub fn name(&self) -> &SmolStr {
+        &self.name
+    }
+
+    /// The address the member advertises.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr.get()
+    }
+
+    /// What this node believes about the member.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The member's incarnation: raised by the member itself to refute suspicion.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The metadata, or `None` while it is unknown (which differs from known and empty).
+    pub fn metadata(&self) -> Option<&Metadata> {
+        match &self.metadata {
+            Some(metadata) => Some(metadata),
+            None => (self.meta_version > 0).then_some(&NO_METADATA),
+        }
+    }
+
+    /// Version of the metadata held (0: unknown). Set by the member itself.
+    pub fn meta_version(&self) -> u64 {
+        self.meta_version
+    }
+
+    /// When this node last saw the member's status change.
+    pub fn status_changed_at(&self) -> Instant {
+        self.status_changed_at
+    }
+
+    /// The member's state as a wire record, with its metadata if asked and known.
+    pub(crate) fn record(&self, with_metadata: bool) -> Record<'_> {
+        Record {
+            name: &self.name,
+            addr: self.addr.get(),
+            incarnation: self.incarnation,
+            status: self.status,
+            meta_version: self.meta_version,
+            metadata: self.metadata().filter(|_| with_metadata).map(Metadata::entries),
+            accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
+        }
+    }
+
+    /// Whether it showed that it receives at its address.
+    pub(crate) fn is_validated(&self) -> bool {
+        self.validated
+    }
+
+    /// It showed that it receives at its address.
+    pub(crate) fn validate(&mut self) {
+        self.validated = true;
+    }
+
+    /// When the current status times out.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline.map(|at| Instant::from_micros(at.get()))
+    }
+
+    /// Replaces the deadline, returning the old one. A deadline at the origin cannot be
+    /// stored: callers keep deadlines at one microsecond or later.
+    pub(crate) fn replace_deadline(&mut self, deadline: Option<Instant>) -> Option<Instant> {
+        let old = self.deadline();
+        self.deadline = deadline.and_then(|at| NonZeroU64::new(at.as_micros()));
+        old
+    }
+}
+
+/// A socket address in 20 bytes instead of `SocketAddr`'s 32 (no IPv6 flow label or scope,
+/// which the wire format does not carry either).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PackedAddr {
+    ip: [u8; 16],
+    port: u16,
+    v6: bool,
+}
+
+impl PackedAddr {
+    pub(super) fn get(&self) -> SocketAddr {
+        let ip = if self.v6 {
+            IpAddr::V6(Ipv6Addr::from(self.ip))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(self.ip[0], self.ip[1], self.ip[2], self.ip[3]))
+        };
+        SocketAddr::new(ip, self.port)
+    }
+}
+
+impl From<SocketAddr> for PackedAddr {
+    fn from(addr: SocketAddr) -> Self {
+        let mut ip = [0; 16];
+        let v6 = match addr.ip() {
+            IpAddr::V4(v4) => {
+                ip[..4].copy_from_slice(&v4.octets());
+                false
+            }
+            IpAddr::V6(v6) => {
+                ip = v6.octets();
+                true
+            }
+        };
+        PackedAddr { ip, port: addr.port(), v6 }
+    }
+}
+
+/// The facts about a member that the digest covers and gossip carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct State {
+    pub(crate) incarnation: u64,
+    pub(crate) status: Status,
+}
+
+/// A reaped member, remembered so stale gossip cannot resurrect it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tombstone {
+    pub(crate) incarnation: u64,
+    /// Offline or left: a member that left is never brought back by its old incarnation.
+    pub(crate) status: Status,
+    pub(crate) expires: Instant,
+    /// The highest nonce accepted from it: older datagrams stay replays after reaping.
+    pub(crate) last_nonce: u64,
+}
+
+/// Whether `addr` can be a member's: a unicast address with a port. Broadcast, multicast
+/// and unspecified addresses would turn every probe into traffic for many hosts or none.
+pub(crate) fn is_member_addr(addr: SocketAddr) -> bool {
+    let ip = addr.ip();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
+}

@@ -1,0 +1,222 @@
+//! The one path that builds a datagram: header (version, flags, nonce), sender and body,
+//! then the records that ride along (a correction, gossip), then the seal (tag or
+//! encryption) for its receiver, into the outbox. Nothing else writes a datagram.
+
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+use smol_str::SmolStr;
+
+use rand_core::Rng;
+
+use super::Node;
+use crate::auth::Binding;
+use crate::config::LegacyWire;
+use crate::gossip::retransmit_limit;
+use crate::members::{MemberId, Members};
+use crate::status::Status;
+use crate::wire::{Body, Flags, Header, PacketWriter, Sender, Version};
+
+/// How much more an answer may weigh than its request while its receiver has not shown
+/// that it receives at its address (QUIC's rule for unvalidated addresses): a request sent
+/// with a victim's address gets the victim at most this much traffic.
+pub(crate) const AMPLIFICATION_LIMIT: usize = 3;
+
+/// Where a datagram goes: an address, and the name of the member there, to which the
+/// datagram is bound (`None` for a seed known only by its address).
+#[derive(Clone, Debug)]
+pub(crate) struct Destination {
+    pub(crate) addr: SocketAddr,
+    pub(crate) receiver: Option<SmolStr>,
+}
+
+/// A datagram being written: the packet so far, and its header (for sealing).
+pub(super) struct Draft {
+    writer: PacketWriter,
+    header: Header,
+}
+
+impl<R: Rng> Node<R> {
+    /// Where a member is reached, and the name its datagrams are bound to.
+    pub(super) fn destination(&self, id: MemberId) -> Option<Destination> {
+        let member = self.members.get(id)?;
+        Some(Destination { addr: member.addr(), receiver: Some(member.name().clone()) })
+    }
+
+    /// How large an answer to a request of `request_len` bytes from `id` may be: a whole
+    /// datagram once the member showed that it receives at its address, a small multiple of
+    /// the request until then.
+    pub(super) fn answer_limit(&self, id: MemberId, request_len: usize) -> usize {
+        let max = self.config.max_datagram();
+        match self.members.get(id) {
+            Some(member) if member.is_validated() => max,
+            _ => request_len.saturating_mul(AMPLIFICATION_LIMIT).min(max),
+        }
+    }
+
+    /// The member showed that it receives at its address.
+    pub(super) fn validate(&mut self, id: MemberId) {
+        if let Some(member) = self.members.get_mut(id) {
+            member.validate();
+        }
+    }
+
+    /// [`Node::send`] to a member.
+    pub(super) fn send_to(
+        &mut self,
+        id: MemberId,
+        body: &Body<'_>,
+        about: Option<MemberId>,
+        limit: usize,
+    ) -> Option<u64> {
+        let to = self.destination(id)?;
+        self.send(&to, body, about, limit)
+    }
+
+    /// Queues a datagram of at most `limit` bytes: the message, then (if `about` is a member
+    /// we do not believe online) that member's own record, so it can refute at once, then as
+    /// much pending gossip as fits. Returns the datagram's nonce.
+    pub(super) fn send(
+        &mut self,
+        to: &Destination,
+        body: &Body<'_>,
+        about: Option<MemberId>,
+        limit: usize,
+    ) -> Option<u64> {
+        let mut draft = self.draft(to, body, limit)?;
+        // Restarted members and the far side of a healed partition learn they were declared
+        // offline; with Lifeguard's buddy system, a suspect learns it is suspected.
+        // A node that left says so in everything it still sends: a receiver that already
+        // forgot it must not take the datagram for the first contact of a live member.
+        let buddy = self.config.lifeguard.buddy;
+        let correction = if self.left {
+            Some(Members::LOCAL)
+        } else {
+            about.filter(|id| {
+                self.members.get(*id).is_some_and(|m| match m.status() {
+                    Status::Online => false,
+                    Status::Suspect => buddy,
+                    Status::Offline | Status::Left => true,
+                })
+            })
+        };
+        // (With its metadata if that is queued too: the record then stands for the fact.)
+        let with_metadata = self.left && self.gossip.queued_with_metadata(Members::LOCAL);
+        let written = correction.filter(|id| {
+            let member = self.members.get(*id);
+            member.is_some_and(|member| draft.writer.push(&member.record(with_metadata)))
+        });
+        // A left node's own record, in every datagram, is its announcement being spent; a
+        // correction to a member about itself tells nobody else, so its fact stays queued.
+        let already = written.map(|id| (id, self.left));
+        let retransmits = self.retransmit_limit();
+        self.gossip.fill(&mut draft.writer, &self.members, retransmits, already);
+        Some(self.seal(draft, to))
+    }
+
+    /// Sends a member `body` alone: no correction, no gossip.
+    pub(super) fn send_bare(&mut self, id: MemberId, body: &Body<'_>) {
+        let Some(to) = self.destination(id) else { return };
+        if let Some(draft) = self.draft(&to, body, usize::MAX) {
+            self.seal(draft, &to);
+        }
+    }
+
+    /// Tells a member only what we hold about it, at `addr`, within the answer limit of an
+    /// unvalidated address.
+    pub(super) fn send_correction(&mut self, id: MemberId, addr: SocketAddr, request_len: usize) {
+        let Some(Destination { receiver, .. }) = self.destination(id) else { return };
+        let to = Destination { addr, receiver };
+        let limit = request_len.saturating_mul(AMPLIFICATION_LIMIT);
+        let Some(mut draft) = self.draft(&to, &Body::Gossip, limit) else { return };
+        if let Some(member) = self.members.get(id) {
+            draft.writer.push(&member.record(false));
+        }
+        self.seal(draft, &to);
+    }
+
+    /// Starts a datagram to `to`: header (the version this node speaks, the next nonce),
+    /// sender and body. `None` if even that does not fit `limit`.
+    fn draft(&mut self, to: &Destination, body: &Body<'_>, limit: usize) -> Option<Draft> {
+        let version = match self.config.legacy_wire {
+            LegacyWire::Speak => Version::V1,
+            LegacyWire::Accept | LegacyWire::Refuse => Version::V2,
+        };
+        let mut flags = 0;
+        if to.receiver.is_none() {
+            flags |= Flags::TO_ADDRESS;
+        }
+        if self.config.encrypt && version == Version::V2 {
+            flags |= Flags::ENCRYPTED;
+        }
+        let wall = self.wall.millis(self.clock.now());
+        let header = Header::new(version, Flags(flags), self.nonces.next(wall, &mut self.rng));
+        let local = self.members.local();
+        let sender =
+            Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
+        let limit = limit.min(self.config.max_datagram());
+        match PacketWriter::new(self.outbox.buffer(), limit, &header, &sender, body) {
+            Ok(writer) => Some(Draft { writer, header }),
+            Err(buffer) => {
+                self.outbox.recycle(buffer);
+                None
+            }
+        }
+    }
+
+    /// Seals a finished datagram for its receiver and queues it; returns its nonce.
+    fn seal(&mut self, draft: Draft, to: &Destination) -> u64 {
+        let mut bytes = draft.writer.finish();
+        let receiver = to.receiver.as_deref().unwrap_or("");
+        let binding = Binding { label: &self.config.label, receiver };
+        self.config.secret.seal(&mut bytes, &draft.header, &binding);
+        self.outbox.push(to.addr, bytes);
+        draft.header.nonce
+    }
+
+    /// Sends `records` (with metadata) to `to` as SyncEntries: at most `datagrams` of them,
+    /// as many records each as fit. Records that cannot fit even alone are skipped. Returns
+    /// how many datagrams went.
+    pub(super) fn send_entries(
+        &mut self,
+        to: &Destination,
+        ids: &[MemberId],
+        datagrams: usize,
+    ) -> usize {
+        let mut next = 0;
+        for sent in 0..datagrams {
+            if next >= ids.len() {
+                return sent;
+            }
+            let Some(mut draft) = self.draft(to, &Body::SyncEntries, usize::MAX) else {
+                return sent;
+            };
+            while let Some(id) = ids.get(next) {
+                let Some(member) = self.members.get(*id) else {
+                    next += 1; // Gone (the lists are exact, so this does not happen).
+                    continue;
+                };
+                if !draft.writer.push(&member.record(true)) && draft.writer.records() > 0 {
+                    break;
+                }
+                // Pushed, or cannot fit even alone (metadata from a larger MTU): skipped.
+                next += 1;
+            }
+            self.seal(draft, to);
+        }
+        datagrams
+    }
+
+    /// Takes a buffer for scratch work; give it back with [`Node::recycle`].
+    pub(super) fn take_buffer(&mut self) -> Vec<u8> {
+        self.outbox.buffer()
+    }
+
+    pub(super) fn recycle(&mut self, buffer: Vec<u8>) {
+        self.outbox.recycle(buffer);
+    }
+
+    /// How many times each queued fact is sent at the table's current size.
+    pub(super) fn retransmit_limit(&self) -> u32 {
+        retransmit_limit(self.config.retransmit_mult, self.members.len())
+    }
+}
