@@ -1,0 +1,196 @@
+//! `swim-testbed`: runs one of `swim-sim`'s scenarios on real member processes in private
+//! network namespaces (root only), prints what it measured with `swim-sim`'s keys plus CPU,
+//! memory and bytes on the wire per member, and with `--compare` the simulator's prediction
+//! for the same scenario next to it. With `--json` the last line is
+//! `{"real": {...}, "sim": {...}}`.
+//!
+//! Everything it creates (namespaces, interfaces, filter tables, member processes) is removed
+//! when it ends, also on Ctrl-C, SIGTERM, a failure or a panic; `--clean` removes what a
+//! killed run (SIGKILL) left behind.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::{Map, Value, json};
+use swim_tests::protocol::Timing;
+use swim_tests::testbed::{self, Plan, Scenario, net, scenarios, simulated, table};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+/// SWIM on a real (namespaced) network, compared with the simulator.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The scenario to run (the simulator's).
+    #[arg(value_enum, required_unless_present = "clean")]
+    scenario: Option<Scenario>,
+    /// Member processes (8 to 100 fit this kind of machine; up to 1000 accepted).
+    #[arg(long, default_value_t = 32)]
+    nodes: u32,
+    /// Seeds the testbed's choices and the members' RNGs (and the first simulator run).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Datagram loss probability (0..1); default 0.05 for `loss`, 0.01 for `stress`, 0
+    /// otherwise.
+    #[arg(long)]
+    loss: Option<f64>,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+    /// Also run the simulator for the same scenario, N, timing and loss, and compare.
+    #[arg(long)]
+    compare: bool,
+    /// Simulator runs (seeds `seed`, `seed + 1`, ...) averaged for the comparison.
+    #[arg(long, default_value_t = 3)]
+    sim_seeds: u64,
+    /// The simulator's link latency and jitter in a comparison, µs (a bridge between
+    /// namespaces: tens of µs).
+    #[arg(long, default_value_t = 50)]
+    sim_latency_us: u64,
+    /// Length of the lossy phase of `loss` and of the stalling phase of `stress`, seconds.
+    #[arg(long, default_value_t = 600)]
+    duration: u64,
+    /// Length of the split of `partition`, seconds (default: reap + suspect timeouts + 30).
+    #[arg(long)]
+    partition: Option<u64>,
+    /// Length of the churn phase of `churn`, seconds (default: the simulator's).
+    #[arg(long)]
+    churn: Option<u64>,
+    /// Lifeguard on or off.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    lifeguard: OnOff,
+    /// Members stalled by SIGSTOP in `stress`.
+    #[arg(long, default_value_t = 2)]
+    slow: usize,
+    /// Length of a stall in `stress`, seconds (the simulator's `--slow-delay` in comparisons).
+    #[arg(long, default_value_t = 3.0)]
+    stall: f64,
+    /// Time between the starts of a member's stalls, seconds.
+    #[arg(long, default_value_t = 20.0)]
+    stall_every: f64,
+    /// Longest wait for the join and for the goal, seconds.
+    #[arg(long, default_value_t = 300)]
+    limit: u64,
+    /// The member program (default: `swim-member` next to this program).
+    #[arg(long)]
+    member: Option<PathBuf>,
+    /// Remove what killed runs left (namespaces, their interfaces and processes), then exit.
+    #[arg(long)]
+    clean: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(error) = testbed::check_host() {
+        eprintln!("swim-testbed: {error}");
+        return ExitCode::from(2);
+    }
+    match net::clean_leftovers() {
+        Ok(0) => {}
+        Ok(runs) => eprintln!("swim-testbed: removed {runs} namespaces left by killed runs"),
+        Err(error) => eprintln!("swim-testbed: cannot look for leftovers: {error}"),
+    }
+    let Some(scenario) = args.scenario else { return ExitCode::SUCCESS };
+    let interrupted = ctrlc::set_handler(|| {
+        eprintln!("swim-testbed: interrupted, cleaning up");
+        net::teardown_current();
+        std::process::exit(130);
+    });
+    if let Err(error) = interrupted {
+        eprintln!("swim-testbed: cannot catch Ctrl-C ({error}); `--clean` removes leftovers");
+    }
+    let plan = plan(&args, scenario);
+    let (outcome, extra) = match scenarios::run(&plan) {
+        Ok(result) => result,
+        Err(error) => {
+            eprintln!("swim-testbed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut real = serde_json::to_value(&outcome).unwrap_or_default();
+    if let (Value::Object(real), Ok(Value::Object(extra))) =
+        (&mut real, serde_json::to_value(&extra))
+    {
+        real.extend(extra);
+    }
+    let sim_runs: Vec<Value> = if args.compare {
+        (0..args.sim_seeds.max(1)).map(|k| simulated::run(&plan, args.seed + k)).collect()
+    } else {
+        Vec::new()
+    };
+    let sim = (!sim_runs.is_empty()).then(|| table::mean(&sim_runs));
+    print_summary(&plan, &real, sim.as_ref(), sim_runs.len());
+    if args.json {
+        let mut last = Map::new();
+        last.insert("real".into(), real);
+        if let Some(sim) = sim {
+            last.insert("sim".into(), sim);
+            last.insert("sim_runs".into(), json!(sim_runs));
+        }
+        println!("{}", Value::Object(last));
+    }
+    ExitCode::SUCCESS
+}
+
+fn plan(args: &Args, scenario: Scenario) -> Plan {
+    let timing = Timing { lifeguard: args.lifeguard == OnOff::On, ..Timing::default() };
+    let loss = args.loss.unwrap_or(match scenario {
+        Scenario::Loss => 0.05,
+        Scenario::Stress => 0.01,
+        _ => 0.0,
+    });
+    let member = args.member.clone().unwrap_or_else(|| {
+        let exe = std::env::current_exe().unwrap_or_default();
+        exe.with_file_name("swim-member")
+    });
+    Plan {
+        scenario,
+        nodes: args.nodes,
+        seed: args.seed,
+        loss,
+        timing,
+        duration: Duration::from_secs(args.duration),
+        churn_duration: args
+            .churn
+            .map_or_else(simulated::default_churn_duration, Duration::from_secs),
+        partition: args.partition.map(Duration::from_secs),
+        slow: args.slow,
+        stall: Duration::from_secs_f64(args.stall.max(0.0)),
+        stall_every: Duration::from_secs_f64(args.stall_every.max(0.0)),
+        limit: Duration::from_secs(args.limit),
+        sim_latency: Duration::from_micros(args.sim_latency_us),
+        member,
+    }
+}
+
+fn print_summary(plan: &Plan, real: &Value, sim: Option<&Value>, sim_runs: usize) {
+    let converged =
+        |v: &Value| if v["converged"] == json!(true) { "converged" } else { "NOT converged" };
+    println!(
+        "{} with {} member processes, seed {}, loss {}: {}",
+        simulated::name(plan.scenario),
+        plan.nodes,
+        plan.seed,
+        plan.loss,
+        converged(real)
+    );
+    if let Some(sim) = sim {
+        println!(
+            "simulator: mean of {sim_runs} seeds, links {} µs + up to {} µs jitter: {}",
+            plan.sim_latency.as_micros(),
+            plan.sim_latency.as_micros(),
+            converged(sim)
+        );
+    }
+    for line in table::side_by_side(real, sim) {
+        println!("{line}");
+    }
+}
