@@ -48,8 +48,11 @@ struct Args {
     /// Also run the simulator for the same scenario, N, timing and loss, and compare.
     #[arg(long)]
     compare: bool,
+    /// Real runs (seeds `seed`, `seed + 1`, ...), each on a fresh network, averaged.
+    #[arg(long, default_value_t = 1)]
+    runs: u64,
     /// Simulator runs (seeds `seed`, `seed + 1`, ...) averaged for the comparison.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     sim_seeds: u64,
     /// The simulator's link latency and jitter in a comparison, µs (a bridge between
     /// namespaces: tens of µs).
@@ -108,29 +111,31 @@ fn main() -> ExitCode {
         eprintln!("swim-testbed: cannot catch Ctrl-C ({error}); `--clean` removes leftovers");
     }
     let plan = plan(&args, scenario);
-    let (outcome, extra) = match scenarios::run(&plan) {
-        Ok(result) => result,
-        Err(error) => {
-            eprintln!("swim-testbed: {error}");
-            return ExitCode::FAILURE;
+    let mut real_runs = Vec::new();
+    for k in 0..args.runs.max(1) {
+        let plan = Plan { seed: args.seed + k, ..plan.clone() };
+        match run_real(&plan) {
+            Ok(real) => real_runs.push(real),
+            Err(error) => {
+                eprintln!("swim-testbed: {error}");
+                return ExitCode::FAILURE;
+            }
         }
-    };
-    let mut real = serde_json::to_value(&outcome).unwrap_or_default();
-    if let (Value::Object(real), Ok(Value::Object(extra))) =
-        (&mut real, serde_json::to_value(&extra))
-    {
-        real.extend(extra);
     }
+    let real = table::mean(&real_runs);
     let sim_runs: Vec<Value> = if args.compare {
         (0..args.sim_seeds.max(1)).map(|k| simulated::run(&plan, args.seed + k)).collect()
     } else {
         Vec::new()
     };
     let sim = (!sim_runs.is_empty()).then(|| table::mean(&sim_runs));
-    print_summary(&plan, &real, sim.as_ref(), sim_runs.len());
+    print_summary(&plan, &real, real_runs.len(), sim.as_ref(), sim_runs.len());
     if args.json {
         let mut last = Map::new();
         last.insert("real".into(), real);
+        if real_runs.len() > 1 {
+            last.insert("real_runs".into(), json!(real_runs));
+        }
         if let Some(sim) = sim {
             last.insert("sim".into(), sim);
             last.insert("sim_runs".into(), json!(sim_runs));
@@ -138,6 +143,18 @@ fn main() -> ExitCode {
         println!("{}", Value::Object(last));
     }
     ExitCode::SUCCESS
+}
+
+/// One real run: `swim-sim`'s keys for the scenario plus the extras, in one object.
+fn run_real(plan: &Plan) -> Result<Value, testbed::Error> {
+    let (outcome, extra) = scenarios::run(plan)?;
+    let mut real = serde_json::to_value(&outcome).unwrap_or_default();
+    if let (Value::Object(real), Ok(Value::Object(extra))) =
+        (&mut real, serde_json::to_value(&extra))
+    {
+        real.extend(extra);
+    }
+    Ok(real)
 }
 
 fn plan(args: &Args, scenario: Scenario) -> Plan {
@@ -171,15 +188,21 @@ fn plan(args: &Args, scenario: Scenario) -> Plan {
     }
 }
 
-fn print_summary(plan: &Plan, real: &Value, sim: Option<&Value>, sim_runs: usize) {
+fn print_summary(
+    plan: &Plan,
+    real: &Value,
+    real_runs: usize,
+    sim: Option<&Value>,
+    sim_runs: usize,
+) {
     let converged =
         |v: &Value| if v["converged"] == json!(true) { "converged" } else { "NOT converged" };
     println!(
-        "{} with {} member processes, seed {}, loss {}: {}",
+        "{} with {} member processes, loss {}, mean of {real_runs} runs from seed {}: {}",
         simulated::name(plan.scenario),
         plan.nodes,
-        plan.seed,
         plan.loss,
+        plan.seed,
         converged(real)
     );
     if let Some(sim) = sim {

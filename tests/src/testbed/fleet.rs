@@ -293,16 +293,18 @@ impl Fleet {
         self.bound[i as usize]
     }
 
-    /// CPU seconds (user + system) member `i`'s process used so far; `None` if not running.
+    /// CPU seconds member `i`'s process used so far (all its threads, from the scheduler's
+    /// nanosecond counts: `/proc/PID/stat` counts in 10 ms ticks, too coarse for a member
+    /// that uses milliseconds a minute); `None` if not running.
     pub fn cpu_s(&self, i: u32) -> Option<f64> {
         let process = self.processes[i as usize].as_ref()?;
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", process.child.id())).ok()?;
-        // Fields after the command name's closing parenthesis; utime and stime are the
-        // 12th and 13th of them, in clock ticks of 1/100 s.
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |k: usize| fields.get(k).and_then(|f| f.parse::<f64>().ok());
-        Some((ticks(11)? + ticks(12)?) / 100.0)
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", process.child.id())).ok()?;
+        let mut ns = 0u64;
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            ns += stat.split_whitespace().next().and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        }
+        Some(ns as f64 / 1e9)
     }
 
     /// Resident set size of member `i`'s process, MiB; `None` if not running.
