@@ -85,6 +85,10 @@ struct Args {
     /// The member program (default: `swim-member` next to this program).
     #[arg(long)]
     member: Option<PathBuf>,
+    /// Exit with failure unless every real run reached its goal with no event lost, no
+    /// member died on its own, and nothing left behind (for CI).
+    #[arg(long)]
+    check: bool,
     /// Remove what killed runs left (namespaces, their interfaces and processes), then exit.
     #[arg(long)]
     clean: bool,
@@ -142,7 +146,36 @@ fn main() -> ExitCode {
         }
         println!("{}", Value::Object(last));
     }
+    if args.check {
+        let problems = check(&real_runs);
+        for problem in &problems {
+            eprintln!("swim-testbed: check failed: {problem}");
+        }
+        if !problems.is_empty() {
+            return ExitCode::FAILURE;
+        }
+    }
     ExitCode::SUCCESS
+}
+
+/// What `--check` holds a run to.
+fn check(real_runs: &[Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (k, run) in real_runs.iter().enumerate() {
+        if run["converged"] != json!(true) {
+            problems.push(format!("run {k} did not reach its goal"));
+        }
+        for key in ["events_lost", "unexpected_exits"] {
+            if run[key].as_u64() != Some(0) {
+                problems.push(format!("run {k}: {key} = {}", run[key]));
+            }
+        }
+    }
+    let left = net::own_namespaces();
+    if left > 0 {
+        problems.push(format!("{left} namespaces left behind"));
+    }
+    problems
 }
 
 /// One real run: `swim-sim`'s keys for the scenario plus the extras, in one object.

@@ -193,6 +193,12 @@ pub fn teardown_current() {
     teardown_run(&format!("{PREFIX}{}", std::process::id()));
 }
 
+/// Namespaces of this process's runs that still exist (0 once every run cleaned up).
+pub fn own_namespaces() -> usize {
+    let run = format!("{PREFIX}{}", std::process::id());
+    namespaces().unwrap_or_default().iter().filter(|ns| ns.split('-').next() == Some(&run)).count()
+}
+
 /// Removes the namespaces of runs whose testbed process is gone; returns how many.
 pub fn clean_leftovers() -> Result<usize, Error> {
     let mut runs: Vec<String> = namespaces()?

@@ -26,11 +26,14 @@ pub struct Extra {
     pub rss_mib_per_member: f64,
     /// Largest resident set size of a member at the end, MiB.
     pub rss_mib_max: f64,
-    /// Bytes per member per second on the wire (Ethernet frames from the interface
-    /// counters: UDP, IP and Ethernet headers, and ARP, included).
+    /// Bytes per member per second on the wire: Ethernet frames from the interface
+    /// counters, UDP, IP and Ethernet headers (42 bytes a datagram) and ARP included.
+    /// (`bytes_per_member_s` is the same count less the headers: UDP payload, as the
+    /// simulator counts.)
     pub wire_bytes_per_member_s: f64,
-    /// The same less 42 bytes of headers per frame: comparable with `bytes_per_member_s`.
-    pub wire_payload_bytes_per_member_s: f64,
+    /// UDP payload bytes per member per second by the members' own counters, over the
+    /// members that ran throughout the phase: a cross-check of `bytes_per_member_s`.
+    pub program_bytes_per_member_s: f64,
     /// Events the members' event streams lost (they fell behind); 0 for a valid run.
     pub events_lost: u64,
     /// Member processes that died on their own; 0 for a valid run.
@@ -280,7 +283,10 @@ impl Real {
     }
 
     /// Traffic, CPU and memory per member over the phase that began with `start` (`None`:
-    /// with the processes, as for `join`), over the members that ran throughout.
+    /// with the processes, as for `join`). Traffic as the simulator counts it: every
+    /// datagram put on the wire during the phase (the interface counters outlive crashes
+    /// and restarts) over all N members; the program's own counters, CPU and memory over
+    /// the members whose process ran throughout.
     fn measure(&mut self, start: Option<Sample>, out: &mut Outcome) {
         let end = self.sample();
         let n = end.lives.len();
@@ -291,33 +297,29 @@ impl Real {
             cpu: vec![Some(0.0); n],
             wire: vec![Wire::default(); n],
         });
-        let secs = end.at.saturating_sub(start.at) as f64 / 1e6;
-        let (mut members, mut datagrams, mut bytes, mut cpu) = (0u64, 0u64, 0u64, 0.0);
+        let secs = (end.at.saturating_sub(start.at) as f64 / 1e6).max(1e-9);
         let (mut frames, mut wire_bytes) = (0u64, 0u64);
+        for (w0, w1) in start.wire.iter().zip(&end.wire) {
+            frames += w1.packets.saturating_sub(w0.packets);
+            wire_bytes += w1.bytes.saturating_sub(w0.bytes);
+        }
+        let per = n.max(1) as f64 * secs;
+        out.msgs_per_member_s = frames as f64 / per;
+        out.bytes_per_member_s = wire_bytes.saturating_sub(frames * FRAME_OVERHEAD) as f64 / per;
+        self.extra.wire_bytes_per_member_s = wire_bytes as f64 / per;
+        let (mut members, mut bytes, mut cpu) = (0u64, 0u64, 0.0);
         for i in 0..n {
-            let same_life = start.lives[i] == end.lives[i];
             let (Some(a), Some(b)) = (start.traffic[i], end.traffic[i]) else { continue };
             let (Some(c0), Some(c1)) = (start.cpu[i], end.cpu[i]) else { continue };
-            if !same_life {
-                continue;
-            }
-            members += 1;
-            datagrams += b.datagrams_out.saturating_sub(a.datagrams_out);
-            bytes += b.bytes_out.saturating_sub(a.bytes_out);
-            cpu += c1 - c0;
-            let (w0, w1) = (start.wire.get(i).copied(), end.wire.get(i).copied());
-            if let (Some(w0), Some(w1)) = (w0, w1) {
-                frames += w1.packets.saturating_sub(w0.packets);
-                wire_bytes += w1.bytes.saturating_sub(w0.bytes);
+            if start.lives[i] == end.lives[i] {
+                members += 1;
+                bytes += b.bytes_out.saturating_sub(a.bytes_out);
+                cpu += c1 - c0;
             }
         }
-        let per = (members.max(1) as f64) * secs.max(1e-9);
-        out.msgs_per_member_s = datagrams as f64 / per;
-        out.bytes_per_member_s = bytes as f64 / per;
-        self.extra.wire_bytes_per_member_s = wire_bytes as f64 / per;
-        let payload = wire_bytes.saturating_sub(frames * FRAME_OVERHEAD);
-        self.extra.wire_payload_bytes_per_member_s = payload as f64 / per;
-        self.extra.cpu_s_per_member_min = cpu / members.max(1) as f64 / (secs.max(1e-9) / 60.0);
+        let members = members.max(1) as f64;
+        self.extra.program_bytes_per_member_s = bytes as f64 / members / secs;
+        self.extra.cpu_s_per_member_min = cpu / members / (secs / 60.0);
         out.cpu_s = cpu;
         let rss: Vec<f64> = (0..n as u32).filter_map(|i| self.fleet.rss_mib(i)).collect();
         self.extra.rss_mib_per_member = rss.iter().sum::<f64>() / rss.len().max(1) as f64;
