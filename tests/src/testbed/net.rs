@@ -137,6 +137,26 @@ impl Network {
         Ok(wire)
     }
 
+    /// Datagrams the members sent so far, all together, and their UDP payload bytes.
+    pub fn datagrams_sent(&self) -> Result<Wire, Error> {
+        let out = run(
+            Command::new("ip")
+                .args(["netns", "exec", &self.bridge_ns()])
+                .args(["nft", "-j", "list", "counter", "bridge", "swimtb", "sent"]),
+            None,
+        )?;
+        let json: serde_json::Value =
+            serde_json::from_str(&out).map_err(|e| Error::Tool(format!("nft -j: {e}")))?;
+        let counter = json["nftables"]
+            .as_array()
+            .and_then(|items| items.iter().find_map(|item| item.get("counter")))
+            .ok_or_else(|| Error::Tool("nft: no counter `sent`".into()))?;
+        let packets = counter["packets"].as_u64().unwrap_or(0);
+        // The bridge counts from the IP header on: 20 bytes of IP and 8 of UDP.
+        let bytes = counter["bytes"].as_u64().unwrap_or(0).saturating_sub(packets * 28);
+        Ok(Wire { bytes, packets })
+    }
+
     fn range(&self, from: u32, to: u32) -> String {
         let first = member_addr(from).ip();
         let last = member_addr(to.saturating_sub(1).max(from)).ip();
@@ -161,26 +181,26 @@ impl Drop for Network {
     }
 }
 
-/// Traffic counters of one member's interface.
+/// Traffic counters: of one member's interface, or of all members' datagrams.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Wire {
-    /// Bytes of Ethernet frames.
+    /// Bytes (of Ethernet frames, or of UDP payload).
     pub bytes: u64,
-    /// Frames.
+    /// Frames or datagrams.
     pub packets: u64,
 }
 
-/// UDP over IPv4 over Ethernet: what a frame adds to a datagram's payload.
-pub const FRAME_OVERHEAD: u64 = 14 + 20 + 8;
-
-/// The filter table: `cut` holds (source, destination) address ranges to drop; `loss`
+/// The filter table: `sent` counts every member datagram the bridge sees, before any
+/// drop (the simulator counts a datagram as sent whether or not it arrives); `cut` holds (source, destination) address ranges to drop; `loss`
 /// holds the random drop rule, if any. Only members' UDP is touched (ARP passes).
 const FILTER_TABLE: &str = "
 table bridge swimtb {
+  counter sent { }
   set cut { type ipv4_addr . ipv4_addr; flags interval; }
   chain loss { }
   chain forward {
     type filter hook forward priority 0; policy accept;
+    ether type ip udp dport 7946 counter name sent
     ether type ip ip saddr . ip daddr @cut counter drop
     ether type ip udp dport 7946 jump loss
   }

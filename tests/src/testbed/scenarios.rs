@@ -13,7 +13,7 @@ use crate::digest::mix64;
 use crate::protocol::Change;
 use crate::testbed::fleet::{Fleet, Seen};
 use crate::testbed::line::{self, Line, Traffic, What, wall_micros};
-use crate::testbed::net::{FRAME_OVERHEAD, Network, Wire};
+use crate::testbed::net::{Network, Wire};
 use crate::testbed::simulated::{self, Outcome, Scenario};
 use crate::testbed::{Error, Plan, faults};
 
@@ -28,12 +28,17 @@ pub struct Extra {
     pub rss_mib_max: f64,
     /// Bytes per member per second on the wire: Ethernet frames from the interface
     /// counters, UDP, IP and Ethernet headers (42 bytes a datagram) and ARP included.
-    /// (`bytes_per_member_s` is the same count less the headers: UDP payload, as the
-    /// simulator counts.)
+    /// (`bytes_per_member_s` counts UDP payload, as the simulator does.)
     pub wire_bytes_per_member_s: f64,
     /// UDP payload bytes per member per second by the members' own counters, over the
     /// members that ran throughout the phase: a cross-check of `bytes_per_member_s`.
     pub program_bytes_per_member_s: f64,
+    /// Datagrams the members dropped during the phase (any reason: unauthenticated,
+    /// replayed, malformed...); 0 on a clean network.
+    pub datagrams_dropped: u64,
+    /// Longest delay from a member's planned start in the join to its socket being bound
+    /// (process creation, entering the namespace, loading): the simulator's is 0.
+    pub start_lag_max_s: f64,
     /// Events the members' event streams lost (they fell behind); 0 for a valid run.
     pub events_lost: u64,
     /// Member processes that died on their own; 0 for a valid run.
@@ -72,6 +77,8 @@ struct Sample {
     traffic: Vec<Option<Traffic>>,
     cpu: Vec<Option<f64>>,
     wire: Vec<Wire>,
+    /// All members' datagrams so far, UDP payload bytes (the bridge's count).
+    sent: Wire,
 }
 
 /// Runs `plan` on a fresh private network: the outcome with `swim-sim`'s keys, and the
@@ -150,6 +157,7 @@ impl Real {
         };
         let origin =
             WallClock::now() - Duration::from_micros(wall_micros().saturating_sub(self.t0));
+        let planned = starts.clone();
         for (offset, i) in starts {
             self.fleet.run_until(origin + Duration::from_micros(offset), &mut |s| {
                 observe(s);
@@ -161,6 +169,11 @@ impl Real {
             self.fleet.run_until_done(limit, &mut observe);
         }
         let all_at = all_at.get();
+        let lag = planned.iter().filter_map(|&(offset, i)| {
+            let bound = self.fleet.bound_at(i)?;
+            Some(bound.saturating_sub(self.t0 + offset) as f64 / 1e6)
+        });
+        self.extra.start_lag_max_s = lag.fold(0.0, f64::max);
         out.converge_s = Some(all_at.map(|t| self.since_t0(t)));
         out.converge_p99_s = Some(p99_at.map(|t| self.since_t0(t)));
         let round = self.plan.timing.gossip_interval.as_secs_f64();
@@ -279,14 +292,15 @@ impl Real {
             traffic,
             cpu: members.iter().map(|&i| self.fleet.cpu_s(i)).collect(),
             wire: self.fleet.net().wire_counters().unwrap_or_default(),
+            sent: self.fleet.net().datagrams_sent().unwrap_or_default(),
         }
     }
 
     /// Traffic, CPU and memory per member over the phase that began with `start` (`None`:
     /// with the processes, as for `join`). Traffic as the simulator counts it: every
-    /// datagram put on the wire during the phase (the interface counters outlive crashes
-    /// and restarts) over all N members; the program's own counters, CPU and memory over
-    /// the members whose process ran throughout.
+    /// member datagram the bridge saw during the phase (lost or not; its counter outlives
+    /// crashes and restarts) over all N members; the program's own counters, CPU and
+    /// memory over the members whose process ran throughout.
     fn measure(&mut self, start: Option<Sample>, out: &mut Outcome) {
         let end = self.sample();
         let n = end.lives.len();
@@ -296,28 +310,32 @@ impl Real {
             traffic: vec![Some(Traffic::default()); n],
             cpu: vec![Some(0.0); n],
             wire: vec![Wire::default(); n],
+            sent: Wire::default(),
         });
         let secs = (end.at.saturating_sub(start.at) as f64 / 1e6).max(1e-9);
-        let (mut frames, mut wire_bytes) = (0u64, 0u64);
-        for (w0, w1) in start.wire.iter().zip(&end.wire) {
-            frames += w1.packets.saturating_sub(w0.packets);
-            wire_bytes += w1.bytes.saturating_sub(w0.bytes);
-        }
+        let wire_bytes: u64 = start
+            .wire
+            .iter()
+            .zip(&end.wire)
+            .map(|(w0, w1)| w1.bytes.saturating_sub(w0.bytes))
+            .sum();
         let per = n.max(1) as f64 * secs;
-        out.msgs_per_member_s = frames as f64 / per;
-        out.bytes_per_member_s = wire_bytes.saturating_sub(frames * FRAME_OVERHEAD) as f64 / per;
+        out.msgs_per_member_s = end.sent.packets.saturating_sub(start.sent.packets) as f64 / per;
+        out.bytes_per_member_s = end.sent.bytes.saturating_sub(start.sent.bytes) as f64 / per;
         self.extra.wire_bytes_per_member_s = wire_bytes as f64 / per;
-        let (mut members, mut bytes, mut cpu) = (0u64, 0u64, 0.0);
+        let (mut members, mut bytes, mut cpu, mut dropped) = (0u64, 0u64, 0.0, 0u64);
         for i in 0..n {
             let (Some(a), Some(b)) = (start.traffic[i], end.traffic[i]) else { continue };
             let (Some(c0), Some(c1)) = (start.cpu[i], end.cpu[i]) else { continue };
             if start.lives[i] == end.lives[i] {
                 members += 1;
                 bytes += b.bytes_out.saturating_sub(a.bytes_out);
+                dropped += b.dropped.saturating_sub(a.dropped);
                 cpu += c1 - c0;
             }
         }
         let members = members.max(1) as f64;
+        self.extra.datagrams_dropped = dropped;
         self.extra.program_bytes_per_member_s = bytes as f64 / members / secs;
         self.extra.cpu_s_per_member_min = cpu / members / (secs / 60.0);
         out.cpu_s = cpu;
