@@ -144,17 +144,7 @@ pub fn churn(real: &mut Real, out: &mut Outcome) -> Result<bool, Error> {
     }
     let quiet = timing.suspect_timeout + timing.reap_timeout * 2 + Duration::from_secs(30);
     real.fleet.run_for(quiet, &mut |s| observe_into(s, &snapshot));
-    let departed_names: Vec<String> =
-        (0..n).filter(|&i| departed[i as usize]).map(|i| member_addr(i).to_string()).collect();
-    let tables = real.views();
-    let stale: usize = tables
-        .iter()
-        .flatten()
-        .map(|t| {
-            let held = t.online.iter().chain(&t.suspect).chain(&t.gone);
-            held.filter(|name| departed_names.contains(name)).count()
-        })
-        .sum();
+    let stale = stale_entries(real, &departed);
     let live: Vec<u32> = (0..n).filter(|&i| real.fleet.is_up(i)).collect();
     out.false_suspect = Some(reports.suspect);
     out.false_offline = Some(reports.offline);
@@ -167,6 +157,23 @@ pub fn churn(real: &mut Real, out: &mut Outcome) -> Result<bool, Error> {
             .count(),
     );
     Ok(views_agree(real) && stale == 0)
+}
+
+/// Entries about departed members held by the running members, whatever their status.
+fn stale_entries(real: &mut Real, departed: &[bool]) -> usize {
+    let names: Vec<String> = (0..departed.len() as u32)
+        .filter(|&i| departed[i as usize])
+        .map(|i| member_addr(i).to_string())
+        .collect();
+    let tables = real.views();
+    tables
+        .iter()
+        .flatten()
+        .map(|t| {
+            let held = t.online.iter().chain(&t.suspect).chain(&t.gone);
+            held.filter(|name| names.contains(name)).count()
+        })
+        .sum()
 }
 
 /// `slow` members (never member 0) each stalled by SIGSTOP for `stall` every

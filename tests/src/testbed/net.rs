@@ -29,6 +29,13 @@ pub fn member_addr(index: u32) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | index), PORT))
 }
 
+/// The MAC address of member `index`'s interface: locally administered, with the index in
+/// its last three bytes.
+pub fn member_mac(index: u32) -> String {
+    let [_, a, b, c] = index.to_be_bytes();
+    format!("02:00:0a:{a:02x}:{b:02x}:{c:02x}")
+}
+
 /// The member index of an address made by [`member_addr`] (the name a member reports).
 pub fn member_index(name: &str) -> Option<u32> {
     match name.parse::<SocketAddr>().ok()? {
@@ -57,16 +64,42 @@ impl Network {
             .chain([format!("netns add {}\n", net.bridge_ns())])
             .collect();
         ip_batch(None, &namespaces)?;
-        let mut bridge = String::from("link add br0 type bridge\nlink set br0 up\n");
+        // No IPv6 anywhere (no link-local addresses, so no router or neighbour
+        // solicitations on the wire): members speak IPv4 only.
+        let mut bridge =
+            String::from("link add br0 type bridge\nlink set br0 addrgenmode none up\n");
         for i in 0..members {
-            let ns = net.member_ns(i);
-            bridge.push_str(&format!("link add m{i} type veth peer name eth0 netns {ns}\n"));
-            bridge.push_str(&format!("link set m{i} master br0 up\n"));
+            let (ns, mac) = (net.member_ns(i), member_mac(i));
+            bridge.push_str(&format!(
+                "link add m{i} type veth peer name eth0 address {mac} netns {ns}\n\
+                 link set m{i} addrgenmode none master br0 up\n"
+            ));
         }
         ip_batch(Some(&net.bridge_ns()), &bridge)?;
+        // Every member knows every other's MAC address from the start. In one kernel on
+        // two cores, ARP among 100 hosts is a broadcast storm (each request copied to
+        // every port) that overflows the receive backlog and leaves members unable to
+        // resolve their seed; real hosts each have their own. The simulator has no ARP.
+        let neighbours: Vec<String> = (0..members)
+            .map(|j| {
+                format!(
+                    "neigh replace {} lladdr {} dev eth0 nud permanent\n",
+                    member_addr(j).ip(),
+                    member_mac(j)
+                )
+            })
+            .collect();
         for i in 0..members {
             let ip = member_addr(i).ip().to_string();
-            let setup = format!("link set lo up\naddr add {ip}/16 dev eth0\nlink set eth0 up\n");
+            let mut setup = format!(
+                "link set lo up\nlink set eth0 addrgenmode none\naddr add {ip}/16 dev eth0\n\
+                 link set eth0 up\n"
+            );
+            for (j, neighbour) in neighbours.iter().enumerate() {
+                if j != i as usize {
+                    setup.push_str(neighbour);
+                }
+            }
             ip_batch(Some(&net.member_ns(i)), &setup)?;
         }
         net.nft(FILTER_TABLE)?;

@@ -13,7 +13,7 @@ use crate::digest::mix64;
 use crate::protocol::Change;
 use crate::testbed::fleet::{Fleet, Seen};
 use crate::testbed::line::{self, Line, Traffic, What, wall_micros};
-use crate::testbed::net::{Network, Wire};
+use crate::testbed::net::{Network, Wire, member_addr};
 use crate::testbed::simulated::{self, Outcome, Scenario};
 use crate::testbed::{Error, Plan, faults};
 
@@ -174,6 +174,9 @@ impl Real {
             Some(bound.saturating_sub(self.t0 + offset) as f64 / 1e6)
         });
         self.extra.start_lag_max_s = lag.fold(0.0, f64::max);
+        if all_at.is_none() {
+            self.explain_incomplete_views();
+        }
         out.converge_s = Some(all_at.map(|t| self.since_t0(t)));
         out.converge_p99_s = Some(p99_at.map(|t| self.since_t0(t)));
         let round = self.plan.timing.gossip_interval.as_secs_f64();
@@ -261,6 +264,32 @@ impl Real {
         out.update_rounds = out.update_all_s.map(|s| s.map(|s| s / round));
         out.update_p99_rounds = out.update_p99_s.map(|s| s.map(|s| s / round));
         all.is_some()
+    }
+
+    /// Says, on stderr, which members lack a full view by their events and by their
+    /// tables, so a join that did not converge shows where it stopped.
+    fn explain_incomplete_views(&mut self) {
+        let n = self.fleet.len();
+        let tables = self.views();
+        for (i, table) in (0..n).zip(tables) {
+            let by_events = self.fleet.online_count(i);
+            let Some(t) = table else {
+                eprintln!("member {i}: no answer; its events show {by_events} online");
+                continue;
+            };
+            if by_events + 1 < n || t.online.len() + 1 < n as usize {
+                let missing: Vec<u32> = (0..n)
+                    .filter(|&s| s != i && !t.online.contains(&member_addr(s).to_string()))
+                    .collect();
+                eprintln!(
+                    "member {i}: events show {by_events} online; its table {} online, {} \
+                     suspect, {} gone; not online: {missing:?}",
+                    t.online.len(),
+                    t.suspect.len(),
+                    t.gone.len()
+                );
+            }
+        }
     }
 
     /// Every running member's table, by asking (`None` for members not running or silent).
