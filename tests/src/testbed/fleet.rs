@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant as WallClock};
 
 use crate::protocol::{Change, Report};
@@ -318,10 +318,8 @@ impl Fleet {
 
     fn receive(&mut self, deadline: WallClock) -> Option<Incoming> {
         let wait = deadline.saturating_duration_since(WallClock::now());
-        match self.receiver.recv_timeout(wait) {
-            Ok(incoming) => Some(incoming),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        // A timeout, or every reader gone (impossible while the fleet holds a sender).
+        self.receiver.recv_timeout(wait).ok()
     }
 
     /// Turns a line into an observation, keeping the views up to date; lines of an earlier

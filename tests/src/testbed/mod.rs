@@ -5,7 +5,7 @@
 //!
 //! - [`net`]: namespaces, bridge, filters, and cleanup (also of a killed run's leftovers).
 //! - [`fleet`]: the member processes and what they report.
-//! - [`line`]: what a member and the testbed say to each other.
+//! - [`line`](mod@line): what a member and the testbed say to each other.
 //! - [`views`]: who each member sees online, from its reports.
 //! - [`scenarios`] and [`faults`]: the scenarios, measured with the simulator's JSON keys.
 //! - [`simulated`]: the simulator's side of a comparison.

@@ -93,7 +93,7 @@ pub fn run(plan: &Plan) -> Result<(Outcome, Extra), Error> {
     let mut real = Real {
         fleet,
         plan: plan.clone(),
-        rng: ChaCha8Rng::seed_from_u64(mix64(plan.seed ^ 0x7465_7374_6265_64)),
+        rng: ChaCha8Rng::seed_from_u64(mix64(plan.seed ^ 0x0074_6573_7462_6564)),
         t0: 0,
         extra: Extra::default(),
     };

@@ -31,14 +31,14 @@ impl Views {
             Change::Suspect | Change::Offline | Change::Left | Change::Reaped => Some(false),
             _ => None,
         };
-        if let (Some(online), Some(subject)) = (report.online, report.subject) {
-            if (subject as usize) < self.n {
-                let cell = &mut self.online[viewer as usize * self.n + subject as usize];
-                if *cell != online {
-                    *cell = online;
-                    let count = &mut self.counts[viewer as usize];
-                    *count = if online { *count + 1 } else { count.saturating_sub(1) };
-                }
+        if let (Some(online), Some(subject)) = (report.online, report.subject)
+            && (subject as usize) < self.n
+        {
+            let cell = &mut self.online[viewer as usize * self.n + subject as usize];
+            if *cell != online {
+                *cell = online;
+                let count = &mut self.counts[viewer as usize];
+                *count = if online { *count + 1 } else { count.saturating_sub(1) };
             }
         }
         report
