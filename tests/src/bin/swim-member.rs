@@ -21,7 +21,8 @@ struct Args {
     /// This member's name and address, `IP:PORT`.
     #[arg(long)]
     name: String,
-    /// A member to join through, `IP:PORT` (none: the first member).
+    /// A member to join through, `IP:PORT` (none: the first member), contacted once the
+    /// event stream is being printed.
     #[arg(long)]
     peer: Option<String>,
     /// Seeds the node's RNG.
@@ -77,15 +78,25 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Subscribed before joining: `bind` with peers would start joining at once, and the
+    // events of a fast join would be published before anyone listened.
     let events = handle.subscribe();
     print(What::Bound);
     std::thread::spawn(move || print_events(&events));
+    if let Some(peer) = &args.peer {
+        match peer.parse() {
+            Ok(peer) => handle.join([peer]),
+            Err(error) => {
+                eprintln!("swim-member {}: --peer {peer}: {error}", args.name);
+                std::process::exit(2);
+            }
+        }
+    }
     serve(handle);
 }
 
 fn config(args: &Args) -> ClusterConfig {
     let mut config = ClusterConfig::new(args.name.clone(), Keyring::new(args.secret.as_str()));
-    config.peers.extend(args.peer.clone());
     config.rng_seed = Some(args.seed);
     // Addresses are literal: nothing to resolve again.
     config.resolve_interval = None;

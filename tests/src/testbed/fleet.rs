@@ -210,12 +210,8 @@ impl Fleet {
     ) -> Vec<Option<Line>> {
         let mut answers: Vec<Option<Line>> = vec![None; members.len()];
         let mut waiting = 0;
-        for (k, &i) in members.iter().enumerate() {
-            if self.send(i, command) {
-                waiting += 1;
-            } else {
-                answers[k] = None;
-            }
+        for &i in members {
+            waiting += usize::from(self.send(i, command));
         }
         let end = WallClock::now() + timeout;
         while waiting > 0 {
