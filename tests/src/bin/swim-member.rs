@@ -1,0 +1,219 @@
+//! `swim-member`: one swim member on the swim-std driver, for the real-network testbed.
+//!
+//! It binds `--name` (`IP:PORT`), joins through `--peer`, and prints every membership event
+//! as a JSON line stamped with the wall clock (`swim_tests::testbed::line`). Commands on
+//! stdin ask for counters, the view, a metadata change or a graceful leave; when stdin
+//! closes (the testbed ended, however it ended) the member stops at once.
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use clap::Parser;
+use swim_core::{Event, Keyring, Lifeguard, Status};
+use swim_std::{Cluster, ClusterConfig, Events, Handle, Lagged};
+use swim_tests::testbed::line::{Change, Command, Line, Traffic, What};
+
+/// One swim member printing its events as JSON lines.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// This member's name and address, `IP:PORT`.
+    #[arg(long)]
+    name: String,
+    /// A member to join through, `IP:PORT` (none: the first member), contacted once the
+    /// event stream is being printed.
+    #[arg(long)]
+    peer: Option<String>,
+    /// Seeds the node's RNG.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The shared secret.
+    #[arg(long, default_value = "testbed cluster secret")]
+    secret: String,
+    /// Time between probes, ms.
+    #[arg(long)]
+    ping_interval_ms: Option<u64>,
+    /// Time to wait for a direct ack, ms.
+    #[arg(long)]
+    ping_timeout_ms: Option<u64>,
+    /// Time to wait for an indirect ack, ms.
+    #[arg(long)]
+    ping_req_timeout_ms: Option<u64>,
+    /// Members asked to probe indirectly.
+    #[arg(long)]
+    ping_req_count: Option<usize>,
+    /// Time a member stays suspect, ms.
+    #[arg(long)]
+    suspect_timeout_ms: Option<u64>,
+    /// Time between anti-entropy exchanges, ms.
+    #[arg(long)]
+    sync_interval_ms: Option<u64>,
+    /// Time between gossip rounds, ms.
+    #[arg(long)]
+    gossip_interval_ms: Option<u64>,
+    /// Members each gossip round sends to.
+    #[arg(long)]
+    gossip_fanout: Option<usize>,
+    /// Retransmission multiplier.
+    #[arg(long)]
+    retransmit_mult: Option<u32>,
+    /// Time an offline member is kept, ms.
+    #[arg(long)]
+    reap_timeout_ms: Option<u64>,
+    /// Time between attempts to reach members outside the view, ms.
+    #[arg(long)]
+    rejoin_interval_ms: Option<u64>,
+    /// Turn Lifeguard off (plain SWIM).
+    #[arg(long)]
+    no_lifeguard: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    let handle = match Cluster::bind(config(&args)) {
+        Ok(handle) => handle,
+        Err(error) => {
+            eprintln!("swim-member {}: {error}", args.name);
+            std::process::exit(2);
+        }
+    };
+    // Subscribed before joining: `bind` with peers would start joining at once, and the
+    // events of a fast join would be published before anyone listened.
+    let events = handle.subscribe();
+    print(What::Bound);
+    std::thread::spawn(move || print_events(&events));
+    if let Some(peer) = &args.peer {
+        match peer.parse() {
+            Ok(peer) => {
+                if let Err(error) = handle.join([peer]) {
+                    eprintln!("swim-member {}: join: {error}", args.name);
+                }
+            }
+            Err(error) => {
+                eprintln!("swim-member {}: --peer {peer}: {error}", args.name);
+                std::process::exit(2);
+            }
+        }
+    }
+    serve(handle);
+}
+
+fn config(args: &Args) -> ClusterConfig {
+    let mut config = ClusterConfig::new(args.name.clone(), Keyring::new(args.secret.as_str()));
+    config.rng_seed = Some(args.seed);
+    // Addresses are literal: nothing to resolve again.
+    config.resolve_interval = None;
+    // The testbed reads every event; a join of 100 members makes thousands at once.
+    config.event_capacity = 1 << 16;
+    let p = &mut config.protocol;
+    let ms = Duration::from_millis;
+    let set = |field: &mut Duration, value: Option<u64>| {
+        if let Some(value) = value {
+            *field = ms(value);
+        }
+    };
+    set(&mut p.ping_interval, args.ping_interval_ms);
+    set(&mut p.ping_timeout, args.ping_timeout_ms);
+    set(&mut p.ping_req_timeout, args.ping_req_timeout_ms);
+    set(&mut p.suspect_timeout, args.suspect_timeout_ms);
+    set(&mut p.sync_interval, args.sync_interval_ms);
+    set(&mut p.gossip_interval, args.gossip_interval_ms);
+    set(&mut p.reap_timeout, args.reap_timeout_ms);
+    set(&mut p.rejoin_interval, args.rejoin_interval_ms);
+    p.ping_req_count = args.ping_req_count.unwrap_or(p.ping_req_count);
+    p.gossip_fanout = args.gossip_fanout.unwrap_or(p.gossip_fanout);
+    p.retransmit_mult = args.retransmit_mult.unwrap_or(p.retransmit_mult);
+    if args.no_lifeguard {
+        p.lifeguard = Lifeguard::OFF;
+    }
+    config
+}
+
+/// Answers commands until stdin closes or the member leaves.
+fn serve(handle: Handle) {
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match Command::parse(&line) {
+            Some(Command::Counters) => {
+                let c = handle.snapshot().counters().clone();
+                print(What::Counters(Traffic {
+                    datagrams_out: c.datagrams_out,
+                    bytes_out: c.bytes_out,
+                    datagrams_in: c.datagrams_in,
+                    bytes_in: c.bytes_in,
+                    refutations: c.refutations,
+                    dropped: c.dropped_total(),
+                }));
+            }
+            Some(Command::View) => print(view(&handle)),
+            Some(Command::Set(key, value)) => {
+                let ok = handle.set_metadata(key, value.into_bytes()).is_ok();
+                print(What::Set { ok });
+            }
+            Some(Command::Leave) => {
+                if let Err(error) = handle.leave() {
+                    eprintln!("swim-member: {error}");
+                }
+                print(What::Left);
+                return;
+            }
+            None => eprintln!("swim-member: unknown command {line:?}"),
+        }
+    }
+}
+
+fn view(handle: &Handle) -> What {
+    let snapshot = handle.snapshot();
+    let own = snapshot.local_member().name().clone();
+    let (mut online, mut suspect, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+    for member in snapshot.members().iter().filter(|m| *m.name() != own) {
+        let list = match member.status() {
+            Status::Online => &mut online,
+            Status::Suspect => &mut suspect,
+            _ => &mut gone,
+        };
+        list.push(member.name().to_string());
+    }
+    What::View { online, suspect, gone }
+}
+
+fn print_events(events: &Events<Event>) {
+    while let Some(event) = events.recv() {
+        let what = match event {
+            Ok(event) => match describe(event) {
+                Some(what) => what,
+                None => continue,
+            },
+            Err(Lagged(missed)) => What::Lagged { missed },
+        };
+        print(what);
+    }
+}
+
+fn describe(event: Event) -> Option<What> {
+    let member = |change, name: &str, inc| What::Member { change, member: name.into(), inc };
+    Some(match event {
+        Event::MemberJoined { name, incarnation } => member(Change::Joined, &name, incarnation),
+        Event::MemberSuspect { name, incarnation } => member(Change::Suspect, &name, incarnation),
+        Event::MemberOffline { name, incarnation } => member(Change::Offline, &name, incarnation),
+        Event::MemberLeft { name, incarnation } => member(Change::Left, &name, incarnation),
+        Event::MemberAlive { name, incarnation, .. } => member(Change::Alive, &name, incarnation),
+        Event::MemberReaped { name } => member(Change::Reaped, &name, 0),
+        Event::MetadataChanged { name, version } => What::Metadata { member: name.into(), version },
+        Event::Joined => What::Ready,
+        Event::Suspected { accusation, incarnation } => {
+            What::Accused { accusation: accusation.as_str().into(), inc: incarnation }
+        }
+        Event::Refuted { incarnation } => What::Refuted { inc: incarnation },
+        _ => return None,
+    })
+}
+
+/// One JSON line; a closed stdout means the testbed is gone, and so should we be.
+fn print(what: What) {
+    let text = serde_json::to_string(&Line::now(what)).expect("a line always serialises");
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
