@@ -208,7 +208,7 @@ impl Keyring {
     /// Seals a packet written with [`PacketWriter`](crate::wire::PacketWriter) for the
     /// member named `receiver` (empty: for an address) of the cluster labelled `label`, as
     /// a node does before sending. For tests, fuzzing and tools that speak the protocol.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "unstable-wire"))]
     pub fn seal_packet(&self, mut packet: Vec<u8>, label: &str, receiver: &str) -> Vec<u8> {
         if let Ok(header) = Header::parse(&packet) {
             self.seal(&mut packet, &header, &Binding { label, receiver });
@@ -219,7 +219,7 @@ impl Keyring {
     /// Opens a datagram sealed for the member named `receiver` of the cluster labelled
     /// `label`: the packet without its tag (decrypted into `scratch` if it was encrypted),
     /// or `None` if no key sealed it so. For tests, benchmarks and tools.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "unstable-wire"))]
     pub fn open_packet<'a>(
         &self,
         datagram: &'a [u8],

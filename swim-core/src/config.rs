@@ -30,7 +30,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
 pub struct Config {
     /// Shared secrets: the first signs every datagram, all verify. Holding one means being
     /// able to join the cluster.
-    pub secret: Keyring,
+    pub keyring: Keyring,
     /// This member's unique name; the seed uses `host:port`. At most 255 bytes.
     pub local_name: String,
     /// The address other members send to (the advertised address; drivers may bind another).
@@ -233,9 +233,9 @@ impl Default for Lifeguard {
 
 impl Config {
     /// A configuration with the seed's defaults.
-    pub fn new(local_name: impl Into<String>, local_addr: SocketAddr, secret: Keyring) -> Self {
+    pub fn new(local_name: impl Into<String>, local_addr: SocketAddr, keyring: Keyring) -> Self {
         Config {
-            secret,
+            keyring,
             local_name: local_name.into(),
             local_addr,
             peers: Vec::new(),
@@ -274,18 +274,24 @@ impl Config {
 
     /// Checks every field; the error names the first bad one and why.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let check = |ok: bool, field: &'static str, reason: &'static str| {
-            if ok { Ok(()) } else { Err(ConfigError { field, reason }) }
-        };
-        check(!self.secret.has_empty_secret(), "secret", "secrets must not be empty")?;
-        check(!self.secret.is_empty(), "secret", "at least one secret is required")?;
-        check(
-            self.secret.len() <= crate::auth::MAX_KEYS,
-            "secret",
-            "at most 8 secrets are accepted",
-        )?;
-        check(!self.local_name.is_empty(), "local_name", "must not be empty")?;
-        check(self.local_name.len() <= MAX_NAME_LEN, "local_name", "must be at most 255 bytes")?;
+        self.validate_keys()?;
+        self.validate_timing()?;
+        self.validate_sizes()?;
+        self.validate_wire()?;
+        Ok(())
+    }
+
+    fn validate_keys(&self) -> Result<(), ConfigError> {
+        require(!self.keyring.is_empty(), ConfigError::Empty { field: "keyring" })?;
+        require(!self.keyring.has_empty_secret(), ConfigError::Empty { field: "keyring" })?;
+        let keys = self.keyring.len() <= crate::auth::MAX_KEYS;
+        require(keys, out_of_range("keyring", "at most 8 secrets"))?;
+        require(!self.local_name.is_empty(), ConfigError::Empty { field: "local_name" })?;
+        let name = self.local_name.len() <= MAX_NAME_LEN;
+        require(name, out_of_range("local_name", "at most 255 bytes"))
+    }
+
+    fn validate_timing(&self) -> Result<(), ConfigError> {
         let durations = [
             ("ping_interval", self.ping_interval),
             ("ping_timeout", self.ping_timeout),
@@ -299,106 +305,156 @@ impl Config {
             ("max_datagram_age", self.max_datagram_age),
         ];
         for (field, duration) in durations {
-            check(!duration.is_zero(), field, "must be above zero")?;
-            check(duration <= MAX_DURATION, field, "must be at most a day")?;
+            let in_range = !duration.is_zero() && duration <= MAX_DURATION;
+            require(in_range, out_of_range(field, "above zero and at most a day"))?;
         }
-        check(
+        require(
             self.ping_timeout < self.ping_interval,
-            "ping_timeout",
-            "must be below ping_interval",
+            ConfigError::Conflict {
+                field: "ping_timeout",
+                other: "ping_interval",
+                reason: "a probe must time out before the next one starts",
+            },
         )?;
-        check(
-            (MIN_MTU_SIZE..=MAX_MTU_SIZE).contains(&self.mtu_size),
-            "mtu_size",
-            "must be between 576 and 65535",
-        )?;
-        check(self.gossip_fanout > 0, "gossip_fanout", "must be at least 1")?;
-        check(
-            self.gossip_fanout <= crate::random::MAX_SAMPLE,
-            "gossip_fanout",
-            "must be at most 16",
-        )?;
-        check(self.retransmit_mult > 0, "retransmit_mult", "must be at least 1")?;
-        check(self.retransmit_mult <= 64, "retransmit_mult", "must be at most 64")?;
-        check(self.epoch_ms < 1 << 43, "epoch_ms", "must be below 2^43 (year 2248)")?;
-        check(
+        require(self.epoch_ms < 1 << 43, out_of_range("epoch_ms", "below 2^43 (year 2248)"))?;
+        require(
             self.epoch_ms != 0 || !self.replay_protection,
-            "epoch_ms",
-            "must be the wall clock (milliseconds since 1970) at the node's start, \
-             or replay_protection turned off",
-        )?;
-        check(self.max_members >= 2, "max_members", "must be at least 2")?;
-        check(self.max_members_per_ip >= 1, "max_members_per_ip", "must be at least 1")?;
-        check(self.label.len() <= MAX_NAME_LEN, "label", "must be at most 255 bytes")?;
-        let legacy = self.legacy_wire == LegacyWire::Speak;
-        check(!legacy || self.label.is_empty(), "label", "cannot be set while speaking version 1")?;
-        check(
-            !legacy || !(self.encrypt || self.require_encryption),
-            "encrypt",
-            "cannot be set while speaking version 1",
-        )?;
-        // Version 1 carries neither label nor encryption: accepting it would let datagrams
-        // through that the label and the requirement exist to keep out.
-        let accepts_v1 = self.legacy_wire != LegacyWire::Refuse;
-        check(
-            !accepts_v1 || self.label.is_empty(),
-            "label",
-            "cannot be set while accepting version 1",
-        )?;
-        check(
-            !accepts_v1 || !self.require_encryption,
-            "require_encryption",
-            "cannot be set while accepting version 1",
-        )?;
-        check(
-            self.encrypt || !self.require_encryption,
-            "require_encryption",
-            "needs encrypt: a node that requires encryption must send encrypted too",
-        )?;
-        check(
-            self.local_metadata.encoded_len() <= self.max_metadata_size,
-            "local_metadata",
-            "is larger than max_metadata_size",
-        )?;
+            ConfigError::Conflict {
+                field: "epoch_ms",
+                other: "replay_protection",
+                reason: "replay protection needs the wall clock (milliseconds since 1970) at \
+                         the node's start",
+            },
+        )
+    }
+
+    fn validate_sizes(&self) -> Result<(), ConfigError> {
+        let mtu = (MIN_MTU_SIZE..=MAX_MTU_SIZE).contains(&self.mtu_size);
+        require(mtu, out_of_range("mtu_size", "between 576 and 65535"))?;
+        let fanout = (1..=crate::random::MAX_SAMPLE).contains(&self.gossip_fanout);
+        require(fanout, out_of_range("gossip_fanout", "between 1 and 16"))?;
+        let helpers = self.ping_req_count <= crate::probe::MAX_HELPERS;
+        require(helpers, out_of_range("ping_req_count", "at most 8"))?;
+        let mult = (1..=64).contains(&self.retransmit_mult);
+        require(mult, out_of_range("retransmit_mult", "between 1 and 64"))?;
+        require(self.max_members >= 2, out_of_range("max_members", "at least 2"))?;
+        let per_ip = self.max_members_per_ip >= 1;
+        require(per_ip, out_of_range("max_members_per_ip", "at least 1"))?;
+        let (size, limit) = (self.local_metadata.encoded_len(), self.max_metadata_size);
+        require(size <= limit, ConfigError::TooLarge { field: "local_metadata", size, limit })?;
         let lifeguard = &self.lifeguard;
-        check(
-            lifeguard.suspicion_max_mult >= 1,
-            "lifeguard.suspicion_max_mult",
-            "must be at least 1",
+        let mult = lifeguard.suspicion_max_mult >= 1;
+        require(mult, out_of_range("lifeguard.suspicion_max_mult", "at least 1"))?;
+        let health = lifeguard.max_health <= 64;
+        require(health, out_of_range("lifeguard.max_health", "at most 64"))?;
+        let confirmations = lifeguard.confirmations <= 64;
+        require(confirmations, out_of_range("lifeguard.confirmations", "at most 64"))?;
+        let label = self.label.len() <= MAX_NAME_LEN;
+        require(label, out_of_range("label", "at most 255 bytes"))?;
+        require(
+            !self.peers.contains(&self.local_addr),
+            ConfigError::Conflict {
+                field: "peers",
+                other: "local_addr",
+                reason: "a node does not join through itself",
+            },
+        )
+    }
+
+    fn validate_wire(&self) -> Result<(), ConfigError> {
+        // Version 1 carries neither label nor encryption: speaking it cannot honour them, and
+        // accepting it would let datagrams through that they exist to keep out.
+        let conflict =
+            |field, reason| ConfigError::Conflict { field, other: "legacy_wire", reason };
+        let speaks_v1 = self.legacy_wire == LegacyWire::Speak;
+        let accepts_v1 = self.legacy_wire != LegacyWire::Refuse;
+        require(!accepts_v1 || self.label.is_empty(), conflict("label", "version 1 has no label"))?;
+        let encrypts = self.encrypt || self.require_encryption;
+        require(!speaks_v1 || !encrypts, conflict("encrypt", "version 1 cannot be encrypted"))?;
+        require(
+            !accepts_v1 || !self.require_encryption,
+            conflict("require_encryption", "version 1 cannot be encrypted"),
         )?;
-        check(lifeguard.max_health <= 64, "lifeguard.max_health", "must be at most 64")?;
-        check(lifeguard.confirmations <= 64, "lifeguard.confirmations", "must be at most 64")?;
-        check(!self.peers.contains(&self.local_addr), "peers", "must not contain local_addr")?;
-        check(
-            self.ping_req_count <= crate::probe::MAX_HELPERS,
-            "ping_req_count",
-            "must be at most 8",
-        )?;
-        Ok(())
+        require(
+            self.encrypt || !self.require_encryption,
+            ConfigError::Conflict {
+                field: "require_encryption",
+                other: "encrypt",
+                reason: "a node that requires encryption must send encrypted too",
+            },
+        )
     }
 }
 
-/// An invalid configuration: which field, and why. Nothing was started.
+fn require(ok: bool, error: ConfigError) -> Result<(), ConfigError> {
+    if ok { Ok(()) } else { Err(error) }
+}
+
+fn out_of_range(field: &'static str, expected: &'static str) -> ConfigError {
+    ConfigError::OutOfRange { field, expected }
+}
+
+/// Why a configuration was refused: each kind names the offending field ([`Self::field`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid config field `{field}`: {reason}")]
-pub struct ConfigError {
-    field: &'static str,
-    reason: &'static str,
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value that must be given is empty (no secret, an empty secret, no name).
+    #[error("`{field}` must not be empty")]
+    Empty {
+        /// The field.
+        field: &'static str,
+    },
+    /// A number, size or duration outside what works.
+    #[error("`{field}` must be {expected}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A field whose value cannot work with another field's.
+    #[error("`{field}` cannot be used with this `{other}`: {reason}")]
+    Conflict {
+        /// The field refused.
+        field: &'static str,
+        /// The field it conflicts with.
+        other: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A value too large to fit where it must go (metadata in a datagram, or its limit).
+    #[error("`{field}` takes {size} bytes where at most {limit} fit")]
+    TooLarge {
+        /// The field.
+        field: &'static str,
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An address no member can have: unspecified, multicast, broadcast, or port 0 (a
+    /// driver fills in the bound port before creating the node).
+    #[error("`{field}` must be a unicast address with a port")]
+    InvalidAddress {
+        /// The field.
+        field: &'static str,
+    },
+    /// The operating system gave no randomness to seed the node.
+    #[error("the operating system gave no randomness to seed the node")]
+    NoRandomness,
 }
 
 impl ConfigError {
-    pub(crate) fn new(field: &'static str, reason: &'static str) -> Self {
-        ConfigError { field, reason }
-    }
-
-    /// The name of the offending field.
+    /// The name of the offending field (`rng` for [`ConfigError::NoRandomness`]).
     pub fn field(&self) -> &'static str {
-        self.field
-    }
-
-    /// Why it was refused.
-    pub fn reason(&self) -> &'static str {
-        self.reason
+        match self {
+            ConfigError::Empty { field }
+            | ConfigError::OutOfRange { field, .. }
+            | ConfigError::Conflict { field, .. }
+            | ConfigError::TooLarge { field, .. }
+            | ConfigError::InvalidAddress { field } => field,
+            ConfigError::NoRandomness => "rng",
+        }
     }
 }
 
@@ -440,7 +496,7 @@ mod tests {
         let cases: [(Mutation, &str); 9] = [
             (|c| c.local_name.clear(), "local_name"),
             (|c| c.local_name = "x".repeat(256), "local_name"),
-            (|c| c.secret = Keyring::from_secrets(["a", ""]), "secret"),
+            (|c| c.keyring = Keyring::from_secrets(["a", ""]), "keyring"),
             (|c| c.ping_interval = Duration::ZERO, "ping_interval"),
             (|c| c.ping_timeout = Duration::from_secs(1), "ping_timeout"),
             (|c| c.mtu_size = 100, "mtu_size"),

@@ -93,7 +93,7 @@
 //! | `sync` | anti-entropy: what differs between two tables; `exchange`: steps in flight |
 //! | `timers` | the node's named periodic timers |
 //! | `auth`, `replay` | the [`Keyring`] (tags, encryption); nonces and replay windows |
-//! | [`wire`] | the binary codec (see `docs/PROTOCOL.md`) |
+//! | `wire` | the binary codec (see `docs/PROTOCOL.md`; public with `unstable-wire`) |
 //! | `view` | what applications read: [`ClusterMetadata`], [`Watch`], [`StatusDump`] |
 //!
 //! # Features
@@ -101,6 +101,9 @@
 //! - `std` (default): `std::error::Error` for the error types. Without it the crate is
 //!   `no_std` and needs only `alloc`.
 //! - `serde` (off by default): `serde::Serialize` for the [`StatusDump`].
+//! - `unstable-wire` (off by default): the wire codec as `swim_core::wire`, and
+//!   `Keyring::seal_packet` / `Keyring::open_packet`, for tests, fuzzing, benchmarks and
+//!   tools that read or forge datagrams. Not covered by semver.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -133,7 +136,10 @@ mod testing;
 mod time;
 mod timers;
 mod view;
+#[cfg(feature = "unstable-wire")]
 pub mod wire;
+#[cfg(not(feature = "unstable-wire"))]
+mod wire;
 
 pub use auth::{Keyring, MAX_KEYS, NONCE_LEN, SEQUENCED, TAG_LEN};
 pub use config::{

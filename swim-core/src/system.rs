@@ -81,8 +81,7 @@ impl Node<ChaCha8Rng> {
     /// protection for an event loop of your own; a driver does this for you.
     pub fn start(mut config: Config, clock: &SystemClock) -> Result<Self, ConfigError> {
         let mut seed = [0; 32];
-        getrandom::fill(&mut seed)
-            .map_err(|_| ConfigError::new("rng", "the operating system gave no randomness"))?;
+        getrandom::fill(&mut seed).map_err(|_| ConfigError::NoRandomness)?;
         config.epoch_ms = SystemClock::wall_ms();
         Node::new(config, ChaCha8Rng::from_seed(seed), clock.now())
     }

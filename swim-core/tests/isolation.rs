@@ -122,7 +122,7 @@ fn encryption_is_turned_on_in_two_steps_without_downtime_and_keys_rotate() {
     assert_eq!(refused, 0, "a datagram was refused during the rotation");
     // A member still sending plain datagrams is refused, and counted.
     let mut plain = support::config_at(4, cluster.now);
-    plain.secret = Keyring::new("new secret");
+    plain.keyring = Keyring::new("new secret");
     plain.peers = vec![addr(0)];
     let late = cluster.add(plain);
     let now = cluster.now;

@@ -64,7 +64,7 @@ fn flags_make_a_configuration() {
     let config = args.config().unwrap();
     assert_eq!(config.protocol.local_name, "127.0.0.1:2001");
     assert_eq!(config.peers, ["127.0.0.1:2002", "db.local:2003"]);
-    assert_eq!(config.protocol.secret.len(), 2);
+    assert_eq!(config.protocol.keyring.len(), 2);
     assert_eq!(config.protocol.local_metadata.get("zone").unwrap(), "eu");
     assert_eq!(config.advertise, Some("10.0.0.1:2001".parse().unwrap()));
     assert_eq!(config.protocol.ping_interval, Duration::from_millis(500));
@@ -105,7 +105,7 @@ fn files_hold_the_name_peers_and_secrets() {
     assert_eq!(config.protocol.local_name, "127.0.0.1:2001");
     assert_eq!(config.peers, ["127.0.0.1:2002", "127.0.0.1:2003", "127.0.0.1:2004"]);
     // The file's secret signs: a keyring of it alone verifies what this one signs.
-    assert_eq!(config.protocol.secret.len(), 2);
+    assert_eq!(config.protocol.keyring.len(), 2);
     assert!(matches!(parse(&["--name", "n:1"]).unwrap().config(), Err(ArgsError::NoSecret)));
     assert!(matches!(parse(&["--secret", "s"]).unwrap().config(), Err(ArgsError::NoName)));
     let missing = parse(&["--name", "n:1", "--secret-file", "/nonexistent/swim"]).unwrap();
@@ -125,7 +125,7 @@ fn environment_child() {
     assert_eq!(config.protocol.local_name, "127.0.0.1:2001");
     assert_eq!(config.peers.join(","), expected_peers);
     // The variable's secret (a file), then the flag's.
-    assert_eq!(config.protocol.secret.len(), 2);
+    assert_eq!(config.protocol.keyring.len(), 2);
     // A flag wins over its variable.
     let flagged = parse(&["--name", "127.0.0.1:9", "--peer", "127.0.0.1:8"]).unwrap();
     assert_eq!(flagged.name.as_deref(), Some("127.0.0.1:9"));

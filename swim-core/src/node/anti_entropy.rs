@@ -276,7 +276,8 @@ mod tests {
             })
             .collect();
         let receiver = String::from(node.local_member().name().as_str());
-        let datagram = forge(&node.config.secret, &receiver, &sender, &Body::SyncEntries, &records);
+        let datagram =
+            forge(&node.config.keyring, &receiver, &sender, &Body::SyncEntries, &records);
         node.handle_datagram(now, addr(9), &datagram);
     }
 
@@ -366,7 +367,7 @@ mod tests {
         let sender = Sender { name: "teacher", addr: addr(9), incarnation: 0 };
         let names = short_name(name_hash("member-1")).to_be_bytes();
         let body = Body::SyncWant { echo: Some(1), names: &names };
-        let datagram = forge(&a.config.secret, "node-1", &sender, &body, &[]);
+        let datagram = forge(&a.config.keyring, "node-1", &sender, &body, &[]);
         a.handle_datagram(now, addr(9), &datagram);
         assert!(drain(&mut a).is_empty());
         assert_eq!(a.counters().dropped(crate::DropReason::Unsolicited), 1);
@@ -382,7 +383,7 @@ mod tests {
         // A peer claiming a large table asks for the finest buckets: they must still fit.
         let sender = Sender { name: "teacher", addr: addr(9), incarnation: 0 };
         let body = Body::SyncDigest { root: 1, members: 5000 };
-        let datagram = forge(&a.config.secret, "node-1", &sender, &body, &[]);
+        let datagram = forge(&a.config.keyring, "node-1", &sender, &body, &[]);
         a.handle_datagram(now, addr(9), &datagram);
         let sent = drain(&mut a);
         let buckets = sent

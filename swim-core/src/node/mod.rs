@@ -131,11 +131,12 @@ impl<R: Rng> Node<R> {
         config.validate()?;
         // Checked here rather than by `validate`: drivers fill the address in after binding.
         if !is_member_addr(config.local_addr) {
-            return Err(ConfigError::new("local_addr", "must be a unicast address with a port"));
+            return Err(ConfigError::InvalidAddress { field: "local_addr" });
         }
         let size = self_record_size(&config, &config.local_metadata, 1);
-        if size > config.max_datagram() {
-            return Err(ConfigError::new("local_metadata", "does not fit in one datagram"));
+        let limit = config.max_datagram();
+        if size > limit {
+            return Err(ConfigError::TooLarge { field: "local_metadata", size, limit });
         }
         let name = config.local_name.as_str().into();
         let members = Members::new(name, config.local_addr, config.local_metadata.clone(), now);
@@ -348,7 +349,7 @@ impl<R: Rng> Node<R> {
     /// first everywhere, then remove the old one.
     pub fn set_keyring(&mut self, keyring: Keyring) -> Result<(), ConfigError> {
         let mut config = self.config.clone();
-        config.secret = keyring;
+        config.keyring = keyring;
         config.validate()?;
         self.config = config;
         Ok(())

@@ -74,7 +74,7 @@ impl<R: Rng> Node<R> {
         let to_address = header.flags.has(Flags::TO_ADDRESS);
         let receiver = if to_address { "" } else { self.members.local().name() };
         let binding = Binding { label: &self.config.label, receiver };
-        let opened = self.config.secret.open(datagram, header, &binding, scratch);
+        let opened = self.config.keyring.open(datagram, header, &binding, scratch);
         let opened = opened.ok_or(DropReason::Unauthenticated)?;
         match header.version {
             Version::V1 if self.config.legacy_wire == LegacyWire::Refuse => {

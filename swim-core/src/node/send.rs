@@ -168,7 +168,7 @@ impl<R: Rng> Node<R> {
         let mut bytes = draft.writer.finish();
         let receiver = to.receiver.as_deref().unwrap_or("");
         let binding = Binding { label: &self.config.label, receiver };
-        self.config.secret.seal(&mut bytes, &draft.header, &binding);
+        self.config.keyring.seal(&mut bytes, &draft.header, &binding);
         self.outbox.push(to.addr, bytes);
         draft.header.nonce
     }

@@ -14,6 +14,9 @@
 //! Authentication is not done here: the keyring checks the tag (or decrypts) with the
 //! datagram's binding before [`Packet::decode`] sees a byte.
 
+// Public only with `unstable-wire`; otherwise the node uses what it needs of it.
+#![cfg_attr(not(feature = "unstable-wire"), allow(unreachable_pub, dead_code, unused_imports))]
+
 mod body;
 mod codec;
 mod packet;

@@ -349,9 +349,7 @@ impl Fleet {
                 };
                 Report::new(change, subject(&member), None)
             }
-            What::Metadata { member, .. } => {
-                Report::new(Change::Metadata, subject(&member), None)
-            }
+            What::Metadata { member, .. } => Report::new(Change::Metadata, subject(&member), None),
             What::Ready => Report::new(Change::JoinedCluster, None, None),
             What::Refuted { .. } => Report::new(Change::Refuted, None, None),
             What::Accused { accusation, .. } => {
