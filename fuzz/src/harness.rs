@@ -397,23 +397,21 @@ fn build(fields: &Fields, seal: &Seal, body: &FuzzBody, records: &[FuzzRecord]) 
             Body::SyncWant { echo: echo(e), names: &pairs }
         }
     };
-    let names: Vec<String> =
-        records.iter().map(|r| peer_name(usize::from(r.who) % (PEERS + 1))).collect();
-    let accusers: Vec<Option<String>> = records
-        .iter()
-        .map(|r| r.accuser.map(|a| peer_name(usize::from(a) % (PEERS + 1))))
-        .collect();
-    let metadata: Vec<Option<Metadata>> = records
-        .iter()
-        .map(|r| {
-            r.metadata.as_ref().map(|entries| {
-                entries
-                    .iter()
-                    .map(|(k, v)| (format!("k{}", k % 4), Bytes::copy_from_slice(v)))
-                    .collect()
-            })
-        })
-        .collect();
+    let header = header(fields, seal);
+    let mut writer =
+        PacketWriter::new(Vec::new(), 1452, &header, &sender, &body).expect("small body");
+    push_records(&mut writer, records);
+    let (label, receiver) = match (seal.misbound, seal.to_address) {
+        (true, true) => ("other cluster", ""),
+        (true, false) => ("", "peer-3"),
+        (false, true) => ("", ""),
+        (false, false) => ("", LOCAL),
+    };
+    keyring().seal_packet(writer.finish(), label, receiver)
+}
+
+/// The header of a fuzzed datagram: its version, flags, and a nonce at a skewed time.
+fn header(fields: &Fields, seal: &Seal) -> Header {
     let version = if seal.legacy { Version::V1 } else { Version::V2 };
     let mut flags = 0;
     if seal.to_address {
@@ -427,28 +425,31 @@ fn build(fields: &Fields, seal: &Seal, body: &FuzzBody, records: &[FuzzRecord]) 
     } else {
         fields.now - Duration::from_secs(seal.skew.unsigned_abs().into())
     };
-    let header = Header::new(version, Flags(flags), nonce_at(skewed, u64::from(fields.nonce)));
-    let mut writer =
-        PacketWriter::new(Vec::new(), 1452, &header, &sender, &body).expect("small body");
-    for (i, r) in records.iter().enumerate().take(64) {
+    Header::new(version, Flags(flags), nonce_at(skewed, u64::from(fields.nonce)))
+}
+
+/// Writes up to 64 fuzzed records, about the peers and the local node.
+fn push_records(writer: &mut PacketWriter, records: &[FuzzRecord]) {
+    for r in records.iter().take(64) {
         let who = usize::from(r.who) % (PEERS + 1);
+        let name = peer_name(who);
+        let accuser = r.accuser.map(|a| peer_name(usize::from(a) % (PEERS + 1)));
+        let metadata: Option<Metadata> = r.metadata.as_ref().map(|entries| {
+            entries
+                .iter()
+                .map(|(k, v)| (format!("k{}", k % 4), Bytes::copy_from_slice(v)))
+                .collect()
+        });
         let far = |value: u8| if r.far { u64::MAX - u64::from(value) } else { u64::from(value) };
         let record = Record {
-            name: &names[i],
+            name: &name,
             addr: addr(who),
             incarnation: far(r.incarnation),
             status: status(r.status),
             meta_version: far(r.meta_version),
-            metadata: metadata[i].as_ref().map(Metadata::entries),
-            accuser: accusers[i].as_deref(),
+            metadata: metadata.as_ref().map(Metadata::entries),
+            accuser: accuser.as_deref(),
         };
         writer.push(&record);
     }
-    let (label, receiver) = match (seal.misbound, seal.to_address) {
-        (true, true) => ("other cluster", ""),
-        (true, false) => ("", "peer-3"),
-        (false, true) => ("", ""),
-        (false, false) => ("", LOCAL),
-    };
-    keyring().seal_packet(writer.finish(), label, receiver)
 }

@@ -14,6 +14,9 @@ pub const MIN_MTU_SIZE: usize = 576;
 /// Largest accepted `mtu_size`: the largest IP packet.
 pub const MAX_MTU_SIZE: usize = 65535;
 
+/// Most helpers asked to probe one target indirectly (`ping_req_count`).
+pub(crate) const MAX_HELPERS: usize = 8;
+
 /// Longest accepted duration of any setting: a day. Longer intervals and timeouts would
 /// stall a cluster for good, and keeping every duration this short keeps every deadline
 /// arithmetic (a timeout stretched by the health score, a backoff doubled) far from
@@ -333,7 +336,7 @@ impl Config {
         require(mtu, out_of_range("mtu_size", "between 576 and 65535"))?;
         let fanout = (1..=crate::random::MAX_SAMPLE).contains(&self.gossip_fanout);
         require(fanout, out_of_range("gossip_fanout", "between 1 and 16"))?;
-        let helpers = self.ping_req_count <= crate::probe::MAX_HELPERS;
+        let helpers = self.ping_req_count <= MAX_HELPERS;
         require(helpers, out_of_range("ping_req_count", "at most 8"))?;
         let mult = (1..=64).contains(&self.retransmit_mult);
         require(mult, out_of_range("retransmit_mult", "between 1 and 64"))?;

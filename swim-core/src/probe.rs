@@ -25,8 +25,7 @@ use crate::time::Instant;
 /// authenticated peer can make it do.
 const MAX_RELAYS: usize = 64;
 
-/// Most helpers asked to probe one target indirectly (`ping_req_count`).
-pub(crate) const MAX_HELPERS: usize = 8;
+pub(crate) use crate::config::MAX_HELPERS;
 
 /// A probe this node started.
 #[derive(Clone, Debug)]

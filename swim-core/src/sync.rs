@@ -6,7 +6,7 @@
 //! while pings and acks (which carry the roots) show the tables agree. Otherwise the
 //! receiver answers with per-bucket hashes, the initiator lists short summaries of its
 //! entries in the differing buckets, and only entries that differ travel in full, both
-//! ways. A join is the same exchange with a seed's address. `docs/PROTOCOL.md` has the steps.
+//! ways. A join is the same exchange with a peer's address. `docs/PROTOCOL.md` has the steps.
 //!
 //! [`AntiEntropy`] keeps the exchanges in progress and works out what to send; the node
 //! sends it.

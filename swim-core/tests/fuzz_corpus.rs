@@ -1,6 +1,6 @@
 //! Replays the committed fuzz corpora (`fuzz/corpus/<target>/`) through the fuzz targets'
 //! checks on the stable toolchain, so `cargo test` keeps every input that ever found a bug,
-//! and the seed inputs, passing.
+//! and the committed seed inputs, passing.
 
 #[path = "../../fuzz/src/harness.rs"]
 #[allow(dead_code, unreachable_pub)]

@@ -28,7 +28,7 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// Step 1: our root and size, to a member or to a seed's address.
+    /// Step 1: our root and size, to a member or to a peer's address.
     pub(super) fn send_digest(&mut self, peer: Peer) {
         let (to, about) = match peer {
             Peer::Member(id) => match self.destination(id) {

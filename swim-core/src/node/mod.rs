@@ -115,7 +115,7 @@ impl Node<rand_chacha::ChaCha8Rng> {
     /// A node whose random generator (ChaCha8) is seeded with `seed`, so that a run can be
     /// repeated exactly (tests, simulations) without an RNG crate of your own. Seed
     /// production nodes from the operating system (`Node::start` with `std`, or
-    /// [`Node::new`] with any `rand_core` 0.10 generator): the seed decides the probe
+    /// [`Node::new`] with any `rand_core` 0.10 generator): the generator decides the probe
     /// order and the random numbers others must not guess.
     pub fn seeded(config: Config, seed: u64, now: Instant) -> Result<Self, ConfigError> {
         use rand_core::SeedableRng;

@@ -1,5 +1,5 @@
 //! swim-sync's directory logic, apart from the program so tests can drive it: mirrors a
-//! node's view of the cluster into a directory, as the seed's `swim-protocol-sync`.
+//! node's view of the cluster into a directory, as the Python swim-protocol package's `swim-protocol-sync`.
 //!
 //! ```text
 //! DIR/NAME/KEY             one folder per member, one file per metadata key
