@@ -87,8 +87,15 @@ fn wire(c: &mut Criterion) {
 }
 
 fn node(c: &mut Criterion) {
+    for (encrypt, mode) in [(false, "signed"), (true, "encrypted")] {
+        node_ping_in_ack_out(c, encrypt, mode);
+    }
+}
+
+/// A joined node handling a ping and producing its sealed ack, as the other node sent it.
+fn node_ping_in_ack_out(c: &mut Criterion, encrypt: bool, mode: &str) {
     let keyring = Keyring::new(SECRET);
-    let mut p = Pair::joined(Duration::from_secs(30));
+    let mut p = Pair::joined_with(Duration::from_secs(30), encrypt);
     p.keep_ping = true;
     while p.last_ping.is_empty() {
         p.step();
@@ -100,7 +107,7 @@ fn node(c: &mut Criterion) {
     let clock = std::cell::Cell::new(p.now);
     let answered = p.b.counters().datagrams_out;
     let mut runs = 0u64;
-    let name = format!("node_ping_in_ack_out_{}B", template.len());
+    let name = format!("node_ping_in_ack_out_{mode}_{}B", template.len());
     c.bench_function(&name, |bench| {
         bench.iter_batched_ref(
             || {

@@ -47,31 +47,48 @@ pub struct Pair {
     pub last_ping: Vec<u8>,
     /// Whether to copy each ping into `last_ping` (allocates on the first copy only).
     pub keep_ping: bool,
+    /// Where encrypted datagrams are opened to tell pings from acks (room made up front).
+    opened: Vec<u8>,
+    /// The shared keyring and the two names, to open what the nodes send.
+    keyring: Keyring,
+    names: [String; 2],
 }
 
-/// The message type of a signed datagram, if it decodes.
-fn body_kind(datagram: &[u8]) -> Option<u8> {
-    let signed = datagram.get(..datagram.len().checked_sub(TAG_LEN)?)?;
-    match Packet::decode(signed).ok()?.body {
+/// The message type of a sealed datagram for `receiver`, if it opens and decodes.
+fn body_kind(
+    keyring: &Keyring,
+    datagram: &[u8],
+    receiver: &str,
+    opened: &mut Vec<u8>,
+) -> Option<u8> {
+    let packet = keyring.open_packet(datagram, "", receiver, opened)?;
+    match Packet::decode(packet).ok()?.body {
         Body::Ping { .. } => Some(0),
         Body::Ack { .. } => Some(1),
         _ => Some(2),
     }
 }
 
-/// Whether `datagram` (signed) is a ping.
+/// Whether `datagram` (signed, not encrypted) is a ping.
 pub fn is_ping(datagram: &[u8]) -> bool {
-    body_kind(datagram) == Some(0)
+    let signed = datagram.get(..datagram.len().saturating_sub(TAG_LEN)).unwrap_or_default();
+    Packet::decode(signed).is_ok_and(|packet| matches!(packet.body, Body::Ping { .. }))
 }
 
 impl Pair {
     /// Two nodes with the simulator's configuration and replay protection on; b joins a, and
     /// they run for `settle` of virtual time so join gossip has drained.
     pub fn joined(settle: Duration) -> Self {
+        Pair::joined_with(settle, false)
+    }
+
+    /// [`Pair::joined`], with every datagram encrypted if `encrypt` is set.
+    pub fn joined_with(settle: Duration, encrypt: bool) -> Self {
         let timing = Timing::default();
         let mk = |i: u32| {
             let mut config = Swim::config(i, &timing);
             config.epoch_ms = EPOCH_MS;
+            config.encrypt = encrypt;
             Node::new(config, ChaCha8Rng::seed_from_u64(u64::from(i)), Instant::ZERO)
                 .expect("valid config")
         };
@@ -86,7 +103,11 @@ impl Pair {
             acks: 0,
             last_ping: Vec::with_capacity(1500),
             keep_ping: false,
+            opened: Vec::with_capacity(BUFFER),
+            keyring: Keyring::new(""),
+            names: [addr(0).to_string(), addr(1).to_string()],
         };
+        pair.keyring = pair.a.config().keyring.clone();
         pair.b.join(Instant::ZERO, [addr(0)]);
         pair.run_for(settle);
         pair
@@ -99,8 +120,9 @@ impl Pair {
 
     /// Puts what both nodes want sent on the link and drops their events.
     fn collect(&mut self) {
+        let (keyring, names) = (&self.keyring, &self.names);
         while let Some(t) = self.a.poll_transmit() {
-            if body_kind(t.payload) == Some(0) {
+            if body_kind(keyring, t.payload, &names[1], &mut self.opened) == Some(0) {
                 self.pings += 1;
                 if self.keep_ping {
                     self.last_ping.clear();
@@ -114,7 +136,7 @@ impl Pair {
             }
         }
         while let Some(t) = self.b.poll_transmit() {
-            if body_kind(t.payload) == Some(1) {
+            if body_kind(keyring, t.payload, &names[0], &mut self.opened) == Some(1) {
                 self.acks += 1;
             }
             let fate = self.network.fate(1, 0);
@@ -156,14 +178,16 @@ impl Pair {
     }
 }
 
-/// `datagram` (a plain one, sealed for `receiver`) with its nonce replaced and sealed again:
-/// lets a benchmark replay "the same" ping without tripping replay protection.
+/// `datagram` (sealed for `receiver`, plain or encrypted) with its nonce replaced and sealed
+/// again: lets a benchmark replay "the same" ping without tripping replay protection.
 pub fn renonce(datagram: &mut Vec<u8>, nonce: u64, keyring: &Keyring, receiver: &str) {
-    let Ok(header) = Header::parse(datagram) else { return };
+    let mut opened = Vec::new();
+    let Some(packet) = keyring.open_packet(datagram, "", receiver, &mut opened) else { return };
+    let mut packet = packet.to_vec();
+    let Ok(header) = Header::parse(&packet) else { return };
     let at = header.encoded_len() - NONCE_LEN;
-    datagram.truncate(datagram.len() - TAG_LEN);
-    datagram[at..at + NONCE_LEN].copy_from_slice(&nonce.to_be_bytes());
-    *datagram = keyring.seal_packet(core::mem::take(datagram), "", receiver);
+    packet[at..at + NONCE_LEN].copy_from_slice(&nonce.to_be_bytes());
+    *datagram = keyring.seal_packet(packet, "", receiver);
 }
 
 /// A sequenced nonce for a pair member's datagram at `now`, `count` into its millisecond
