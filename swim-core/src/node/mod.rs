@@ -142,10 +142,12 @@ impl<R: Rng> Node<R> {
         let members = Members::new(name, config.local_addr, config.local_metadata.clone(), now);
         let mut gossip = GossipQueue::default();
         gossip.enqueue(Members::LOCAL, true);
-        // Random phases keep a cluster started at once from probing and syncing in lockstep.
+        // Random phases keep a cluster started at once from probing, gossiping and syncing in
+        // lockstep: with one gossip phase for all, a fact waits a whole gossip interval at
+        // every hop instead of half of one on average.
         let mut timers = Timers::default();
         timers.set(Timer::Probe, now + config.ping_interval.mul_f64(unit(&mut rng)));
-        timers.set(Timer::Gossip, now + config.gossip_interval);
+        timers.set(Timer::Gossip, now + config.gossip_interval.mul_f64(unit(&mut rng)));
         timers.set(Timer::Sync, now + config.sync_interval.mul_f64(unit(&mut rng)));
         timers.set(Timer::Rejoin, now + config.rejoin_interval);
         let epoch_ms = if config.replay_protection { config.epoch_ms } else { 0 };
