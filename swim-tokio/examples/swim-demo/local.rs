@@ -155,22 +155,23 @@ impl Local {
         let changed = Instant::now();
         first.set_metadata("token", token.clone()).map_err(|e| e.to_string())?;
         self.report.say(&format!("{source} set token={token}"));
-        let has_token = |node: &Handle| {
-            let member = node.member(&source);
-            let value = member.and_then(|m| m.metadata().and_then(|md| md.get("token")));
-            value.is_some_and(|v| v == token.as_bytes())
-        };
         let mut arrived = BTreeSet::new();
         let done = self.phase(false, |local, event| {
             let Some((observer, event)) = event else { return false };
-            if matches!(event, Event::MetadataChanged { name, .. } if **name == *source)
-                && local.nodes[*observer].as_ref().is_some_and(has_token)
-                && arrived.insert(*observer)
-                && *observer != 0
-            {
+            // The event carries the map it made: no need to look at the table.
+            let new_token = match event {
+                Event::MetadataChanged { name, metadata, .. } if **name == *source => {
+                    metadata.get("token").is_some_and(|v| v == token.as_bytes())
+                }
+                _ => false,
+            };
+            if new_token && arrived.insert(*observer) && *observer != 0 {
                 let after = readable(changed.elapsed());
                 let who = &local.names[*observer];
-                local.report.say(&format!("{who} sees {source}'s metadata change after {after}"));
+                let keys = event.changed_keys().join(", ");
+                local
+                    .report
+                    .say(&format!("{who} sees {source}'s metadata change ({keys}) after {after}"));
             }
             arrived.len() == local.nodes.iter().flatten().count()
         });
