@@ -206,7 +206,7 @@ impl Driven {
 
     /// A copy of the node's view.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::of(&self.node, &self.unresolved)
+        Snapshot::of(&self.node, &self.unresolved, self.resolve_failures)
     }
 
     /// Up to `count` other members matching `filter`, at random, none named in `exclude`.

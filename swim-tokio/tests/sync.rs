@@ -129,8 +129,13 @@ async fn a_three_member_cluster_is_mirrored() {
     install_hook(&dir, &log);
 
     // a mirrors; b has a key that would escape; `../evil` is a member name that would.
+    // a's own folder holds its metadata: the file it has, and `--metadata` values it has
+    // no file for (a file wins).
     let a = Cluster::bind(config("a", &[])).await.unwrap();
-    let mut mirror = Mirror::new(&dir, "a", Metadata::new(), false).unwrap();
+    let given: Metadata = [("role", "ignored: a has a file"), ("rack", "r1")].into_iter().collect();
+    let mut mirror = Mirror::new(&dir, "a", given, false).unwrap();
+    assert_eq!(read(dir.join("a/rack")).as_deref(), Some("r1"));
+    assert_eq!(read(dir.join("a/role")).as_deref(), Some("db"));
     let seed = [a.local_addr()];
     let mut b = config("b", &seed);
     b.protocol.local_metadata.insert("role", "cache");
@@ -169,12 +174,18 @@ async fn a_three_member_cluster_is_mirrored() {
     assert_nothing_escaped(&root.0, &dir);
 
     // Local metadata comes from a's folder, reloaded on request (SIGHUP in the program).
+    let both = |v: &Snapshot| {
+        let meta = v.member("a").and_then(|m| m.metadata().cloned()).unwrap_or_default();
+        meta.get("role").is_some_and(|r| r == "db") && meta.get("rack").is_some_and(|r| r == "r1")
+    };
+    b.wait_for(both, WAIT).await.unwrap();
     fs::write(dir.join("a/zone"), "eu").unwrap();
     fs::remove_file(dir.join("a/role")).unwrap();
+    fs::remove_file(dir.join("a/rack")).unwrap();
     reload.send(()).await.unwrap();
     let has = |v: &Snapshot| {
         let meta = v.member("a").and_then(|m| m.metadata().cloned()).unwrap_or_default();
-        meta.get("zone").is_some_and(|z| z == "eu") && meta.get("role").is_none()
+        meta.get("zone").is_some_and(|z| z == "eu") && meta.len() == 1
     };
     b.wait_for(has, WAIT).await.unwrap();
 

@@ -1,5 +1,5 @@
 //! `swim-demo local`: a whole cluster on 127.0.0.1 in one process, through four stories:
-//! join, a killed member, a graceful leave, a metadata change; each timed.
+//! join, a metadata change, a killed member, a graceful leave; each timed.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -58,11 +58,12 @@ pub(crate) async fn run(args: LocalArgs) -> Result<(), String> {
     local
         .report
         .say(&format!("converged: all {n} see all {n} online after {}", readable(times.join)));
+    // The metadata change first, while every member runs to receive it.
+    local.change_metadata(&mut times).await?;
     local.kill(n / 2, &mut times).await?;
     if n >= 3 {
         local.leave(n - 1, &mut times).await?;
     }
-    local.change_metadata(&mut times).await?;
     local.summary(n, &times, args.json);
     Ok(())
 }
@@ -294,6 +295,10 @@ impl Local {
         }
         println!("\nsummary ({n} members)");
         println!("  join:          all {n} saw all {n} online after {}", readable(times.join));
+        println!(
+            "  dissemination: a token change reached all {n} members after {}",
+            readable(times.dissemination)
+        );
         let suspect =
             times.first_suspect.map(|s| format!("first suspected after {}, ", readable(s)));
         println!(
@@ -307,9 +312,5 @@ impl Local {
                 readable(leave)
             );
         }
-        println!(
-            "  dissemination: a token change reached every member after {}",
-            readable(times.dissemination)
-        );
     }
 }
