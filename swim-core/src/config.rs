@@ -26,22 +26,27 @@ pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
 /// How a node behaves. Build with [`Config::new`], adjust fields, then hand it to
 /// [`Node::new`](crate::Node::new), which calls [`Config::validate`].
 ///
-/// Timing defaults are the Python seed's, tuned for small clusters on a LAN. Every node of a
-/// cluster should use the same timing and `mtu_size`.
+/// Names and timing defaults are the Python swim-protocol package's, tuned for small
+/// clusters on a LAN. Every node of a cluster should use the same timing and `mtu_size`.
+/// Each field below gives its default; the fields without one (`keyring`, `local_name`,
+/// `local_addr`) are [`Config::new`]'s arguments.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
     /// Shared secrets: the first signs every datagram, all verify. Holding one means being
-    /// able to join the cluster.
+    /// able to join the cluster. No default: given to [`Config::new`].
     pub keyring: Keyring,
-    /// This member's unique name; the seed uses `host:port`. At most 255 bytes.
+    /// This member's unique name, at most 255 bytes; by convention `host:port`, as the
+    /// Python swim-protocol package names members. No default: given to [`Config::new`].
     pub local_name: String,
-    /// The address other members send to (the advertised address; drivers may bind another).
+    /// The address other members send to (the advertised address; drivers may bind
+    /// another). No default: given to [`Config::new`] (drivers fill it in once bound).
     pub local_addr: SocketAddr,
-    /// Addresses of members to join through. Retried with backoff until one answers, and
-    /// again whenever this node sees no one else available, so partitions heal by themselves.
+    /// Addresses of members to join through (default none). Retried with backoff until one
+    /// answers, and again whenever this node sees no one else available, so partitions heal
+    /// by themselves.
     pub peers: Vec<SocketAddr>,
-    /// The initial metadata of this member.
+    /// The initial metadata of this member (default empty).
     pub local_metadata: Metadata,
     /// Time between probes (default 1 s). Shorter detects failures sooner and costs one
     /// ping and one ack per member per interval.
@@ -56,13 +61,18 @@ pub struct Config {
     /// and its target becomes suspect, `ping_timeout + ping_req_timeout` after the ping.
     pub ping_req_timeout: Duration,
     /// Time a member stays suspect before it is declared offline (default 5 s). Longer gives
-    /// a slow member more time to refute; shorter detects crashes sooner.
+    /// a slow member more time to refute; shorter detects crashes sooner. With Lifeguard's
+    /// dynamic suspicion (on by default) this is the shortest suspicion: a suspicion starts
+    /// at up to [`Lifeguard::suspicion_max_mult`] times it (4x by default, 20 s) and falls
+    /// towards it as other members confirm it; in clusters above 1000 members both grow with
+    /// `log10(N) / 3` (see [`Lifeguard::confirmations`]).
     pub suspect_timeout: Duration,
     /// Time between anti-entropy exchanges with one random member (default 0.5 s). Repairs
     /// whatever gossip missed; costs one small datagram per interval when views agree.
     pub sync_interval: Duration,
-    /// Largest IP packet, IP and UDP headers included (default 1500, unlike the seed, which
-    /// counts the payload only). Datagrams are at most `mtu_size - 48` bytes; larger incoming
+    /// Largest IP packet, IP and UDP headers included (default 1500; the Python package
+    /// counts the payload only). Datagrams are at most `mtu_size - 48` bytes
+    /// ([`Config::max_datagram`], the receive buffer a loop needs); larger incoming
     /// datagrams are dropped, so every node needs the same value.
     pub mtu_size: usize,
     /// Time between gossip rounds, each sending pending membership facts to `gossip_fanout`
@@ -176,7 +186,8 @@ pub enum LegacyWire {
 
 /// HashiCorp's Lifeguard extensions to SWIM, which make a slow or overloaded member far less
 /// likely to cause false failure declarations. [`Lifeguard::default`] turns every part on;
-/// [`Lifeguard::OFF`] gives plain SWIM, where `suspect_timeout` is fixed as in the seed.
+/// [`Lifeguard::OFF`] gives plain SWIM, where `suspect_timeout` is fixed, as in the Python
+/// swim-protocol package.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Lifeguard {
@@ -235,7 +246,10 @@ impl Default for Lifeguard {
 }
 
 impl Config {
-    /// A configuration with the seed's defaults.
+    /// A configuration with the defaults given for each field. Replay protection is on and
+    /// needs `epoch_ms`, the wall clock at the node's start, which this does not read (the
+    /// core reads no clock): set it, or start the node with `Node::start` (feature `std`),
+    /// which sets it from the system clock, as the drivers do.
     pub fn new(local_name: impl Into<String>, local_addr: SocketAddr, keyring: Keyring) -> Self {
         Config {
             keyring,

@@ -77,6 +77,70 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # On a real socket
+//!
+//! The same loop over a std `UdpSocket`, as a program of your own runs it (the drivers,
+//! `swim-tokio` and `swim-std`, do this for you, with name resolution, commands from other
+//! threads and a graceful leave). `swim-core/examples/udp_loop.rs` is a complete program.
+//!
+//! ```no_run
+//! use std::io::ErrorKind;
+//! use std::net::UdpSocket;
+//! use std::time::Duration;
+//! use swim_core::{Config, Keyring, Node, SystemClock};
+//!
+//! let socket = UdpSocket::bind("127.0.0.1:7001")?;
+//! let config = Config::new("127.0.0.1:7001", socket.local_addr()?, Keyring::new("secret"));
+//! // Every datagram the node sends or takes fits in `max_datagram()` bytes (the MTU less
+//! // the IP and UDP headers); one byte more shows an oversized one as such, not cut short.
+//! let mut buffer = vec![0; config.max_datagram() + 1];
+//! // The host's clocks as the core's `Instant`s. `Node::start` seeds the node from the OS
+//! // and sets `epoch_ms` to the wall clock: that is what replay protection needs.
+//! let clock = SystemClock::new();
+//! let mut node = Node::start(config, &clock)?;
+//! node.join(clock.now(), ["127.0.0.1:7000".parse()?]);
+//! loop {
+//!     while let Some(transmit) = node.poll_transmit() {
+//!         socket.send_to(transmit.payload, transmit.destination)?;
+//!     }
+//!     while let Some(event) = node.poll_event() {
+//!         println!("{event:?}");
+//!     }
+//!     // Sleep until the next deadline or datagram (a zero timeout would mean "forever").
+//!     let deadline = node.poll_timeout().unwrap_or(clock.now() + Duration::from_secs(1));
+//!     let wait = deadline.saturating_duration_since(clock.now());
+//!     socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+//!     let received = socket.recv_from(&mut buffer);
+//!     // The wall clock again: right across a suspended host or a corrected clock.
+//!     node.set_wall_clock(clock.now(), SystemClock::wall_ms());
+//!     match received {
+//!         Ok((len, from)) => node.handle_datagram(clock.now(), from, &buffer[..len]),
+//!         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+//!         Err(e) => return Err(e.into()),
+//!     }
+//!     node.handle_timeout(clock.now());
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! How `epoch_ms` protects against replay: every datagram carries a sequence number made
+//! from its sender's wall clock (milliseconds since 1970, from `epoch_ms` on). A receiver
+//! accepts each sender's numbers once, and refuses numbers further behind its own clock
+//! than [`Config::max_datagram_age`] (30 s) or further ahead than
+//! [`Config::max_clock_skew`] (5 s). So a datagram captured on the wire is refused if sent
+//! again to the same member, and worthless to anyone after 30 s, even to a member that has
+//! restarted since and remembers nothing. A node with `epoch_ms` left at 0 is refused by
+//! [`Config::validate`] while [`Config::replay_protection`] is on (the default);
+//! `Node::start` (or a driver) fills it in. `docs/SECURITY.md` has the whole threat model.
+//!
+//! The RNG: `Node::start` (feature `std`) seeds one from the OS, [`Node::seeded`] from a
+//! `u64` (repeatable runs; never a constant in production, since probe order and cookies
+//! must not be guessable), and [`Node::new`] takes any generator implementing
+//! [`rand_core::Rng`] of `rand_core` 0.10, re-exported as [`rand_core`] (an RNG built on
+//! another `rand_core` version, e.g. `rand_chacha` 0.9, does not implement it). The core's
+//! [`Instant`] is its own time (microseconds since a node's origin), not
+//! `std::time::Instant`: `SystemClock` converts both ways (`now`, `to_core`, `to_std`).
+//!
 //! # What is in a node
 //!
 //! A [`Node`] owns a few parts, each keeping its own state, and drives them: a part is told

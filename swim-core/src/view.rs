@@ -186,9 +186,10 @@ impl Watched {
 /// A stateful filter over a node's events: it remembers each member's value of the
 /// filter's metadata key, so it can tell which metadata changes touched that key.
 ///
-/// Drivers offer it every event as it is polled, with the node's state at that moment
-/// (after the whole input that produced the event: two events of one input, e.g. suspect
-/// then offline, both see the later status).
+/// Drivers offer it every event as it is polled, with the member as the node holds it at
+/// that moment (after the whole input that produced the event). Status and metadata are
+/// taken from the event itself where it carries them, so of two events of one input (say
+/// suspect, then offline) each is judged by the status it reports.
 #[derive(Clone, Debug)]
 pub struct Watch {
     filter: WatchFilter,
@@ -222,15 +223,22 @@ impl Watch {
         let Some(name) = event.member().or(member.map(|m| m.name().as_str())) else {
             return false;
         };
-        let status = match (event, member) {
-            (Event::MemberReaped { .. }, _) | (_, None) => Status::Offline,
-            (_, Some(member)) => member.status(),
+        // The status the event reports, not the member's now: of two events of one input
+        // (suspect, then offline) each is selected by its own.
+        let status = match (event, event.status(), member) {
+            (Event::MemberReaped { .. }, _, _) | (_, None, None) => Status::Offline,
+            (_, Some(status), _) => status,
+            (_, None, Some(member)) => member.status(),
         };
         let selected = self.filter.selects(name, status);
         let Some(key) = &self.filter.key else {
             return selected;
         };
-        let value = member.and_then(|m| m.metadata()).and_then(|m| m.get(key));
+        let value = match event {
+            // The map the change made, which later changes of the same input cannot hide.
+            Event::MetadataChanged { metadata, .. } => metadata.get(key),
+            _ => member.and_then(|m| m.metadata()).and_then(|m| m.get(key)),
+        };
         let previous = match &value {
             Some(value) if !matches!(event, Event::MemberReaped { .. }) => {
                 let name = member.map_or_else(|| SmolStr::new(name), |m| m.name().clone());
@@ -534,6 +542,37 @@ mod tests {
         }
         // zone: only c's change; name b: only b's token change; nothing went offline.
         assert_eq!(counts, [1, 1, 0]);
+    }
+
+    #[test]
+    fn watches_judge_each_event_by_what_it_carries_not_by_the_table_later() {
+        let mut nodes = cluster();
+        let t = Instant::from_secs(5);
+        let mut suspect = Watch::of(&nodes[0], WatchFilter::all().status(Status::Suspect));
+        let mut zone = Watch::of(&nodes[0], WatchFilter::all().metadata_key("zone"));
+        // a's zone goes from x to y and back; c crashes and goes suspect, then offline.
+        nodes[0].set_metadata(t, "zone", "y").unwrap();
+        nodes[0].set_metadata(t, "zone", "x").unwrap();
+        nodes.pop();
+        let events = run(&mut nodes, t, Instant::from_secs(30));
+        assert_eq!(nodes[0].member("c").map(|m| m.status()), Some(Status::Offline));
+        // Every event is read only now, when the table has moved on: each still passes
+        // by its own status and metadata.
+        let mut passed = (Vec::new(), 0);
+        for (_, event) in events.iter().filter(|(i, _)| *i == 0) {
+            let member = Watch::member_of(&nodes[0], event);
+            if suspect.offer(event, member) {
+                passed.0.push(event.clone());
+            }
+            passed.1 += usize::from(zone.offer(event, member));
+        }
+        let previous = Status::Online;
+        let name = SmolStr::new("c");
+        assert!(
+            matches!(&passed.0[..], [Event::MemberSuspect { name: n, previous: p, .. }] if *n == name && *p == previous),
+            "{passed:?}"
+        );
+        assert_eq!(passed.1, 2, "x to y, then y to x");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use support::{Cluster, addr, config, name};
-use swim_core::{Bytes, Config, Instant, Metadata, Status};
+use swim_core::{Bytes, Config, Event, Instant, Metadata, Status};
 
 const NODES: usize = 5;
 const REAP: Duration = Duration::from_secs(10);
@@ -66,6 +66,8 @@ struct World {
     generation: [u32; NODES],
     /// Last observation: (viewer generation, member) -> (incarnation, status).
     seen: BTreeMap<(usize, String), (u32, u64, Status)>,
+    /// Where each node's current life starts in its event log.
+    log_start: [usize; NODES],
 }
 
 impl World {
@@ -81,6 +83,7 @@ impl World {
             left: BTreeSet::new(),
             generation: [0; NODES],
             seen: BTreeMap::new(),
+            log_start: [0; NODES],
         }
     }
 
@@ -101,6 +104,10 @@ impl World {
             }
             Step::Restart(i) => {
                 // A new process under the same name (the harness sets its wall clock).
+                while let Some(event) = c.nodes[i].poll_event() {
+                    c.events[i].push((c.now, event));
+                }
+                self.log_start[i] = c.events[i].len();
                 c.restart(i, node_config(i));
                 c.nodes[i].join(c.now, []);
                 self.crashed.remove(&i);
@@ -213,6 +220,51 @@ impl World {
             }
         }
         self.check_invariants();
+        self.check_events_tell_the_table();
+    }
+
+    /// An application that follows only a node's events knows what its table holds: each
+    /// status event's `previous` is the status the member's last event reported, each
+    /// metadata event's `previous` the map the last one carried, and replaying them all
+    /// gives every member's status and metadata as the table has them now.
+    fn check_events_tell_the_table(&mut self) {
+        type Known = BTreeMap<String, (Option<Status>, Option<Metadata>)>;
+        let c = &mut self.cluster;
+        for viewer in (0..NODES).filter(|v| !self.crashed.contains(v)) {
+            while let Some(event) = c.nodes[viewer].poll_event() {
+                c.events[viewer].push((c.now, event));
+            }
+            let node = &c.nodes[viewer];
+            let local = node.local_member().name().to_string();
+            let mut known = Known::new();
+            known.insert(local.clone(), (None, Some(node_config(viewer).local_metadata)));
+            for (at, event) in &c.events[viewer][self.log_start[viewer]..] {
+                let Some(name) = event.member() else { continue };
+                let entry = known.get(name).cloned();
+                let (status, metadata) = entry.clone().unwrap_or_default();
+                let context = || format!("node {viewer} at {at:?}: {event:?} after {entry:?}");
+                match event {
+                    Event::MemberJoined { .. } => assert!(entry.is_none(), "{}", context()),
+                    Event::MetadataChanged { metadata: new, previous, .. } => {
+                        assert_eq!(&metadata, previous, "{}", context());
+                        known.insert(name.into(), (status, Some(new.clone())));
+                        continue;
+                    }
+                    _ => assert_eq!(status, event.previous_status(), "{}", context()),
+                }
+                match event.status() {
+                    Some(new) => known.insert(name.into(), (Some(new), metadata)),
+                    None => known.remove(name),
+                };
+            }
+            for member in node.members().filter(|m| *m.name() != *local) {
+                let told = known.remove(member.name().as_str());
+                let held = (Some(member.status()), member.metadata().cloned());
+                assert_eq!(told, Some(held), "node {viewer}'s events about {}", member.name());
+            }
+            known.remove(&local);
+            assert!(known.is_empty(), "node {viewer}'s events tell of {known:?}, long gone");
+        }
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use rand_core::SeedableRng;
 use support::{Cluster, addr, config, name};
 use swim_core::wire::Body;
-use swim_core::{Bytes, DropReason, Event, Instant, Keyring, MetadataError, Status, StatusFilter};
+use swim_core::{
+    Bytes, DropReason, Event, Instant, Keyring, Metadata, MetadataError, Status, StatusFilter,
+};
 
 fn is_suspicion_or_failure(event: &Event) -> bool {
     matches!(
@@ -262,9 +264,18 @@ fn metadata_reaches_every_member() {
         })
     });
     assert!(reached);
+    // Each viewer is told the change itself: the new map, the old one, the key.
+    let token: Metadata = [("token", "abc")].into_iter().collect();
     for viewer in [0, 1, 3, 4] {
         let changed = cluster.events_of(viewer, |e| matches!(e, Event::MetadataChanged { .. }));
-        assert_eq!(changed, [Event::MetadataChanged { name: name(2).into(), version }]);
+        let expected = Event::MetadataChanged {
+            name: name(2).into(),
+            version,
+            metadata: token.clone(),
+            previous: Some(Metadata::new()),
+        };
+        assert_eq!(changed, [expected]);
+        assert_eq!(changed[0].changed_keys(), ["token"]);
     }
     assert_eq!(
         cluster.nodes[2].remove_metadata(cluster.now, "token"),
@@ -277,6 +288,14 @@ fn metadata_reaches_every_member() {
         })
     });
     assert!(removed);
+    for viewer in 0..5 {
+        let changed = cluster.events_of(viewer, |e| matches!(e, Event::MetadataChanged { .. }));
+        let Some(Event::MetadataChanged { metadata, previous, .. }) = changed.last() else {
+            panic!("viewer {viewer} saw no removal: {changed:?}")
+        };
+        assert_eq!((metadata, previous.as_ref()), (&Metadata::new(), Some(&token)));
+        assert_eq!(changed.last().unwrap().changed_keys(), ["token"]);
+    }
 }
 
 #[test]

@@ -33,8 +33,10 @@ fn three<D: Driver>(tag: &str) -> Vec<D> {
         config.protocol.local_metadata.insert("role", role);
         nodes.push(D::bind(config).unwrap());
     }
+    // Online and with every role known: a member can be online before its metadata arrives.
     for node in &nodes {
-        wait(node, online(&["a", "b", "c"]));
+        let mut everyone = online(&["a", "b", "c"]);
+        wait(node, move |v| everyone(v) && v.cluster_metadata().members().len() == 2);
     }
     nodes
 }

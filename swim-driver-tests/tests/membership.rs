@@ -18,6 +18,8 @@ suite!(
     replacing_the_metadata_map_spreads_one_version,
     keys_rotate_without_a_split,
     a_slow_subscriber_is_told_it_lagged,
+    a_join_over_before_subscribing_reaches_the_first_subscriber,
+    events_say_what_changed,
 );
 
 fn three_nodes_converge<D: Driver>() {
@@ -174,4 +176,53 @@ fn a_slow_subscriber_is_told_it_lagged<D: Driver>() {
         panic!("the event after the notice")
     };
     assert_eq!(version, versions[1] + 3);
+}
+
+fn a_join_over_before_subscribing_reaches_the_first_subscriber<D: Driver>() {
+    let a = D::bind(config("a", "early", &[])).unwrap();
+    let b = D::bind(config("b", "early", &[a.local_addr()])).unwrap();
+    // The join is over before anyone subscribes to b, as on any fast network.
+    b.wait_ready(WAIT).unwrap();
+    let mut first = b.subscribe();
+    let mut second = b.subscribe();
+    let early: Vec<Event> = first.drain().into_iter().map(Result::unwrap).collect();
+    assert!(early.contains(&Event::Joined), "{early:?}");
+    let joined = |e: &Event| matches!(e, Event::MemberJoined { name, .. } if name == "a");
+    assert!(early.iter().any(joined), "{early:?}");
+    // Only the first subscriber is handed what came before it.
+    b.set_metadata("k", "v").unwrap();
+    let later: Vec<Event> = second.drain().into_iter().map(Result::unwrap).collect();
+    assert!(matches!(later.as_slice(), [Event::MetadataChanged { .. }]), "{later:?}");
+}
+
+fn events_say_what_changed<D: Driver>() {
+    let nodes = cluster::<D>("what changed", &["a", "b", "c"]);
+    let mut events = nodes[0].subscribe();
+    // A metadata change carries the map it made, the one before and the keys.
+    nodes[1].set_metadata("role", "cache").unwrap();
+    let change = std::iter::from_fn(|| events.recv_timeout(WAIT))
+        .map(Result::unwrap)
+        .find(|e| e.member() == Some("b") && e.changed_keys().contains(&"role"))
+        .expect("b's metadata change");
+    let Event::MetadataChanged { metadata, previous, .. } = &change else { unreachable!() };
+    assert_eq!(metadata.get("role").unwrap(), "cache");
+    // Before: none, or not yet heard (it never had any).
+    assert!(previous.as_ref().is_none_or(Metadata::is_empty), "{previous:?}");
+    assert_eq!(change.changed_keys(), ["role"]);
+    // A status event says what the member is now and what it was before.
+    nodes[2].abort();
+    wait(&nodes[0], |v| status(v, "c") == Some(Status::Offline));
+    let about_c: Vec<(Option<Status>, Option<Status>)> = (events.drain().into_iter())
+        .map(Result::unwrap)
+        .filter(|e| e.member() == Some("c") && e.status().is_some())
+        .map(|e| (e.previous_status(), e.status()))
+        .collect();
+    // From online to offline (through suspect, unless the verdict came first), each event
+    // naming the status the one before reported.
+    let mut status = Status::Online;
+    for (previous, now) in &about_c {
+        assert_eq!(*previous, Some(status), "{about_c:?}");
+        status = now.unwrap();
+    }
+    assert_eq!(status, Status::Offline, "{about_c:?}");
 }

@@ -58,19 +58,32 @@ fn a_wrong_secret_is_logged<D: Driver>() {
 }
 
 fn an_unresolvable_peer_beside_a_good_one_is_retried<D: Driver>() {
+    let logs = captured_logs();
+    // A name of this driver's own, so the other driver's run cannot pass for this one.
+    let driver: String =
+        std::any::type_name::<D>().chars().filter(char::is_ascii_alphabetic).collect();
+    let host = format!("nosuchhost-{driver}.invalid");
+    let peer = format!("{host}:2000");
     let a = D::bind(config("a", "resolve", &[])).unwrap();
     let late = Arc::new(Mutex::new(None::<SocketAddr>));
     let answer = Arc::clone(&late);
     let mut b = config("b", "resolve", &[]);
-    b.peers = vec!["nosuchhost.invalid:2000".into(), a.local_addr().to_string()];
+    b.peers = vec![peer.clone(), a.local_addr().to_string()];
     b.resolve_interval = None;
-    b.resolver = Resolver::new(move |host, _| match (host, *answer.lock().unwrap()) {
-        ("nosuchhost.invalid", Some(addr)) => Ok(vec![addr]),
+    let bad = host.clone();
+    b.resolver = Resolver::new(move |host, _| match (host == bad, *answer.lock().unwrap()) {
+        (true, Some(addr)) => Ok(vec![addr]),
         _ => Err(std::io::Error::other("no such host")),
     });
     let b = D::bind(b).unwrap();
     wait(&b, online(&["a", "b"]));
-    assert_eq!(b.snapshot().unresolved_peers(), ["nosuchhost.invalid:2000"]);
+    assert_eq!(b.snapshot().unresolved_peers(), [peer.as_str()]);
+    // Logged as a warning naming the peer, and counted.
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).lines().any(|l| {
+        l.contains("WARN") && l.contains("cannot resolve") && l.contains(&format!("name={peer}"))
+    });
+    assert!(logged, "no warning about {peer}");
+    assert!(b.snapshot().resolve_failures() >= 1);
     // The name resolves later (DNS caught up): the member behind it is joined.
     let c = D::bind(config("c", "resolve", &[])).unwrap();
     *late.lock().unwrap() = Some(c.local_addr());
@@ -101,12 +114,19 @@ fn tokio_and_std_nodes_form_one_cluster() {
     assert_eq!(driver.unwrap().get("driver").unwrap(), "std");
     b.leave().unwrap();
     wait(&a, |v| v.member("std").is_some_and(|m| m.status() == Status::Left));
-    // The tokio handle's events are a Stream.
+    // The tokio handle's events are a Stream (the first subscriber's begins with what
+    // happened since bind: the std node joining and leaving).
     runtime().block_on(async {
         use swim_tokio::StreamExt;
-        let mut events = a.0.subscribe();
+        let events = a.0.subscribe();
         a.0.set_metadata("k", "v").unwrap();
-        let event = tokio::time::timeout(WAIT, events.next()).await.unwrap();
-        assert!(matches!(event, Some(Ok(swim_std::Event::MetadataChanged { .. }))));
+        let mut own = events.filter(|e| matches!(e, Ok(e) if e.member() == Some("tokio")));
+        let event = tokio::time::timeout(WAIT, own.next()).await.unwrap();
+        let Some(Ok(event)) = event else { panic!("{event:?}") };
+        assert_eq!(event.changed_keys(), ["k"]);
+        let mut stream = a.0.subscribe();
+        a.0.set_metadata("k", "w").unwrap();
+        let next = tokio::time::timeout(WAIT, stream.next()).await.unwrap();
+        assert!(matches!(next, Some(Ok(swim_std::Event::MetadataChanged { .. }))), "{next:?}");
     });
 }

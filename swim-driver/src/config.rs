@@ -28,10 +28,11 @@ pub struct ClusterConfig {
     /// each field's default. Its `local_addr` is replaced by the advertised address; its
     /// `peers` are used along with the resolved [`Self::peers`].
     pub protocol: swim_core::Config,
-    /// Members to join through, as `HOST:PORT`; every address a name resolves to (of the
-    /// socket's family, this node's own excepted) is a seed. A name that does not resolve
-    /// is retried in the background, logged and counted, while the others are used; a
-    /// value that can never work (`999.1.1.1:1`, a port above 65535) is refused at bind.
+    /// Members to join through, as `HOST:PORT` (default none); the node joins through
+    /// every address a name resolves to (of the socket's family, its own excepted). A name
+    /// that does not resolve is retried in the background, logged and counted, while the
+    /// others are used; a value that can never work (`999.1.1.1:1`, a port above 65535) is
+    /// refused at bind.
     pub peers: Vec<String>,
     /// Host or IP to bind (the Python package's `udp-bind`); defaults to `local_name`'s
     /// host, else `0.0.0.0`.
@@ -46,7 +47,8 @@ pub struct ClusterConfig {
     /// the seed.
     pub rng_seed: Option<u64>,
     /// Events buffered per subscriber or watch (default 1024); a subscriber further behind
-    /// loses newer events and is told how many with `Err(Lagged(n))`.
+    /// loses newer events and is told how many with `Err(Lagged(n))`. As many events are
+    /// kept from the node's start for the first subscriber.
     pub event_capacity: usize,
     /// Longest a graceful leave waits for its announcement to be sent (default 3 s), be it
     /// asked for with `leave` or started by dropping the last handle.

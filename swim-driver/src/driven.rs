@@ -9,6 +9,7 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use swim_core::{Bytes, Event, Instant, Keyring, Member, Metadata, Node, StatusFilter, Watched};
 
+use crate::config::ClusterConfig;
 use crate::error::Error;
 use crate::fanout::{Fanout, Outlet};
 use crate::monitor::Monitor;
@@ -51,20 +52,21 @@ impl std::fmt::Debug for Driven {
 
 impl Driven {
     /// Wraps a freshly bound node (created at [`Instant::ZERO`], i.e. `clock`'s origin).
+    /// Up to `event_capacity` events are kept for the first subscriber.
     pub fn new(
         node: DriverNode,
         finder: ChaCha8Rng,
         clock: SystemClock,
-        leave_timeout: Duration,
+        config: &ClusterConfig,
         resolved: Resolved,
     ) -> Self {
         Driven {
             node,
             finder,
             clock,
-            fanout: Fanout::default(),
+            fanout: Fanout::new(config.event_capacity.max(1)),
             monitor: Monitor::default(),
-            leave_timeout,
+            leave_timeout: config.leave_timeout,
             leave_deadline: None,
             stopped: false,
             unresolved: resolved.unresolved,
@@ -190,7 +192,9 @@ impl Driven {
         &self.node
     }
 
-    /// Adds a subscriber to every event from now on.
+    /// Adds a subscriber to every event from now on; the first subscriber also gets the
+    /// events since the node started (up to `event_capacity`). Once the node has stopped, a
+    /// new subscriber gets those, if no one took them, then its stream ends.
     pub fn subscribe(&mut self, outlet: EventOutlet) {
         self.fanout.subscribe(outlet);
     }
@@ -202,7 +206,7 @@ impl Driven {
 
     /// A copy of the node's view.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::of(&self.node, &self.unresolved)
+        Snapshot::of(&self.node, &self.unresolved, self.resolve_failures)
     }
 
     /// Up to `count` other members matching `filter`, at random, none named in `exclude`.

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use swim_core::rand_core::Rng;
-use swim_core::{Counters, DropReason, Event, Instant, Node};
+use swim_core::{Counters, DropReason, Event, Instant, Node, Status};
 use tracing::{debug, info, warn};
 
 /// Shortest time between two warnings of the same kind.
@@ -173,31 +173,28 @@ impl Monitor {
         }
     }
 
-    /// Logs a membership event: status changes at info level, the rest at debug.
+    /// Logs a membership event: status changes at info level (with the member's name, its
+    /// status and the one before as fields), the rest at debug.
     pub fn log_event(event: &Event) {
-        match event {
-            Event::MemberJoined { name, incarnation } => {
-                info!(member = %name, status = "online", incarnation, "member joined")
+        let previous = event.previous_status().map_or("none", Status::as_str);
+        match (event, event.member(), event.status()) {
+            (_, Some(member), Some(status)) => {
+                let status = status.as_str();
+                info!(member, status, previous, "member {status}");
             }
-            Event::MemberSuspect { name, incarnation } => {
-                info!(member = %name, status = "suspect", incarnation, "member suspect")
+            (Event::MemberReaped { .. }, Some(member), None) => {
+                info!(member, previous, "member forgotten");
             }
-            Event::MemberOffline { name, incarnation } => {
-                info!(member = %name, status = "offline", incarnation, "member offline")
+            (Event::MetadataChanged { version, .. }, Some(member), None) => {
+                let keys = event.changed_keys().join(",");
+                debug!(member, version, keys, "metadata changed");
             }
-            Event::MemberLeft { name, incarnation } => {
-                info!(member = %name, status = "left", incarnation, "member left")
-            }
-            Event::MemberAlive { name, incarnation, previous } => info!(
-                member = %name, status = "online", previous = previous.as_str(), incarnation,
-                "member alive again"
-            ),
-            Event::Joined => info!("joined the cluster"),
-            Event::Suspected { accusation, incarnation } => info!(
+            (Event::Joined, ..) => info!("joined the cluster"),
+            (Event::Suspected { accusation, incarnation }, ..) => info!(
                 accusation = accusation.as_str(),
                 incarnation, "this node was accused; refuting"
             ),
-            other => debug!(event = ?other, "membership event"),
+            (other, ..) => debug!(event = ?other, "membership event"),
         }
     }
 }

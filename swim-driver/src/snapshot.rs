@@ -14,11 +14,13 @@ pub struct Snapshot {
     left: bool,
     health: u32,
     unresolved: Vec<String>,
+    resolve_failures: u64,
 }
 
 impl Snapshot {
-    /// Copies what `node` knows; `unresolved` are the peer names failing to resolve.
-    pub fn of<R: Rng>(node: &Node<R>, unresolved: &[String]) -> Self {
+    /// Copies what `node` knows; `unresolved` are the peer names failing to resolve, after
+    /// `resolve_failures` failed lookups in all.
+    pub fn of<R: Rng>(node: &Node<R>, unresolved: &[String], resolve_failures: u64) -> Self {
         // The core iterates in no particular order; lookups below rely on name order.
         let mut members: Vec<Member> = node.members().cloned().collect();
         members.sort_unstable_by(|a, b| a.name().cmp(b.name()));
@@ -31,6 +33,7 @@ impl Snapshot {
             left: node.has_left(),
             health: node.health(),
             unresolved: unresolved.to_vec(),
+            resolve_failures,
         }
     }
 
@@ -85,6 +88,12 @@ impl Snapshot {
     /// Peer names whose last resolution failed (retried in the background), as `HOST:PORT`.
     pub fn unresolved_peers(&self) -> &[String] {
         &self.unresolved
+    }
+
+    /// Peer name lookups that failed since the node started (each is retried; also the
+    /// `swim_peer_resolve_failures_total` metric).
+    pub fn resolve_failures(&self) -> u64 {
+        self.resolve_failures
     }
 
     /// The cluster metadata view: local metadata, remote metadata by key over the

@@ -53,13 +53,7 @@ pub(crate) struct Started {
 /// Starts the driver thread (and the resolver thread, if names need resolving again).
 pub(crate) fn start(bound: Bound, config: &ClusterConfig) -> Result<Started, Error> {
     let name = bound.node.local_member().name().to_owned();
-    let driven = Driven::new(
-        bound.node,
-        bound.finder,
-        SystemClock::new(),
-        config.leave_timeout,
-        bound.resolved,
-    );
+    let driven = Driven::new(bound.node, bound.finder, SystemClock::new(), config, bound.resolved);
     let io = StdIo {
         socket: bound.socket,
         wake_addr: wake_addr(bound.local_addr),

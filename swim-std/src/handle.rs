@@ -20,6 +20,8 @@ pub struct Cluster;
 impl Cluster {
     /// Checks the configuration, resolves names, binds the socket, starts joining and
     /// spawns the driver thread (and a resolver thread when names need resolving again).
+    /// The events from here on wait for the first [`Handle::subscribe`], so none is lost
+    /// to a join that finishes first.
     pub fn bind(config: ClusterConfig) -> Result<Handle, Error> {
         let bound = config.bind()?;
         let local_addr = bound.local_addr;
@@ -128,8 +130,14 @@ impl Handle {
         }
     }
 
-    /// Every event from now on. Never slows the node: see [`Events`] for what a slow reader
-    /// gets. `Event::Joined` is the readiness notification (PySyncObj's `onReady`).
+    /// Every event from now on. The first subscriber also gets every event since
+    /// [`Cluster::bind`] (up to `event_capacity`): the node starts joining when it is bound,
+    /// and a join on a fast network is over before this can be called, so those events wait
+    /// for it, as connections wait for a listener's `accept`. Later subscribers (and a
+    /// subscriber after the first [`Self::watch`], which starts from the member table as it
+    /// is) get events from their call on. Never slows the node: see [`Events`] for what a
+    /// slow reader gets. `Event::Joined` is the readiness notification (PySyncObj's
+    /// `onReady`).
     pub fn subscribe(&self) -> Events<Event> {
         let (sender, receiver) = mpsc::sync_channel(self.event_capacity);
         // A stopped node has no events to give: the stream ends at once.
@@ -137,8 +145,9 @@ impl Handle {
         Events { receiver }
     }
 
-    /// The events about members matching `filter` (names, statuses, a metadata key), each
-    /// with the member as it was when the event was published. Bounded like
+    /// The events about members matching `filter` (names, statuses, a metadata key) from
+    /// now on, each with the member as it was when the event was published; the member
+    /// table ([`Control::snapshot`]) says where they start from. Bounded like
     /// [`Self::subscribe`]. Watching this node's name and a key gives pymap's listeners on
     /// local metadata changes.
     pub fn watch(&self, filter: WatchFilter) -> Events<Watched> {

@@ -78,13 +78,7 @@ pub(crate) fn start(
         .and_then(|()| UdpSocket::from_std(bound.socket))
         .map_err(|source| Error::Bind { addr, source })?;
     let span = info_span!("swim", node = %bound.node.local_member().name());
-    let driven = Driven::new(
-        bound.node,
-        bound.finder,
-        SystemClock::new(),
-        config.leave_timeout,
-        bound.resolved,
-    );
+    let driven = Driven::new(bound.node, bound.finder, SystemClock::new(), config, bound.resolved);
     let io = TokioIo {
         socket,
         backlog: Mutex::new(Vec::new()),

@@ -20,9 +20,14 @@ fn demo() -> Command {
 /// Runs swim-demo to its end; a run still going after 10 s fails the test (a refused flag
 /// must end the program at once, not start a node).
 fn run(args: &[&str]) -> Output {
+    run_within(args, Duration::from_secs(10))
+}
+
+/// Runs swim-demo to its end, failing the test if it takes longer than `limit`.
+fn run_within(args: &[&str], limit: Duration) -> Output {
     let child = demo().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut running = Running(Some(child));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + limit;
     while running.child().try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "swim-demo {args:?} is still running");
         std::thread::sleep(Duration::from_millis(20));
@@ -38,6 +43,30 @@ fn negative_and_nan_intervals_are_refused() {
         assert!(!output.status.success(), "{arg} accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(flag) && stderr.contains(value), "{stderr}");
+    }
+}
+
+/// `local` tells its stories as a reader needs them: a labelled table, the metadata change
+/// as a change (with its key), a graceful leave, and times in readable units.
+#[test]
+fn local_tells_its_stories_readably() {
+    // Default timers: a crash takes 5 to 20 s of suspicion to be declared.
+    let output = run_within(&["local", "--nodes", "3"], Duration::from_secs(90));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let has = |text: &str| stdout.lines().any(|l| l.contains(text));
+    assert!(has("each row is what one member (the observer) sees"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.trim() == "observer  n1  n2  n3"), "{stdout}");
+    assert!(has("node-2 sees node-1's metadata change (token) after"), "{stdout}");
+    assert!(has("node-3 left gracefully"), "{stdout}");
+    assert!(has("leave:         seen as left (not failed) everywhere after"), "{stdout}");
+    // Every time in the summary reads as a number and a unit: `850 ms`, `2.34 s`.
+    let summary: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("summary")).collect();
+    assert_eq!(summary.len(), 5, "{stdout}");
+    for line in &summary[1..] {
+        let (_, time) = line.rsplit_once(" after ").expect("a time");
+        let (number, unit) = time.split_once(' ').expect("a unit");
+        assert!(number.parse::<f64>().is_ok() && ["ms", "s"].contains(&unit), "{line}");
     }
 }
 

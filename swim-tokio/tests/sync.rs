@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mirror::{Mirror, check};
-use swim_tokio::{Cluster, ClusterConfig, Keyring, Metadata, Snapshot, Status};
+use swim_tokio::{Cluster, ClusterConfig, Handle, Keyring, Metadata, Snapshot, Status};
 use tokio::sync::{mpsc, oneshot};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -119,6 +119,24 @@ fn assert_nothing_escaped(root: &Path, dir: &Path) {
     assert!(!dir.join(".online/..").join("evil").exists());
 }
 
+/// a's metadata is its folder's files (`role` written by hand, `rack` from `--metadata`),
+/// as b sees; after a change of files and a reload (SIGHUP in the program), the new files.
+async fn reload_local_metadata(dir: &Path, b: &Handle, reload: &mpsc::Sender<()>) {
+    let a_holds = |expected: &'static [(&'static str, &'static str)]| {
+        move |v: &Snapshot| {
+            let meta = v.member("a").and_then(|m| m.metadata().cloned()).unwrap_or_default();
+            meta.len() == expected.len()
+                && expected.iter().all(|(k, value)| meta.get(k).is_some_and(|v| v == *value))
+        }
+    };
+    b.wait_for(a_holds(&[("role", "db"), ("rack", "r1")]), WAIT).await.unwrap();
+    fs::write(dir.join("a/zone"), "eu").unwrap();
+    fs::remove_file(dir.join("a/role")).unwrap();
+    fs::remove_file(dir.join("a/rack")).unwrap();
+    reload.send(()).await.unwrap();
+    b.wait_for(a_holds(&[("zone", "eu")]), WAIT).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_three_member_cluster_is_mirrored() {
     let root = TempDir::new("cluster");
@@ -129,8 +147,13 @@ async fn a_three_member_cluster_is_mirrored() {
     install_hook(&dir, &log);
 
     // a mirrors; b has a key that would escape; `../evil` is a member name that would.
+    // a's own folder holds its metadata: the file it has, and `--metadata` values it has
+    // no file for (a file wins).
     let a = Cluster::bind(config("a", &[])).await.unwrap();
-    let mut mirror = Mirror::new(&dir, "a", Metadata::new(), false).unwrap();
+    let given: Metadata = [("role", "ignored: a has a file"), ("rack", "r1")].into_iter().collect();
+    let mut mirror = Mirror::new(&dir, "a", given, false).unwrap();
+    assert_eq!(read(dir.join("a/rack")).as_deref(), Some("r1"));
+    assert_eq!(read(dir.join("a/role")).as_deref(), Some("db"));
     let seed = [a.local_addr()];
     let mut b = config("b", &seed);
     b.protocol.local_metadata.insert("role", "cache");
@@ -168,15 +191,7 @@ async fn a_three_member_cluster_is_mirrored() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_nothing_escaped(&root.0, &dir);
 
-    // Local metadata comes from a's folder, reloaded on request (SIGHUP in the program).
-    fs::write(dir.join("a/zone"), "eu").unwrap();
-    fs::remove_file(dir.join("a/role")).unwrap();
-    reload.send(()).await.unwrap();
-    let has = |v: &Snapshot| {
-        let meta = v.member("a").and_then(|m| m.metadata().cloned()).unwrap_or_default();
-        meta.get("zone").is_some_and(|z| z == "eu") && meta.get("role").is_none()
-    };
-    b.wait_for(has, WAIT).await.unwrap();
+    reload_local_metadata(&dir, &b, &reload).await;
 
     // A change of b's metadata rewrites its file; c's failure moves its links.
     b.set_metadata("role", "search").unwrap();

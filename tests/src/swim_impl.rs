@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use swim_core::{Config, Event, Instant, Keyring, Lifeguard, Node, Status};
+use swim_core::{Config, Event, Instant, Keyring, Lifeguard, Node, SmolStr, Status};
 
 use crate::protocol::{Change, Protocol, Report, Timing, addr, index_of_name};
 
@@ -16,6 +16,8 @@ pub struct Swim {
     /// The node's count of its own accusations (`Counters::suspicions`) already matched to
     /// a `MemberSuspect` event: a suspect event is firsthand while the count is ahead.
     accusations_reported: u64,
+    /// A member that joined as suspect: its suspicion, reported after the join.
+    joined_suspect: Option<SmolStr>,
 }
 
 impl Swim {
@@ -64,8 +66,8 @@ impl Swim {
 
     fn report(&self, change: Change, name: &str) -> Report {
         let subject = index_of_name(name).filter(|&s| s != self.index);
-        // The event says what the status became, without a lookup: a member inserted as
-        // suspect reports `MemberJoined` then `MemberSuspect`, so the last word is right.
+        // The event says what the status became, without a lookup (a member that joins as
+        // suspect is reported joined, then suspect, so the last word is right).
         let online = match change {
             Change::Joined | Change::Alive => Some(true),
             Change::Suspect | Change::Offline | Change::Left | Change::Reaped => Some(false),
@@ -92,7 +94,7 @@ impl Protocol for Swim {
         config.epoch_ms = 1_600_000_000_000 + now.as_micros() / 1000;
         let node = Node::new(config, ChaCha8Rng::seed_from_u64(seed), now)
             .expect("the simulator's configuration is valid");
-        Swim { node, index, accusations_reported: 0 }
+        Swim { node, index, accusations_reported: 0, joined_suspect: None }
     }
 
     fn join(&mut self, now: Instant, seed: SocketAddr) {
@@ -131,16 +133,28 @@ impl Protocol for Swim {
     }
 
     fn poll_report(&mut self) -> Option<Report> {
+        if let Some(name) = self.joined_suspect.take() {
+            let mut report = self.report(Change::Suspect, &name);
+            report.firsthand = self.take_accusation();
+            return Some(report);
+        }
         loop {
             let event = self.node.poll_event()?;
             let (change, name) = match &event {
+                Event::MemberJoined { name, status: Status::Suspect, .. } => {
+                    self.joined_suspect = Some(name.clone());
+                    (Change::Joined, name)
+                }
+                // A forgotten member taken back as offline: no one's view of who is online
+                // changes until it refutes.
+                Event::MemberJoined { status: Status::Offline | Status::Left, .. } => continue,
                 Event::MemberJoined { name, .. } => (Change::Joined, name),
                 Event::MemberSuspect { name, .. } => (Change::Suspect, name),
                 Event::MemberOffline { name, .. } => (Change::Offline, name),
                 Event::MemberLeft { name, .. } => (Change::Left, name),
                 Event::MemberAlive { name, .. } => (Change::Alive, name),
                 Event::MetadataChanged { name, .. } => (Change::Metadata, name),
-                Event::MemberReaped { name } => (Change::Reaped, name),
+                Event::MemberReaped { name, .. } => (Change::Reaped, name),
                 Event::Joined => return Some(Report::new(Change::JoinedCluster, None, None)),
                 Event::Refuted { .. } => return Some(Report::new(Change::Refuted, None, None)),
                 _ => continue,

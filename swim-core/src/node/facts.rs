@@ -155,6 +155,8 @@ impl<R: Rng> Node<R> {
             }
             let state = State { incarnation: tombstone.incarnation, status: Status::Offline };
             let id = self.members.insert(SmolStr::new(sender.name), sender.addr, state, now);
+            let (name, incarnation, status) = (self.name_of(id), state.incarnation, state.status);
+            self.events.push_back(Event::MemberJoined { name, incarnation, status });
             if let Some(member) = self.members.get_mut(id) {
                 member.replay = ReplayWindow::after(tombstone.last_nonce);
             }
@@ -249,13 +251,15 @@ impl<R: Rng> Node<R> {
             self.counters.metadata_refused += 1;
             return;
         }
-        self.members.set_metadata(id, Metadata::from_entries(*metadata), record.meta_version);
+        let previous = self.members.get(id).and_then(|m| m.metadata().cloned());
+        let metadata = Metadata::from_entries(*metadata);
+        self.members.set_metadata(id, metadata.clone(), record.meta_version);
         self.counters.updates_applied += 1;
         if spread {
             self.gossip.enqueue(id, true);
         }
-        let name = self.name_of(id);
-        self.events.push_back(Event::MetadataChanged { name, version: record.meta_version });
+        let (name, version) = (self.name_of(id), record.meta_version);
+        self.events.push_back(Event::MetadataChanged { name, version, metadata, previous });
     }
 
     /// A fact about this node: refute accusations, and outrank facts from a previous life
@@ -320,12 +324,10 @@ impl<R: Rng> Node<R> {
         if spread {
             self.gossip.enqueue(id, false);
         }
-        let name = self.name_of(id);
-        let incarnation = state.incarnation;
-        self.events.push_back(Event::MemberJoined { name: name.clone(), incarnation });
+        let (name, incarnation, status) = (self.name_of(id), state.incarnation, state.status);
+        self.events.push_back(Event::MemberJoined { name, incarnation, status });
         if state.status == Status::Suspect {
             self.start_suspicion(now, id, accuser);
-            self.events.push_back(Event::MemberSuspect { name, incarnation });
         }
         id
     }
@@ -381,12 +383,12 @@ impl<R: Rng> Node<R> {
             return;
         }
         let name = self.name_of(id);
-        let incarnation = state.incarnation;
+        let (incarnation, previous) = (state.incarnation, previous.status);
         self.events.push_back(match state.status {
-            Status::Online => Event::MemberAlive { name, incarnation, previous: previous.status },
-            Status::Suspect => Event::MemberSuspect { name, incarnation },
-            Status::Offline => Event::MemberOffline { name, incarnation },
-            Status::Left => Event::MemberLeft { name, incarnation },
+            Status::Online => Event::MemberAlive { name, incarnation, previous },
+            Status::Suspect => Event::MemberSuspect { name, incarnation, previous },
+            Status::Offline => Event::MemberOffline { name, incarnation, previous },
+            Status::Left => Event::MemberLeft { name, incarnation, previous },
         });
     }
 
@@ -412,7 +414,8 @@ impl<R: Rng> Node<R> {
         self.prober.remove(id);
         self.sync.exchanges.forget(id);
         if let Some(member) = self.members.remove(id, now + self.config.reap_timeout) {
-            self.events.push_back(Event::MemberReaped { name: member.name().clone() });
+            let (name, previous) = (member.name().clone(), member.status());
+            self.events.push_back(Event::MemberReaped { name, previous });
         }
     }
     /// A member just became suspect: its suspicion starts now, with `accuser` as the first

@@ -493,10 +493,11 @@ impl<R: Rng> Node<R> {
 
     /// Publishes `metadata` as this node's, at `version`.
     fn replace_local_metadata(&mut self, now: Instant, metadata: Metadata, version: u64) {
-        self.members.set_metadata(Members::LOCAL, metadata, version);
+        let previous = Some(self.local_metadata().clone());
+        self.members.set_metadata(Members::LOCAL, metadata.clone(), version);
         self.gossip.enqueue(Members::LOCAL, true);
         let name = self.members.local().name().clone();
-        self.events.push_back(Event::MetadataChanged { name, version });
+        self.events.push_back(Event::MetadataChanged { name, version, metadata, previous });
         // Start spreading at once rather than at the next round.
         self.timers.set_by(Timer::Gossip, now);
     }

@@ -1,5 +1,5 @@
 //! `swim-demo local`: a whole cluster on 127.0.0.1 in one process, through four stories:
-//! join, a killed member, a graceful leave, a metadata change; each timed.
+//! join, a metadata change, a killed member, a graceful leave; each timed.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -58,11 +58,12 @@ pub(crate) async fn run(args: LocalArgs) -> Result<(), String> {
     local
         .report
         .say(&format!("converged: all {n} see all {n} online after {}", readable(times.join)));
+    // The metadata change first, while every member runs to receive it.
+    local.change_metadata(&mut times).await?;
     local.kill(n / 2, &mut times).await?;
     if n >= 3 {
         local.leave(n - 1, &mut times).await?;
     }
-    local.change_metadata(&mut times).await?;
     local.summary(n, &times, args.json);
     Ok(())
 }
@@ -155,22 +156,23 @@ impl Local {
         let changed = Instant::now();
         first.set_metadata("token", token.clone()).map_err(|e| e.to_string())?;
         self.report.say(&format!("{source} set token={token}"));
-        let has_token = |node: &Handle| {
-            let member = node.member(&source);
-            let value = member.and_then(|m| m.metadata().and_then(|md| md.get("token")));
-            value.is_some_and(|v| v == token.as_bytes())
-        };
         let mut arrived = BTreeSet::new();
         let done = self.phase(false, |local, event| {
             let Some((observer, event)) = event else { return false };
-            if matches!(event, Event::MetadataChanged { name, .. } if **name == *source)
-                && local.nodes[*observer].as_ref().is_some_and(has_token)
-                && arrived.insert(*observer)
-                && *observer != 0
-            {
+            // The event carries the map it made: no need to look at the table.
+            let new_token = match event {
+                Event::MetadataChanged { name, metadata, .. } if **name == *source => {
+                    metadata.get("token").is_some_and(|v| v == token.as_bytes())
+                }
+                _ => false,
+            };
+            if new_token && arrived.insert(*observer) && *observer != 0 {
                 let after = readable(changed.elapsed());
                 let who = &local.names[*observer];
-                local.report.say(&format!("{who} sees {source}'s metadata change after {after}"));
+                let keys = event.changed_keys().join(", ");
+                local
+                    .report
+                    .say(&format!("{who} sees {source}'s metadata change ({keys}) after {after}"));
             }
             arrived.len() == local.nodes.iter().flatten().count()
         });
@@ -293,6 +295,10 @@ impl Local {
         }
         println!("\nsummary ({n} members)");
         println!("  join:          all {n} saw all {n} online after {}", readable(times.join));
+        println!(
+            "  dissemination: a token change reached all {n} members after {}",
+            readable(times.dissemination)
+        );
         let suspect =
             times.first_suspect.map(|s| format!("first suspected after {}, ", readable(s)));
         println!(
@@ -306,9 +312,5 @@ impl Local {
                 readable(leave)
             );
         }
-        println!(
-            "  dissemination: a token change reached every member after {}",
-            readable(times.dissemination)
-        );
     }
 }

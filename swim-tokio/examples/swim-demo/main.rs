@@ -1,5 +1,5 @@
 //! swim-demo: run one member (`node`), or a whole cluster in one process (`local`) that
-//! converges, detects a killed member, sees a graceful leave, spreads a metadata change and
+//! converges, spreads a metadata change, detects a killed member, sees a graceful leave and
 //! reports how long each took.
 //!
 //! ```console
@@ -39,8 +39,8 @@ struct Cli {
 enum Command {
     /// Run one member and print the membership changes it sees.
     Node(Box<NodeArgs>),
-    /// Start a cluster on 127.0.0.1 in this process: converge, kill a member, let one
-    /// leave, change metadata, then print how long each took.
+    /// Start a cluster on 127.0.0.1 in this process: converge, change metadata, kill a
+    /// member, let one leave, then print how long each took.
     Local(local::LocalArgs),
 }
 

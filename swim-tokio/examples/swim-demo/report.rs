@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use swim_tokio::{Bytes, Event, Handle, Member, Status};
+use swim_tokio::{Bytes, Event, Handle, Member, Metadata, Status};
 use tokio::time::Instant;
 
 pub(crate) struct Report {
@@ -17,42 +17,45 @@ impl Report {
         Report { json, start: Instant::now() }
     }
 
-    /// One line per change `observer` reports.
+    /// One line per change `observer` reports, from the event alone: the status it reports
+    /// and the one before, or the metadata map and which keys changed.
     pub(crate) fn event(&mut self, observer: &Handle, event: &Event) {
         let me = observer.local_member();
-        let (name, status, incarnation) = match event {
-            Event::MemberJoined { name, incarnation } => (name, Status::Online, *incarnation),
-            Event::MemberSuspect { name, incarnation } => (name, Status::Suspect, *incarnation),
-            Event::MemberOffline { name, incarnation } => (name, Status::Offline, *incarnation),
-            Event::MemberLeft { name, incarnation } => (name, Status::Left, *incarnation),
-            Event::MemberAlive { name, incarnation, .. } => (name, Status::Online, *incarnation),
-            Event::MetadataChanged { name, version } => {
-                let member = observer.member(name);
-                return self.metadata(&me, name, *version, member.as_ref());
-            }
-            Event::Refuted { incarnation } => (me.name(), Status::Online, *incarnation),
-            other => return self.news(&me, other),
+        if let Event::MetadataChanged { name, version, metadata, .. } = event {
+            return self.metadata(&me, name, *version, metadata, &event.changed_keys());
+        }
+        let (name, status) = match (event.member(), event.status(), event) {
+            (Some(name), Some(status), _) => (name, status),
+            (_, _, Event::Refuted { .. }) => (me.name().as_str(), Status::Online),
+            _ => return self.news(&me, event),
         };
-        let metadata = observer.member(name).map(|m| metadata_text(&m)).unwrap_or_default();
+        let previous = event.previous_status();
         if self.json {
+            let metadata = observer.member(name).and_then(|m| m.metadata().cloned());
             let line = json!({
                 "t": unix_time(),
                 "event": "status",
                 "self": me.name(),
-                "member": name.as_str(),
+                "member": name,
                 "status": status.as_str(),
-                "incarnation": incarnation,
-                "metadata": metadata_json(&metadata),
+                "previous": previous.map(Status::as_str),
+                "incarnation": incarnation(event).unwrap_or(me.incarnation()),
+                "metadata": metadata_json(&metadata_text(&metadata.unwrap_or_default())),
             });
             println!("{line}");
         } else {
-            self.say(&format!("{} sees {name} {status} (incarnation {incarnation})", me.name()));
+            let was = previous.map(|p| format!(", was {p}")).unwrap_or_default();
+            let incarnation = incarnation(event).unwrap_or_default();
+            self.say(&format!(
+                "{} sees {name} {status} (incarnation {incarnation}{was})",
+                me.name()
+            ));
         }
     }
 
-    /// A metadata change, with the values as they are now.
-    fn metadata(&self, me: &Member, name: &str, version: u64, member: Option<&Member>) {
-        let metadata = member.map(metadata_text).unwrap_or_default();
+    /// A metadata change: the keys it changed and the whole map after it.
+    fn metadata(&self, me: &Member, name: &str, version: u64, metadata: &Metadata, keys: &[&str]) {
+        let metadata = metadata_text(metadata);
         if self.json {
             let line = json!({
                 "t": unix_time(),
@@ -60,6 +63,7 @@ impl Report {
                 "self": me.name(),
                 "member": name,
                 "metadata_version": version,
+                "changed": keys,
                 "metadata": metadata_json(&metadata),
             });
             println!("{line}");
@@ -67,8 +71,9 @@ impl Report {
             let pairs: Vec<String> = metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let whose = if name == me.name() { "its own".to_owned() } else { format!("{name}'s") };
             self.say(&format!(
-                "{} sees {whose} metadata change (version {version}): {}",
+                "{} sees {whose} metadata change (version {version}): {} changed; now {}",
                 me.name(),
+                if keys.is_empty() { "no key".to_owned() } else { keys.join(", ") },
                 pairs.join(" ")
             ));
         }
@@ -78,7 +83,7 @@ impl Report {
     fn news(&self, me: &Member, event: &Event) {
         let what = match event {
             Event::Joined => "joined the cluster".to_owned(),
-            Event::MemberReaped { name } => format!("forgot {name}"),
+            Event::MemberReaped { name, .. } => format!("forgot {name}"),
             Event::Suspected { accusation, .. } => format!("is said to be {accusation}"),
             other => format!("{other:?}"),
         };
@@ -94,8 +99,20 @@ impl Report {
     }
 }
 
-fn metadata_text(member: &Member) -> Vec<(String, String)> {
-    let metadata = member.metadata().cloned().unwrap_or_default();
+/// The incarnation a status event is about.
+fn incarnation(event: &Event) -> Option<u64> {
+    match event {
+        Event::MemberJoined { incarnation, .. }
+        | Event::MemberSuspect { incarnation, .. }
+        | Event::MemberOffline { incarnation, .. }
+        | Event::MemberLeft { incarnation, .. }
+        | Event::MemberAlive { incarnation, .. }
+        | Event::Refuted { incarnation } => Some(*incarnation),
+        _ => None,
+    }
+}
+
+fn metadata_text(metadata: &Metadata) -> Vec<(String, String)> {
     metadata.iter().map(|(k, v)| (k.to_owned(), text(&v))).collect()
 }
 

@@ -56,7 +56,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = options::config(&cli.cluster)?;
     let base = config.protocol.local_metadata.clone();
     // Bound first: a port-0 name becomes the bound port, and the folder is named after it.
-    // The folder's files then become the local metadata, over any --metadata given.
+    // Each --metadata value without a file is written there; the files are then the local
+    // metadata.
     let node = Cluster::bind(config).await.map_err(|e| e.to_string())?;
     let name = node.local_member().name().to_owned();
     let mut mirror = Mirror::new(&cli.dir, &name, base, cli.strip_newline)

@@ -9,13 +9,15 @@
 //! DIR/on-update            if executable, run as `on-update NAME STATUS PATH` per change
 //! ```
 //!
-//! This node's own folder is read, never written: its files are the local metadata (over
-//! any `--metadata` given), reloaded on request (SIGHUP in the program) and replaced in one
-//! version, so other members never see half a reload. Values are the files' bytes as they
-//! are: `echo cache > role` stores `cache\n`; write with `echo -n` or `printf`, or run with
-//! `--strip-newline` to drop one trailing newline from every value. A member that left is
-//! filed under `.left` and its metadata files are removed; they come back if it rejoins. Every write is a temporary file (or link)
-//! renamed into place, so readers never see half a value. A member name or key that would
+//! This node's own folder holds its own metadata, a file per key: at start, each
+//! `--metadata` value without a file of its own is written there; from then on the files
+//! are the local metadata, reloaded on request (SIGHUP in the program) and replaced in one
+//! version, so other members never see half a reload (remove a file and reload to drop the
+//! key). Values are the files' bytes as they are: `echo cache > role` stores `cache\n`;
+//! write with `echo -n` or `printf`, or run with `--strip-newline` to drop one trailing
+//! newline from every value. A member that left is filed under `.left` and its metadata
+//! files are removed; they come back if it rejoins. Every write is a temporary file (or
+//! link) renamed into place, so readers never see half a value. A member name or key that would
 //! escape the directory (`/`, NUL, `..`, empty, or a leading `.`, which also keeps them
 //! apart from the status folders and temporary files) is refused and logged, never used; so
 //! is a member named `on-update`.
@@ -100,15 +102,14 @@ pub(crate) struct Mirror {
     mirrored: BTreeMap<String, Mirrored>,
     /// Names and keys already refused, so each is logged once.
     refused: BTreeSet<String>,
-    /// The local metadata given apart from files (`--metadata`); files win.
-    base: Metadata,
     /// Whether one trailing newline is dropped from every local value.
     strip_newline: bool,
 }
 
 impl Mirror {
-    /// Creates (if need be) `dir`, its status folders, this node's folder and `.local`.
-    /// `base` is the local metadata given apart from files.
+    /// Creates (if need be) `dir`, its status folders, this node's folder and `.local`,
+    /// and writes each value of `base` (the local metadata given apart from files) that has
+    /// no file yet into this node's folder.
     pub(crate) fn new(
         dir: &Path,
         local: &str,
@@ -121,14 +122,22 @@ impl Mirror {
             fs::create_dir_all(dir.join(status))?;
         }
         link(Path::new(local), &dir.join(".local"))?;
-        Ok(Mirror {
+        let mut mirror = Mirror {
             dir: dir.to_owned(),
             local: local.to_owned(),
             mirrored: BTreeMap::new(),
             refused: BTreeSet::new(),
-            base,
             strip_newline,
-        })
+        };
+        let folder = mirror.local_dir();
+        for (key, value) in base.iter() {
+            match check("metadata key", key) {
+                Err(refused) => mirror.refuse(refused),
+                Ok(()) if !folder.join(key).exists() => write_atomic(&folder, key, &value)?,
+                Ok(()) => {}
+            }
+        }
+        Ok(mirror)
     }
 
     /// This node's own folder.
@@ -325,15 +334,12 @@ fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Sets the node's local metadata to this node's files over the base metadata, as one
-/// version. Returns whether anything changed.
+/// Sets the node's local metadata to this node's files, as one version. Returns whether
+/// anything changed.
 pub(crate) fn reload(node: &Handle, mirror: &mut Mirror) -> Result<bool, String> {
     let files =
         mirror.read_local().map_err(|e| format!("cannot read {:?}: {e}", mirror.local_dir()))?;
-    let mut wanted = mirror.base.clone();
-    for (key, value) in files {
-        wanted.insert(key, value);
-    }
+    let wanted: Metadata = files.into_iter().collect();
     let current = node.local_member().metadata().cloned().unwrap_or_default();
     if current == wanted {
         return Ok(false);

@@ -179,34 +179,50 @@ fn view(handle: &Handle) -> What {
 
 fn print_events(events: &Events<Event>) {
     while let Some(event) = events.recv() {
-        let what = match event {
-            Ok(event) => match describe(event) {
-                Some(what) => what,
-                None => continue,
-            },
-            Err(Lagged(missed)) => What::Lagged { missed },
+        let whats = match event {
+            Ok(event) => describe(event),
+            Err(Lagged(missed)) => vec![What::Lagged { missed }],
         };
-        print(what);
+        whats.into_iter().for_each(print);
     }
 }
 
-fn describe(event: Event) -> Option<What> {
+/// The lines an event makes: one, except for a member that joins as suspect (joined, then
+/// suspect, as the testbed counts them) and one taken back as offline after it was
+/// forgotten (none: no one's view of who is online changes until it refutes).
+fn describe(event: Event) -> Vec<What> {
     let member = |change, name: &str, inc| What::Member { change, member: name.into(), inc };
-    Some(match event {
-        Event::MemberJoined { name, incarnation } => member(Change::Joined, &name, incarnation),
-        Event::MemberSuspect { name, incarnation } => member(Change::Suspect, &name, incarnation),
-        Event::MemberOffline { name, incarnation } => member(Change::Offline, &name, incarnation),
-        Event::MemberLeft { name, incarnation } => member(Change::Left, &name, incarnation),
+    let what = match event {
+        Event::MemberJoined { name, incarnation, status } => match status {
+            Status::Online => member(Change::Joined, &name, incarnation),
+            Status::Suspect => {
+                return vec![
+                    member(Change::Joined, &name, incarnation),
+                    member(Change::Suspect, &name, incarnation),
+                ];
+            }
+            Status::Offline | Status::Left => return Vec::new(),
+        },
+        Event::MemberSuspect { name, incarnation, .. } => {
+            member(Change::Suspect, &name, incarnation)
+        }
+        Event::MemberOffline { name, incarnation, .. } => {
+            member(Change::Offline, &name, incarnation)
+        }
+        Event::MemberLeft { name, incarnation, .. } => member(Change::Left, &name, incarnation),
         Event::MemberAlive { name, incarnation, .. } => member(Change::Alive, &name, incarnation),
-        Event::MemberReaped { name } => member(Change::Reaped, &name, 0),
-        Event::MetadataChanged { name, version } => What::Metadata { member: name.into(), version },
+        Event::MemberReaped { name, .. } => member(Change::Reaped, &name, 0),
+        Event::MetadataChanged { name, version, .. } => {
+            What::Metadata { member: name.into(), version }
+        }
         Event::Joined => What::Ready,
         Event::Suspected { accusation, incarnation } => {
             What::Accused { accusation: accusation.as_str().into(), inc: incarnation }
         }
         Event::Refuted { incarnation } => What::Refuted { inc: incarnation },
-        _ => return None,
-    })
+        _ => return Vec::new(),
+    };
+    vec![what]
 }
 
 /// One JSON line; a closed stdout means the testbed is gone, and so should we be.
