@@ -17,8 +17,8 @@ use swim_core::{Config, Keyring, Node, SystemClock};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let local: SocketAddr = args.next().ok_or("usage: udp_loop ADDR [SEED...]")?.parse()?;
-    let seeds = args.map(|s| s.parse()).collect::<Result<Vec<SocketAddr>, _>>()?;
+    let local: SocketAddr = args.next().ok_or("usage: udp_loop ADDR [PEER...]")?.parse()?;
+    let peers = args.map(|s| s.parse()).collect::<Result<Vec<SocketAddr>, _>>()?;
 
     let socket = UdpSocket::bind(local)?;
     let config = Config::new(local.to_string(), local, Keyring::new("example secret"));
@@ -28,9 +28,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock = SystemClock::new();
     let now = || clock.now();
     let mut node = Node::start(config, &clock)?;
-    node.join(now(), seeds);
+    node.join(now(), peers);
 
-    let mut buf = vec![0u8; 65536];
+    // One byte more than the largest datagram a member may send: a datagram that fills the
+    // buffer was larger, and the node drops it as such rather than reading it truncated.
+    let mut buf = vec![0u8; node.config().max_datagram() + 1];
     let end = now() + Duration::from_secs(60);
     while now() < end {
         // After every input: send all transmits, report all events, then wait for the next
