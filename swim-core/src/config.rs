@@ -178,9 +178,11 @@ pub enum LegacyWire {
 #[non_exhaustive]
 pub struct Lifeguard {
     /// Local health awareness: the highest value of this node's health score (default 8;
-    /// 0 turns it off). The score rises by one for a failed probe, for each nack expected
-    /// from a ping-req helper that did not come, and for each accusation this node had to
-    /// refute; it falls by one for each successful probe. The probe interval and the probe
+    /// 0 turns it off). A failed probe raises the score by the nacks expected from its
+    /// ping-req helpers that did not come (by one if no nack was expected): helpers that
+    /// nacked reached this node and could not reach the target either, which blames the
+    /// target, not this node. Each accusation this node had to refute raises it by one;
+    /// each successful probe lowers it by one. The probe interval and the probe
     /// timeouts are multiplied by `score + 1`, so a node that is itself the problem (a CPU
     /// stall, a saturated link) probes less eagerly and waits longer before accusing others.
     pub max_health: u32,

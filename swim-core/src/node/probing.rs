@@ -153,7 +153,7 @@ impl<R: Rng> Node<R> {
     fn probe_failed(&mut self, now: Instant, probe: &Probe) {
         // Lifeguard: every helper that did not even nack suggests the problem is ours.
         let max_health = self.config.lifeguard.max_health;
-        self.prober.raise_health(1 + probe.missing_nacks(), max_health);
+        self.prober.raise_health(probe.health_penalty(), max_health);
         let Some(member) = self.members.get(probe.target) else { return };
         if *member.name() != probe.name {
             return;
