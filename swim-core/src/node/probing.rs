@@ -164,7 +164,7 @@ impl<R: Rng> Node<R> {
             Status::Online => {
                 self.counters.suspicions += 1;
                 let state = State { incarnation, status: Status::Suspect };
-                let fact = Fact { addr: None, accuser: Some(&local) };
+                let fact = Fact { accuser: Some(&local), ..Fact::default() };
                 self.change_state(now, probe.target, state, fact, true);
             }
             Status::Suspect => self.confirm_suspicion(now, probe.target, incarnation, &local, true),
