@@ -142,3 +142,33 @@ fn after_a_partition_heals_nobody_reports_a_member_of_its_own_side_offline() {
         assert_eq!(same_side, [], "node {viewer} saw its own side offline");
     }
 }
+
+#[test]
+fn a_suspect_hears_first_and_its_refutation_returns_before_the_rumour_spreads() {
+    let mut cluster = Cluster::joined(4, 45);
+    // Node 0 hears nothing for a while: its next probe fails.
+    for i in 1..4 {
+        cluster.cut.insert((i, 0));
+    }
+    let suspected = |c: &Cluster| (1..4).find(|&s| c.status(0, s) == Some(Status::Suspect));
+    assert!(cluster.run_until(Duration::from_secs(5), |c| suspected(c).is_some()));
+    let target = suspected(&cluster).unwrap();
+    let at = cluster.now;
+    cluster.cut.clear();
+    cluster.run_for(Duration::from_millis(20));
+    // The suspect was told at once: a ping whose first record is its own suspicion.
+    let told = cluster.log.iter().find(|s| s.at == at && s.from == 0 && s.to == addr(target));
+    let told = told.expect("nothing sent to the suspect when it became suspect");
+    assert_eq!(told.kind(), "Ping");
+    let first = told.packet().records.iter().next().unwrap();
+    assert_eq!((first.name, first.status), (name(target).as_str(), Status::Suspect));
+    // It refuted at once, and node 0 learned so from the ack, 2 link delays later.
+    assert_eq!(cluster.nodes[target].local_member().incarnation(), 1);
+    let alive = cluster.events[0].iter().find(|(_, e)| matches!(e, Event::MemberAlive { .. }));
+    assert_eq!(alive.map(|(t, _)| *t - at), Some(support::LATENCY * 2));
+    // Nobody else ever heard the suspicion.
+    for other in (1..4).filter(|&o| o != target) {
+        let heard = cluster.events_of(other, |e| matches!(e, Event::MemberSuspect { .. }));
+        assert_eq!(heard, [], "node {other} heard of it");
+    }
+}
