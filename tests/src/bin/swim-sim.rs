@@ -94,8 +94,9 @@ struct Args {
     /// length, so that no two overlap).
     #[arg(long, default_value_t = 6.0)]
     stall_every: f64,
-    /// What a member resuming from a stall handles first.
-    #[arg(long, value_enum, default_value_t = ResumeOrder::TimersFirst)]
+    /// What a member resuming from a stall handles first (the drivers read their socket
+    /// first).
+    #[arg(long, value_enum, default_value_t = ResumeOrder::SocketFirst)]
     resume: ResumeOrder,
     /// Longest virtual time to wait for the join and for the goal, seconds.
     #[arg(long, default_value_t = 300)]
