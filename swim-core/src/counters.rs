@@ -126,6 +126,9 @@ pub struct Counters {
     /// Records ignored as implausible: a counter far beyond the one known, an address that
     /// cannot be a member's.
     pub facts_refused: u64,
+    /// Offline reports from others about members this node held online, taken as a
+    /// suspicion first so that the member can refute (the Python package's rule).
+    pub offline_reports_doubted: u64,
     /// Lifeguard: new independent confirmations of a suspicion counted.
     pub confirmations: u64,
     /// Lifeguard: nacks sent as a ping-req helper.

@@ -38,6 +38,8 @@ pub(crate) struct Probe {
     addr: SocketAddr,
     indirect_at: Instant,
     fail_at: Instant,
+    /// How long the indirect phase waits (stretched by the health score at the start).
+    indirect_wait: Duration,
     indirect_sent: bool,
     /// The helpers asked to relay the target's ack: only they, besides the target itself,
     /// may complete the probe.
@@ -58,6 +60,15 @@ impl Probe {
     /// Lifeguard: the expected nacks that did not come.
     pub(crate) fn missing_nacks(&self) -> u32 {
         self.nacks_expected.saturating_sub(self.nacks_received)
+    }
+
+    /// Lifeguard: how much this failed probe says about this node's own health. Helpers that
+    /// answered with a nack reached us and could not reach the target either: the target
+    /// is the problem, not us, so only the nacks that did not come count. Without helpers
+    /// to tell (none asked, or nacks off), the failure itself counts once. (Lifeguard's
+    /// paper, and memberlist's `awarenessDelta`.)
+    pub(crate) fn health_penalty(&self) -> u32 {
+        if self.nacks_expected > 0 { self.missing_nacks() } else { 1 }
     }
 }
 
@@ -188,6 +199,7 @@ impl Prober {
             addr,
             indirect_at: now + ping_timeout,
             fail_at: now + ping_timeout + ping_req_timeout,
+            indirect_wait: ping_req_timeout,
             indirect_sent: false,
             helpers: [None; MAX_HELPERS],
             nacks_expected: 0,
@@ -267,13 +279,16 @@ impl Prober {
         }
         for i in 0..self.in_flight.len() {
             let probe = &mut self.in_flight[i];
-            if probe.fail_at <= now {
-                return Some(Due::Failed(self.in_flight.swap_remove(i)));
-            }
             if !probe.indirect_sent && probe.indirect_at <= now {
                 probe.indirect_sent = true;
+                // Woken past the whole probe: the indirect phase never ran, so it gets its
+                // full wait from now.
+                probe.fail_at = probe.fail_at.max(now + probe.indirect_wait);
                 let (seq, target, name) = (probe.seq, probe.target, probe.name.clone());
                 return Some(Due::Indirect { seq, target, name });
+            }
+            if probe.fail_at <= now {
+                return Some(Due::Failed(self.in_flight.swap_remove(i)));
             }
         }
         None
@@ -398,7 +413,53 @@ mod tests {
         let Some(Due::Failed(probe)) = prober.next_due(t + timeouts.0 + timeouts.1) else {
             panic!("the probe failed")
         };
-        assert_eq!((probe.target, probe.missing_nacks()), (target, 0));
+        assert_eq!((probe.target, probe.missing_nacks(), probe.health_penalty()), (target, 0, 0));
         assert!(prober.next_deadline().is_none());
+    }
+
+    #[test]
+    fn a_probe_woken_past_its_deadline_runs_its_indirect_phase_first() {
+        let (members, ids) = table(3);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut prober = Prober::default();
+        prober.insert(ids[0], &mut rng);
+        let timeouts = (Duration::from_millis(300), Duration::from_millis(900));
+        let t = Instant::from_secs(1);
+        let (_, _, seq) = prober.start(t, &members, &mut rng, timeouts).unwrap();
+        // Paused for 3 s: both deadlines passed unseen.
+        let woke = t + Duration::from_secs(3);
+        let Some(Due::Indirect { seq: s, .. }) = prober.next_due(woke) else {
+            panic!("the indirect phase is owed first")
+        };
+        assert_eq!(s, seq);
+        assert!(prober.next_due(woke).is_none(), "not failed at once");
+        assert_eq!(prober.next_deadline(), Some(woke + timeouts.1));
+        // Its ack, waiting in the socket, still completes it.
+        assert!(matches!(prober.ack(seq, ids[0], &members), Ack::Probed { validates: true }));
+        assert!(prober.next_deadline().is_none());
+    }
+
+    #[test]
+    fn a_failed_probe_costs_health_only_for_nacks_that_did_not_come() {
+        let (members, ids) = table(4);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let timeouts = (Duration::from_millis(300), Duration::from_millis(900));
+        let helpers = [Some(ids[1]), Some(ids[2]), None, None, None, None, None, None];
+        let t = Instant::from_secs(1);
+        let fail = t + timeouts.0 + timeouts.1;
+        // (nacks on, nacks received) -> penalty
+        for (nacks, received, penalty) in [(true, 2, 0), (true, 1, 1), (true, 0, 2), (false, 0, 1)]
+        {
+            let mut prober = Prober::default();
+            prober.insert(ids[0], &mut rng);
+            let (_, _, seq) = prober.start(t, &members, &mut rng, timeouts).unwrap();
+            assert!(matches!(prober.next_due(t + timeouts.0), Some(Due::Indirect { .. })));
+            prober.asked(seq, helpers, nacks);
+            for helper in &ids[1..1 + received] {
+                assert!(prober.nack(seq, *helper));
+            }
+            let Some(Due::Failed(probe)) = prober.next_due(fail) else { panic!("failed") };
+            assert_eq!(probe.health_penalty(), penalty, "nacks {nacks}, received {received}");
+        }
     }
 }

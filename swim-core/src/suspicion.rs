@@ -19,11 +19,31 @@ pub(crate) struct Suspicion {
     pub(crate) started: Instant,
     /// Distinct accusers heard of, first first; at most `confirmations + 1` are kept.
     accusers: Vec<SmolStr>,
+    /// Begun from another member's report that the member is offline, while this node held
+    /// it online: the member gets the shortest suspicion to refute in, which further
+    /// offline reports do not cut short.
+    reported_offline: bool,
 }
 
 impl Suspicion {
     pub(crate) fn new(started: Instant, accuser: Option<&str>) -> Self {
-        Suspicion { started, accusers: accuser.map(SmolStr::new).into_iter().collect() }
+        let accusers = accuser.map(SmolStr::new).into_iter().collect();
+        Suspicion { started, accusers, reported_offline: false }
+    }
+
+    /// A suspicion standing for another member's offline report (see `reported_offline`).
+    pub(crate) fn on_offline_report(started: Instant) -> Self {
+        Suspicion { started, accusers: Vec::new(), reported_offline: true }
+    }
+
+    /// Whether it stands for an offline report.
+    pub(crate) fn is_reported_offline(&self) -> bool {
+        self.reported_offline
+    }
+
+    /// An offline report came while nobody named accuses: from now on it stands for it.
+    pub(crate) fn take_offline_report(&mut self) {
+        self.reported_offline = true;
     }
 
     /// Records `accuser`; returns whether it was a new confirmation worth counting and
@@ -49,7 +69,9 @@ impl Suspicion {
 
     /// When the suspicion runs out, in a cluster of `members` available members.
     pub(crate) fn deadline(&self, config: &Config, members: usize) -> Instant {
-        self.started + timeout(config, members, self.confirmations())
+        // An offline report ends a whole suspicion elsewhere: as confirmed as can be.
+        let confirmations = if self.reported_offline { u32::MAX } else { self.confirmations() };
+        self.started + timeout(config, members, confirmations)
     }
 }
 

@@ -68,7 +68,8 @@ impl<I: Io> Core<I> {
         out
     }
 
-    /// Hands the node a datagram and drives it.
+    /// Hands the node a datagram; its expired timers wait for the driver's next
+    /// [`Self::handle_timeout`] (see [`Driven::handle_datagram`]).
     pub fn handle_datagram(&self, from: SocketAddr, datagram: &[u8]) {
         self.lock().handle_datagram(from, datagram, |to, b| self.io.send(to, b));
         self.io.stepped();

@@ -17,6 +17,13 @@ use crate::resolve::Resolved;
 use crate::snapshot::Snapshot;
 use swim_core::SystemClock;
 
+/// Most datagrams a driver reads from its socket, once a deadline has passed, before the
+/// node's expired timers act. A process that was paused (SIGSTOP, a suspended VM, a long
+/// pause of the runtime) wakes with its deadlines past and its socket full: the acks and
+/// refutations waiting there must count before a probe or a suspicion runs out. Bounded,
+/// so a flood of datagrams cannot hold the timers off for long.
+pub const CATCH_UP_DATAGRAMS: usize = 256;
+
 /// The node type the drivers run.
 pub type DriverNode = Node<ChaCha8Rng>;
 
@@ -94,7 +101,11 @@ impl Driven {
         Ok(out)
     }
 
-    /// Hands the node a datagram from `from`, then drains it like [`Self::step`].
+    /// Hands the node a datagram from `from`, then hands every transmit to `send` and
+    /// publishes every event. Expired timers do not act here: after a stall the next
+    /// datagram waiting in the socket may be the ack that saves a probe, so drivers read
+    /// what is waiting first (at most [`CATCH_UP_DATAGRAMS`]) and then call
+    /// [`Self::step`].
     pub fn handle_datagram(
         &mut self,
         from: SocketAddr,
@@ -108,11 +119,16 @@ impl Driven {
         self.node.set_wall_clock(now, SystemClock::wall_ms());
         self.node.handle_datagram(now, from, datagram);
         self.monitor.after_datagram(&self.node, from);
-        self.drain(now, send);
+        self.flush(now, send);
     }
 
-    fn drain(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
+    /// Runs expired timers, then flushes like [`Self::handle_datagram`].
+    fn drain(&mut self, now: Instant, send: impl FnMut(SocketAddr, &[u8])) {
         self.node.handle_timeout(now);
+        self.flush(now, send);
+    }
+
+    fn flush(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
         while let Some(transmit) = self.node.poll_transmit() {
             send(transmit.destination, transmit.payload);
         }
@@ -255,4 +271,32 @@ pub mod commands {
 /// is consistent between calls, so keep going.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use swim_core::Config;
+
+    #[test]
+    fn a_datagram_leaves_expired_timers_to_the_driver() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 7946));
+        let mut config = Config::new("a", addr, Keyring::new("k"));
+        config.replay_protection = false;
+        let node = Node::seeded(config, 1, Instant::ZERO).unwrap();
+        let finder = ChaCha8Rng::seed_from_u64(2);
+        let resolved = Resolved::default();
+        let mut driven =
+            Driven::new(node, finder, SystemClock::new(), Duration::from_secs(1), resolved);
+        let due = driven.next_wake().unwrap();
+        while driven.clock().now() <= due {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let from = SocketAddr::from(([127, 0, 0, 1], 7947));
+        driven.handle_datagram(from, b"whatever waited in the socket", |_, _| {});
+        assert_eq!(driven.next_wake(), Some(due), "an expired timer acted on a datagram");
+        driven.step(|_, _| (), |_, _| {}).unwrap();
+        assert!(driven.next_wake().is_some_and(|next| next > due), "the step ran the timers");
+    }
 }

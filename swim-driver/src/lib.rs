@@ -47,7 +47,9 @@ pub use address::{HostPort, Resolver, split_host_port};
 pub use args::{ArgsError, ClusterArgs, parse_seconds};
 pub use config::{Bound, ClusterConfig};
 pub use control::{Control, Core, Io};
-pub use driven::{Driven, DriverNode, EventOutlet, WatchOutlet, commands, lock};
+pub use driven::{
+    CATCH_UP_DATAGRAMS, Driven, DriverNode, EventOutlet, WatchOutlet, commands, lock,
+};
 pub use error::{Error, TransientConfigError};
 pub use fanout::{Fanout, Lagged, Offered, Outlet};
 pub use monitor::{JOIN_HINT_AFTER, Monitor, WARN_EVERY, Warning};

@@ -9,7 +9,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use swim_core::SystemClock;
-use swim_driver::{Bound, ClusterConfig, Core, Driven, Error, Io, PeerResolution};
+use swim_driver::{
+    Bound, CATCH_UP_DATAGRAMS, ClusterConfig, Core, Driven, Error, Io, PeerResolution,
+};
 use tracing::{debug, info_span, warn};
 
 /// The threaded driver's I/O: a blocking socket, and a condition variable for waiters.
@@ -100,15 +102,48 @@ fn run(shared: &Shared) {
                     shared.handle_datagram(from, &buffer[..len]);
                     continue;
                 }
-                Err(error) if is_timeout(&error) => {}
+                // A stop and resume (SIGSTOP, SIGCONT) ends a wait with a read timeout
+                // as interrupted, whatever waits in the socket.
+                Err(error) if is_timeout(&error) || is_interrupted(&error) => {}
                 Err(error) => warn!(%error, "receive failed"),
             }
         }
+        // A deadline passed, maybe long ago if this thread was paused: what already waits
+        // in the socket (an ack, a refutation) counts before the timers act.
+        catch_up(shared, socket, &mut buffer);
         // Stopped in the meantime: the loop ends above.
         let _ = shared.handle_timeout();
     }
     shared.stop();
     debug!("driver thread stopped");
+}
+
+/// Handles the datagrams waiting in the socket, at most [`CATCH_UP_DATAGRAMS`], without
+/// blocking.
+fn catch_up(shared: &Shared, socket: &UdpSocket, buffer: &mut [u8]) {
+    // Non-blocking only while it reads: std offers no per-call flag. A send from another
+    // thread meanwhile could see `WouldBlock` if the send buffer were full (UDP: dropped,
+    // as a congested link would).
+    if let Err(error) = socket.set_nonblocking(true) {
+        warn!(%error, "cannot read the socket without blocking");
+        return;
+    }
+    for _ in 0..CATCH_UP_DATAGRAMS {
+        match socket.recv_from(buffer) {
+            Ok((0, _)) => {}
+            Ok((len, from)) => shared.handle_datagram(from, &buffer[..len]),
+            Err(error) if is_interrupted(&error) => {}
+            Err(error) => {
+                if !is_timeout(&error) {
+                    warn!(%error, "receive failed");
+                }
+                break;
+            }
+        }
+    }
+    if let Err(error) = socket.set_nonblocking(false) {
+        warn!(%error, "cannot make the socket blocking again");
+    }
 }
 
 /// The resolver thread: resolves names again when due and joins through new addresses,
@@ -154,6 +189,10 @@ fn wake_addr(mut local: SocketAddr) -> SocketAddr {
         });
     }
     local
+}
+
+fn is_interrupted(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::Interrupted
 }
 
 fn is_timeout(error: &std::io::Error) -> bool {

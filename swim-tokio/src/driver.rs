@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use swim_core::SystemClock;
 use swim_driver::{
-    Bound, ClusterConfig, Core, Driven, Error, Io, Lagged, Offered, PeerResolution, lock,
+    Bound, CATCH_UP_DATAGRAMS, ClusterConfig, Core, Driven, Error, Io, Lagged, Offered,
+    PeerResolution, lock,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc, watch};
@@ -109,6 +110,10 @@ async fn run(shared: Arc<Shared>) {
                 Err(error) => warn!(%error, "receive failed"),
             },
             () = tokio::time::sleep_until(wake_at.into()) => {
+                // What already waits in the socket (an ack, a refutation) counts before
+                // the timers act: after a pause of the process or the runtime, the
+                // deadline and the datagrams are all ready at once.
+                catch_up(&shared, &mut buffer);
                 // Stopped in the meantime: the loop ends above.
                 let _ = shared.handle_timeout();
             }
@@ -117,6 +122,22 @@ async fn run(shared: Arc<Shared>) {
     }
     shared.stop();
     debug!("driver task stopped");
+}
+
+/// Handles the datagrams waiting in the socket, at most [`CATCH_UP_DATAGRAMS`], without
+/// waiting for more.
+fn catch_up(shared: &Shared, buffer: &mut [u8]) {
+    for _ in 0..CATCH_UP_DATAGRAMS {
+        match shared.io().socket.try_recv_from(buffer) {
+            Ok((len, from)) => shared.handle_datagram(from, &buffer[..len]),
+            Err(error) => {
+                if error.kind() != std::io::ErrorKind::WouldBlock {
+                    warn!(%error, "receive failed");
+                }
+                break;
+            }
+        }
+    }
 }
 
 /// Resolves names again when due (on a blocking thread) and joins through new addresses,

@@ -35,6 +35,8 @@ pub(super) struct Fact<'a> {
     pub(super) addr: Option<SocketAddr>,
     /// For a suspicion, who suspects.
     pub(super) accuser: Option<&'a str>,
+    /// For a suspicion, that it stands for another member's offline report.
+    pub(super) reported_offline: bool,
 }
 
 impl<R: Rng> Node<R> {
@@ -130,7 +132,7 @@ impl<R: Rng> Node<R> {
             }
             if sender.incarnation > known {
                 let state = State { incarnation: sender.incarnation, status: Status::Online };
-                let fact = Fact { addr: Some(sender.addr), accuser: None };
+                let fact = Fact { addr: Some(sender.addr), ..Fact::default() };
                 self.change_state(now, id, state, fact, true);
             }
             return Ok(id);
@@ -207,9 +209,12 @@ impl<R: Rng> Node<R> {
                 let newer = record.incarnation > member.incarnation()
                     || (record.incarnation == member.incarnation()
                         && record.status.precedence() > member.status().precedence());
-                let fact = Fact { addr: Some(record.addr), accuser: record.accuser };
-                if newer {
-                    let state = State { incarnation: record.incarnation, status: record.status };
+                let fact =
+                    Fact { addr: Some(record.addr), accuser: record.accuser, ..Fact::default() };
+                let state = State { incarnation: record.incarnation, status: record.status };
+                if newer && record.status == Status::Offline {
+                    self.apply_offline_report(now, id, state, fact, spread);
+                } else if newer {
                     self.change_state(now, id, state, fact, spread);
                 } else if let (Status::Suspect, Some(accuser)) = (record.status, record.accuser) {
                     self.confirm_suspicion(now, id, record.incarnation, accuser, spread);
@@ -260,6 +265,59 @@ impl<R: Rng> Node<R> {
         }
         let (name, version) = (self.name_of(id), record.meta_version);
         self.events.push_back(Event::MetadataChanged { name, version, metadata, previous });
+    }
+
+    /// Another member reports `id` offline at `state`'s incarnation, a newer fact than ours.
+    ///
+    /// The Python package's rule against flapping: a member this node holds online becomes
+    /// suspect first, with the shortest suspicion, and may refute meanwhile; more offline
+    /// reports do not cut that short. Only a suspicion that names its accuser (a member
+    /// whose probe failed) ends at once, so a crash is declared everywhere as soon as
+    /// anywhere. Without the rule, the "offline" facts each side of a healed partition
+    /// holds about the other reach the members of that other side, and win there over
+    /// "online" at the same incarnation, about members their own side never lost contact
+    /// with. Suspicions that stand for an offline report name no accuser, so they spread
+    /// as what they are.
+    fn apply_offline_report(
+        &mut self,
+        now: Instant,
+        id: MemberId,
+        state: State,
+        fact: Fact<'_>,
+        spread: bool,
+    ) {
+        let Some(member) = self.members.get(id) else { return };
+        let status = member.status();
+        let suspicion = member.suspicion.as_deref().filter(|_| status == Status::Suspect);
+        let accused = suspicion.is_some_and(|s| s.latest_accuser().is_some());
+        if !matches!(status, Status::Online | Status::Suspect) || accused {
+            return self.change_state(now, id, state, fact, spread);
+        }
+        if status == Status::Suspect && member.incarnation() == state.incarnation {
+            // Suspect already, on nobody's named accusation: its time to refute runs, and
+            // starts now if it did not stand for a report yet.
+            if suspicion.is_some_and(|s| !s.is_reported_offline()) {
+                self.counters.offline_reports_doubted += 1;
+                self.doubt_offline_report(now, id);
+            }
+            return;
+        }
+        self.counters.offline_reports_doubted += 1;
+        let suspect = State { incarnation: state.incarnation, status: Status::Suspect };
+        let fact = Fact { reported_offline: true, accuser: None, ..fact };
+        self.change_state(now, id, suspect, fact, spread);
+    }
+
+    /// The unaccused suspicion of `id` now stands for an offline report: it ends the
+    /// shortest suspicion after it began, at the earliest now.
+    fn doubt_offline_report(&mut self, now: Instant, id: MemberId) {
+        let members = self.members.count(StatusFilter::AVAILABLE);
+        let Some(suspicion) = self.members.get_mut(id).and_then(|m| m.suspicion.as_mut()) else {
+            return;
+        };
+        suspicion.take_offline_report();
+        let deadline = suspicion.deadline(&self.config, members);
+        self.members.set_deadline(id, Some(deadline.max(now)));
     }
 
     /// A fact about this node: refute accusations, and outrank facts from a previous life
@@ -327,7 +385,7 @@ impl<R: Rng> Node<R> {
         let (name, incarnation, status) = (self.name_of(id), state.incarnation, state.status);
         self.events.push_back(Event::MemberJoined { name, incarnation, status });
         if state.status == Status::Suspect {
-            self.start_suspicion(now, id, accuser);
+            self.start_suspicion(now, id, Fact { accuser, ..Fact::default() });
         }
         id
     }
@@ -373,7 +431,7 @@ impl<R: Rng> Node<R> {
             }
             match state.status {
                 Status::Online => self.members.set_deadline(id, None),
-                Status::Suspect => self.start_suspicion(now, id, fact.accuser),
+                Status::Suspect => self.start_suspicion(now, id, fact),
                 Status::Offline | Status::Left => {
                     self.members.set_deadline(id, Some(now + self.config.reap_timeout));
                 }
@@ -418,13 +476,18 @@ impl<R: Rng> Node<R> {
             self.events.push_back(Event::MemberReaped { name, previous });
         }
     }
-    /// A member just became suspect: its suspicion starts now, with `accuser` as the first
-    /// accuser, and runs for the longest timeout until confirmations shorten it.
-    pub(super) fn start_suspicion(&mut self, now: Instant, id: MemberId, accuser: Option<&str>) {
-        let accuser = accuser.filter(|a| self.is_accuser(id, a));
+    /// A member just became suspect: its suspicion starts now, with the fact's accuser as
+    /// the first accuser, and runs for the longest timeout until confirmations shorten it
+    /// (the shortest, if it stands for an offline report).
+    pub(super) fn start_suspicion(&mut self, now: Instant, id: MemberId, fact: Fact<'_>) {
+        let accuser = fact.accuser.filter(|a| self.is_accuser(id, a));
         let members = self.members.count(StatusFilter::AVAILABLE);
         let Some(member) = self.members.get_mut(id) else { return };
-        let suspicion = Suspicion::new(now, accuser);
+        let suspicion = if fact.reported_offline {
+            Suspicion::on_offline_report(now)
+        } else {
+            Suspicion::new(now, accuser)
+        };
         let deadline = suspicion.deadline(&self.config, members);
         member.suspicion = Some(Box::new(suspicion));
         self.members.set_deadline(id, Some(deadline));

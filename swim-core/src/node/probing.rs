@@ -122,7 +122,7 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// Asks `ping_req_count` other available members to probe `target`; returns which.
+    /// Asks `ping_req_count` other online members to probe `target`; returns which.
     fn send_ping_reqs(
         &mut self,
         seq: u32,
@@ -132,9 +132,11 @@ impl<R: Rng> Node<R> {
         let mut asked = [None; MAX_HELPERS];
         let Some(target_addr) = self.members.get(target).map(|m| m.addr()) else { return asked };
         let count = self.config.ping_req_count.min(MAX_HELPERS);
+        // Helpers among the members believed online (as memberlist): a suspect helper is
+        // likely unreachable itself, and its missing nack would count against our health.
         let helpers = self.members.sample(
             &mut self.rng,
-            StatusFilter::AVAILABLE,
+            StatusFilter::ONLINE,
             count,
             &[target],
             &mut self.sampling,
@@ -153,7 +155,7 @@ impl<R: Rng> Node<R> {
     fn probe_failed(&mut self, now: Instant, probe: &Probe) {
         // Lifeguard: every helper that did not even nack suggests the problem is ours.
         let max_health = self.config.lifeguard.max_health;
-        self.prober.raise_health(1 + probe.missing_nacks(), max_health);
+        self.prober.raise_health(probe.health_penalty(), max_health);
         let Some(member) = self.members.get(probe.target) else { return };
         if *member.name() != probe.name {
             return;
@@ -164,8 +166,16 @@ impl<R: Rng> Node<R> {
             Status::Online => {
                 self.counters.suspicions += 1;
                 let state = State { incarnation, status: Status::Suspect };
-                let fact = Fact { addr: None, accuser: Some(&local) };
+                let fact = Fact { accuser: Some(&local), ..Fact::default() };
                 self.change_state(now, probe.target, state, fact, true);
+                if self.config.lifeguard.buddy {
+                    // Buddy system: the suspect hears first (its record leads the ping), so
+                    // a member alive after all refutes at once, and its ack brings the
+                    // refutation back before this node has spread the suspicion far.
+                    let root = self.members.digest().root();
+                    let ping = Body::Ping { seq: probe.seq, root, target: &probe.name };
+                    self.send_to(probe.target, &ping, Some(probe.target), usize::MAX);
+                }
             }
             Status::Suspect => self.confirm_suspicion(now, probe.target, incarnation, &local, true),
             Status::Offline | Status::Left => {}

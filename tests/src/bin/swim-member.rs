@@ -142,6 +142,7 @@ fn serve(handle: Handle) {
                     datagrams_in: c.datagrams_in,
                     bytes_in: c.bytes_in,
                     refutations: c.refutations,
+                    suspicions: c.suspicions,
                     dropped: c.dropped_total(),
                 }));
             }

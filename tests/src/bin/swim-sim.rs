@@ -74,6 +74,10 @@ struct Args {
     /// Lifeguard on or off (swim only).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     lifeguard: OnOff,
+    /// Members asked to probe indirectly when a direct ping times out (default: swim-core's
+    /// `ping_req_count`).
+    #[arg(long)]
+    ping_req_count: Option<usize>,
     /// Slow members in `stress`.
     #[arg(long, default_value_t = 4)]
     slow: usize,
@@ -90,8 +94,9 @@ struct Args {
     /// length, so that no two overlap).
     #[arg(long, default_value_t = 6.0)]
     stall_every: f64,
-    /// What a member resuming from a stall handles first.
-    #[arg(long, value_enum, default_value_t = ResumeOrder::TimersFirst)]
+    /// What a member resuming from a stall handles first (the drivers read their socket
+    /// first).
+    #[arg(long, value_enum, default_value_t = ResumeOrder::SocketFirst)]
     resume: ResumeOrder,
     /// Longest virtual time to wait for the join and for the goal, seconds.
     #[arg(long, default_value_t = 300)]
@@ -112,6 +117,9 @@ fn main() {
     };
     opts.loss_duration = std::time::Duration::from_secs(args.duration);
     opts.timing.lifeguard = args.lifeguard == OnOff::On;
+    if let Some(count) = args.ping_req_count {
+        opts.timing.ping_req_count = count;
+    }
     opts.slow = args.slow;
     opts.slow_delay = std::time::Duration::from_secs_f64(args.slow_delay.max(0.0));
     opts.stalls = args.stalls;

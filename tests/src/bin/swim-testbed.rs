@@ -70,15 +70,24 @@ struct Args {
     /// Lifeguard on or off.
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     lifeguard: OnOff,
+    /// Members asked to probe indirectly when a direct ping times out (default:
+    /// swim-core's `ping_req_count`).
+    #[arg(long)]
+    ping_req_count: Option<usize>,
     /// Members stalled by SIGSTOP in `stress`.
     #[arg(long, default_value_t = 2)]
     slow: usize,
-    /// Length of a stall in `stress`, seconds (the simulator's `--slow-delay` in comparisons).
+    /// Length of a stall in `stress` and `stall`, seconds (in comparisons of `stress`, the
+    /// simulator's `--slow-delay`).
     #[arg(long, default_value_t = 3.0)]
     stall: f64,
-    /// Time between the starts of a member's stalls, seconds.
-    #[arg(long, default_value_t = 20.0)]
-    stall_every: f64,
+    /// `stress`: time between the starts of a member's stalls, seconds (default 20);
+    /// `stall`: time between the starts of two stalls (default: the simulator's, 6).
+    #[arg(long)]
+    stall_every: Option<f64>,
+    /// Stalls in `stall`, one member at a time (default: the simulator's, 100).
+    #[arg(long)]
+    stalls: Option<usize>,
     /// Longest wait for the join and for the goal, seconds.
     #[arg(long, default_value_t = 300)]
     limit: u64,
@@ -191,12 +200,16 @@ fn run_real(plan: &Plan) -> Result<Value, testbed::Error> {
 }
 
 fn plan(args: &Args, scenario: Scenario) -> Plan {
-    let timing = Timing { lifeguard: args.lifeguard == OnOff::On, ..Timing::default() };
+    let mut timing = Timing { lifeguard: args.lifeguard == OnOff::On, ..Timing::default() };
+    if let Some(count) = args.ping_req_count {
+        timing.ping_req_count = count;
+    }
     let loss = args.loss.unwrap_or(match scenario {
         Scenario::Loss => 0.05,
         Scenario::Stress => 0.01,
         _ => 0.0,
     });
+    let (stalls, stall_every) = simulated::default_stalls();
     let member = args.member.clone().unwrap_or_else(|| {
         let exe = std::env::current_exe().unwrap_or_default();
         exe.with_file_name("swim-member")
@@ -214,7 +227,11 @@ fn plan(args: &Args, scenario: Scenario) -> Plan {
         partition: args.partition.map(Duration::from_secs),
         slow: args.slow,
         stall: Duration::from_secs_f64(args.stall.max(0.0)),
-        stall_every: Duration::from_secs_f64(args.stall_every.max(0.0)),
+        stall_every: args.stall_every.map_or(
+            if scenario == Scenario::Stall { stall_every } else { Duration::from_secs(20) },
+            |s| Duration::from_secs_f64(s.max(0.0)),
+        ),
+        stalls: args.stalls.unwrap_or(stalls),
         limit: Duration::from_secs(args.limit),
         sim_latency: Duration::from_micros(args.sim_latency_us),
         member,

@@ -13,7 +13,7 @@ mod loss;
 mod measure;
 mod outcome;
 mod partition;
-mod stall;
+pub mod stall;
 mod story;
 mod stress;
 mod update;
@@ -108,8 +108,9 @@ pub struct Options {
     /// Time from one stall's start to the next's in `stall` (longer than a stall, so no
     /// two overlap).
     pub stall_every: Duration,
-    /// What a stalled member handles first when it resumes: its overdue timer, by default,
-    /// as today's drivers do.
+    /// What a stalled member handles first when it resumes: by default the datagrams
+    /// waiting in its socket, as the drivers do (`TimersFirst` is the older drivers' order,
+    /// which the core alone must survive too).
     pub stall_resume: Resume,
     /// Threads the engine may use; `None`: one per core. Speed only: results are the same.
     pub threads: Option<usize>,
@@ -135,7 +136,7 @@ impl Options {
             stalls: 100,
             stall_duration: Duration::from_secs(3),
             stall_every: Duration::from_secs(6),
-            stall_resume: Resume::TimersFirst,
+            stall_resume: Resume::SocketFirst,
             threads: None,
         }
     }

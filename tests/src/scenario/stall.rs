@@ -14,11 +14,11 @@ use crate::protocol::{Change, Protocol};
 use crate::sim::Observation;
 
 /// A suspicion a member raises within this long after resuming is its stall's doing.
-const AFTER_RESUME: Duration = Duration::from_secs(2);
+pub const AFTER_RESUME: Duration = Duration::from_secs(2);
 
 /// A member that stalled counts as healthy again this long after it resumed (time to
 /// refute suspicions of it and for the refutation to spread).
-const RECOVERY: Duration = Duration::from_secs(10);
+pub const RECOVERY: Duration = Duration::from_secs(10);
 
 /// The stalls so far, and what was reported meanwhile.
 struct Stalls {

@@ -1,14 +1,16 @@
 //! The fault scenarios on real processes: a silent split into halves and its heal, churn
-//! (crashes, restarts under the same name, graceful leaves), and stress (members stalled by
-//! SIGSTOP under light loss, then a real crash).
+//! (crashes, restarts under the same name, graceful leaves), stress (members stalled by
+//! SIGSTOP under light loss, then a real crash), and stall (one member at a time stopped by
+//! SIGSTOP and resumed, as the simulator's `stall`).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant as WallClock};
 
 use crate::protocol::Change;
+use crate::scenario::stall::{AFTER_RESUME, RECOVERY};
 use crate::testbed::Error;
 use crate::testbed::fleet::Seen;
-use crate::testbed::line::wall_micros;
+use crate::testbed::line::{self, What, wall_micros};
 use crate::testbed::net::member_addr;
 use crate::testbed::scenarios::{Detection, FalseReports, FullViews, Real};
 use crate::testbed::simulated::Outcome;
@@ -256,4 +258,96 @@ pub fn stress(real: &mut Real, out: &mut Outcome) -> Result<bool, Error> {
     real.extra.false_suspect_stalled = Some(suspect_stalled);
     real.extra.false_offline_stalled = Some(offline_stalled);
     Ok(detection.all.is_some())
+}
+
+/// The simulator's `stall` on real processes: one member at a time, chosen at random, is
+/// stopped by SIGSTOP for the plan's stall (its datagrams wait in its socket), then resumed
+/// with SIGCONT; one stall every `stall_every`, `stalls` in all. Counts the suspicions each
+/// resumed member raised itself within 2 s of resuming (by its own count of accusations,
+/// asked before the stop and after: exactly the simulator's first-hand suspicions, since no
+/// other member stalled meanwhile), offline reports (no stall is long enough to justify
+/// one), and suspicions about members healthy at the time.
+pub fn stall(real: &mut Real, out: &mut Outcome) -> Result<bool, Error> {
+    let n = real.fleet.len();
+    let (stall, every) = (real.plan.stall, real.plan.stall_every);
+    let mut log = StallLog::new(n);
+    let start = WallClock::now();
+    let mut by_resumed = 0u64;
+    let mut last = start;
+    for k in 0..real.plan.stalls as u32 {
+        last = start + every * k;
+        real.fleet.run_until(last, &mut |s| log.hear(s));
+        let member = real.below(n);
+        let before = accusations(real, member);
+        real.fleet.stall(member, true)?;
+        let from = wall_micros();
+        log.begin(member, from, from + stall.as_micros() as u64);
+        real.fleet.run_for(stall, &mut |s| log.hear(s));
+        real.fleet.stall(member, false)?;
+        log.begin(member, from, wall_micros());
+        real.fleet.run_for(AFTER_RESUME, &mut |s| log.hear(s));
+        if let (Some(before), Some(after)) = (before, accusations(real, member)) {
+            by_resumed += after.saturating_sub(before);
+        }
+    }
+    // As long after the last stall began as the simulator runs.
+    real.fleet.run_until(last + stall + RECOVERY, &mut |s| log.hear(s));
+    let full = real.views().iter().flatten().filter(|v| v.available() == n as usize - 1).count();
+    out.stalls = Some(log.stalls);
+    out.false_suspect_by_resumed = Some(by_resumed);
+    out.false_suspect = Some(log.reports.suspect);
+    out.false_offline = Some(log.offline);
+    out.refutations = Some(log.reports.refuted);
+    out.forced_rejoins = Some(log.reports.rejoined);
+    out.full_views = Some(full);
+    out.duration_s = Some(start.elapsed().as_secs_f64());
+    Ok(by_resumed == 0 && log.offline == 0 && full == n as usize)
+}
+
+/// Suspicions member `i` raised itself so far (`None` if it did not answer).
+fn accusations(real: &mut Real, i: u32) -> Option<u64> {
+    let answer = real.fleet.ask(&[i], &line::Command::Counters, Duration::from_secs(5));
+    match answer.into_iter().next().flatten().map(|l| l.what) {
+        Some(What::Counters(traffic)) => Some(traffic.suspicions),
+        _ => None,
+    }
+}
+
+/// The stalls so far, and what was reported meanwhile.
+struct StallLog {
+    /// Each member's latest stall, `(from, until)` in wall µs.
+    latest: Vec<Option<(u64, u64)>>,
+    stalls: usize,
+    reports: FalseReports,
+    offline: u64,
+}
+
+impl StallLog {
+    fn new(n: u32) -> Self {
+        StallLog {
+            latest: vec![None; n as usize],
+            stalls: 0,
+            reports: FalseReports::default(),
+            offline: 0,
+        }
+    }
+
+    /// Member `i` stalls from `from` until `until` (called again with the real end).
+    fn begin(&mut self, i: u32, from: u64, until: u64) {
+        if self.latest[i as usize].is_none_or(|(f, _)| f != from) {
+            self.stalls += 1;
+        }
+        self.latest[i as usize] = Some((from, until));
+    }
+
+    fn hear(&mut self, s: &Seen) {
+        let recovery = RECOVERY.as_micros() as u64;
+        let latest = &self.latest;
+        // Healthy: never stalled, or resumed long enough ago to have refuted.
+        let healthy = |subject: u32| {
+            latest[subject as usize].is_none_or(|(_, until)| s.at >= until + recovery)
+        };
+        self.reports.observe(s, healthy);
+        self.offline += u64::from(s.report.change == Change::Offline);
+    }
 }

@@ -62,6 +62,9 @@ pub struct Traffic {
     pub bytes_in: u64,
     /// Accusations about itself this member refuted.
     pub refutations: u64,
+    /// Suspicions this member raised itself (its own probes failed).
+    #[serde(default)]
+    pub suspicions: u64,
     /// Datagrams dropped, any reason.
     pub dropped: u64,
 }

@@ -63,9 +63,12 @@ pub struct Plan {
     pub partition: Option<Duration>,
     /// Members stalled in `stress`.
     pub slow: usize,
+    /// Stalls in `stall` (one member at a time).
+    pub stalls: usize,
     /// How long a stall lasts.
     pub stall: Duration,
-    /// Time from the start of one stall of a member to the start of its next.
+    /// `stress`: time from the start of one stall of a member to the start of its next;
+    /// `stall`: from the start of one stall to the start of the next.
     pub stall_every: Duration,
     /// Longest wait for the join and for the scenario's goal.
     pub limit: Duration,

@@ -109,8 +109,8 @@ pub fn run(plan: &Plan) -> Result<(Outcome, Extra), Error> {
         Scenario::Update => real.update(&mut out),
         Scenario::Partition => faults::partition(&mut real, &mut out)?,
         Scenario::Churn => faults::churn(&mut real, &mut out)?,
-        // Stalls on real processes are SIGSTOP and SIGCONT: the stress run's faults.
-        Scenario::Stress | Scenario::Stall => faults::stress(&mut real, &mut out)?,
+        Scenario::Stress => faults::stress(&mut real, &mut out)?,
+        Scenario::Stall => faults::stall(&mut real, &mut out)?,
     };
     real.measure(phase, &mut out);
     out.wall_s = started.elapsed().as_secs_f64();

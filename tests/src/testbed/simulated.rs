@@ -23,6 +23,9 @@ pub fn run(plan: &Plan, seed: u64) -> serde_json::Value {
     opts.goal_limit = plan.limit;
     opts.slow = plan.slow;
     opts.slow_delay = plan.stall;
+    opts.stalls = plan.stalls;
+    opts.stall_duration = plan.stall;
+    opts.stall_every = plan.stall_every;
     // A bridge between namespaces delivers in tens of microseconds, not the 1-5 ms of the
     // simulator's default LAN; the window of the engine shrinks with it, which costs only
     // simulation speed at these sizes.
@@ -55,4 +58,11 @@ pub fn outcome(plan: &Plan) -> Outcome {
 /// The simulator's default for the length of a phase the real run also needs.
 pub fn default_churn_duration() -> Duration {
     Options::new(1, 1).churn_duration
+}
+
+/// The simulator's defaults for `stall`: how many stalls, and the time between their
+/// starts.
+pub fn default_stalls() -> (usize, Duration) {
+    let opts = Options::new(1, 1);
+    (opts.stalls, opts.stall_every)
 }
