@@ -441,6 +441,7 @@ fn build(fields: &Fields, seal: &Seal, body: &FuzzBody, records: &[FuzzRecord]) 
             meta_version: far(r.meta_version),
             metadata: metadata[i].as_ref().map(Metadata::entries),
             accuser: accusers[i].as_deref(),
+            meta_hash: None,
         };
         writer.push(&record);
     }

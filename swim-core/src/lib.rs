@@ -119,6 +119,7 @@ mod counters;
 mod event;
 mod exchange;
 mod gossip;
+mod hash;
 mod members;
 mod metadata;
 mod node;
@@ -127,6 +128,7 @@ mod probe;
 mod random;
 mod replay;
 mod status;
+mod streams;
 mod suspicion;
 mod sync;
 #[cfg(feature = "std")]
@@ -143,7 +145,8 @@ mod wire;
 
 pub use auth::{Keyring, MAX_KEYS, NONCE_LEN, SEQUENCED, TAG_LEN};
 pub use config::{
-    Config, ConfigError, LegacyWire, Lifeguard, MAX_DURATION, MAX_MTU_SIZE, MIN_MTU_SIZE,
+    Config, ConfigError, LegacyWire, Lifeguard, MAX_DURATION, MAX_MTU_SIZE, MAX_STREAM_MESSAGE,
+    MIN_MTU_SIZE,
 };
 pub use counters::{Counters, DropReason};
 pub use event::Event;
@@ -152,6 +155,7 @@ pub use metadata::{MAX_KEY_LEN, Metadata};
 pub use node::{MetadataError, Node};
 pub use outbox::Transmit;
 pub use status::{Status, StatusFilter};
+pub use streams::StreamMessage;
 pub use time::Instant;
 pub use view::{
     ClusterMetadata, CounterStatus, MemberStatus, StatusDump, Watch, WatchFilter, Watched,

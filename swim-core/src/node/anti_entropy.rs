@@ -273,6 +273,7 @@ mod tests {
                 meta_version: 0,
                 metadata: None,
                 accuser: None,
+                meta_hash: None,
             })
             .collect();
         let receiver = String::from(node.local_member().name().as_str());
