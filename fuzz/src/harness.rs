@@ -442,6 +442,7 @@ fn build(fields: &Fields, seal: &Seal, body: &FuzzBody, records: &[FuzzRecord]) 
             metadata: metadata[i].as_ref().map(Metadata::entries),
             accuser: accusers[i].as_deref(),
             meta_hash: None,
+            streams: false,
         };
         writer.push(&record);
     }

@@ -80,6 +80,20 @@ pub(crate) struct Fetch {
     pub(crate) spread: bool,
 }
 
+/// A fetch waiting for room: the version wanted, whether it is news to spread, and the
+/// member that announced it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Queued {
+    pub(crate) version: u64,
+    pub(crate) spread: bool,
+    pub(crate) announcer: MemberId,
+}
+
+/// Most metadata fetches in flight at once: a member that learns of a thousand large maps
+/// at once (a join) asks for them a few at a time, so that neither it nor the members it
+/// asks hold them all in buffers at once.
+pub(crate) const MAX_FETCHES_IN_FLIGHT: usize = 16;
+
 /// A push-pull request in flight, to a member or a seed's address (which may not be the
 /// address the seed advertises, so the reply is recognised by its echo alone).
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +116,10 @@ pub(crate) struct Streams {
     windows: BTreeMap<SmolStr, StreamWindow>,
     /// Announced metadata versions found while applying one message, fetched after it.
     wanted: Vec<(MemberId, u64, bool)>,
+    /// Fetches waiting for room among those in flight, in the order they were wanted.
+    queued: BTreeMap<MemberId, Queued>,
+    queue: VecDeque<MemberId>,
+    /// Fetches asked, waiting for their answer.
     fetches: BTreeMap<MemberId, Fetch>,
     push_pulls: Vec<PushPull>,
     /// When each member was last sent our table in answer to its push-pull.
@@ -147,9 +165,28 @@ impl Streams {
         core::mem::take(&mut self.wanted)
     }
 
-    /// Whether a fetch of at least `version` of `id` is in flight.
+    /// Whether a fetch of at least `version` of `id` is in flight or waiting.
     pub(crate) fn is_fetching(&self, id: MemberId, version: u64) -> bool {
         self.fetches.get(&id).is_some_and(|f| f.version >= version)
+            || self.queued.get(&id).is_some_and(|q| q.version >= version)
+    }
+
+    /// Queues a fetch (replacing one of an older version).
+    pub(crate) fn enqueue(&mut self, id: MemberId, queued: Queued) {
+        if self.queued.insert(id, queued).is_none() {
+            self.queue.push_back(id);
+        }
+    }
+
+    /// The next queued fetch, if there is room in flight for it.
+    pub(crate) fn next_queued(&mut self) -> Option<(MemberId, Queued)> {
+        while self.fetches.len() < MAX_FETCHES_IN_FLIGHT {
+            let id = self.queue.pop_front()?;
+            if let Some(queued) = self.queued.remove(&id) {
+                return Some((id, queued));
+            }
+        }
+        None
     }
 
     /// A fetch was asked.
@@ -185,6 +222,7 @@ impl Streams {
     /// Forgets a reaped member's fetch and push-pull answer time.
     pub(crate) fn forget(&mut self, id: MemberId) {
         self.fetches.remove(&id);
+        self.queued.remove(&id);
         self.answered.remove(&id);
     }
 
@@ -224,9 +262,9 @@ impl Streams {
         self.fetches.values().map(|f| f.deadline).min()
     }
 
-    /// Number of fetches in flight.
+    /// Number of fetches in flight or waiting.
     pub(crate) fn fetches(&self) -> usize {
-        self.fetches.len()
+        self.fetches.len() + self.queued.len()
     }
 }
 

@@ -35,6 +35,7 @@ fn record<'a>(name: &'a str, addr: SocketAddr, incarnation: u64, status: Status)
         metadata: None,
         accuser: None,
         meta_hash: None,
+        streams: false,
     }
 }
 

@@ -68,6 +68,7 @@ fn a_peer_inventing_thousands_of_members_cannot_grow_the_table_past_max_members(
                 metadata: None,
                 accuser: None,
                 meta_hash: None,
+                streams: false,
             })
             .collect();
         let now = cluster.now;

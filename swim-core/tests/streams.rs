@@ -125,6 +125,7 @@ fn a_member_outranks_its_own_large_metadata_of_the_same_version_with_another_has
         metadata: None,
         accuser: None,
         meta_hash: Some(ours.metadata().unwrap().hash() ^ 1),
+        streams: true,
     };
     let from = cluster.nodes[0].local_member().clone();
     let sender = Sender { name: from.name(), addr: from.addr(), incarnation: from.incarnation() };

@@ -44,6 +44,7 @@ fn encode_seal(keyring: &Keyring, flags: u8, names: &[(String, SocketAddr)], seq
             metadata: None,
             accuser: None,
             meta_hash: None,
+            streams: false,
         });
     }
     keyring.seal_packet(writer.finish(), "", &target)

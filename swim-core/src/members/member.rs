@@ -112,11 +112,12 @@ impl Member {
             metadata: metadata.map(Metadata::entries),
             accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
             meta_hash: metadata.map(Metadata::hash),
+            streams: self.streams,
         }
     }
 
-    /// Whether it accepts stream messages at its address, as it last said itself (the minor
-    /// version of its datagrams).
+    /// Whether it accepts stream messages at its address: as it last said itself (the minor
+    /// version of its datagrams), or as others said if it never spoke to this node.
     pub fn speaks_streams(&self) -> bool {
         self.streams
     }

@@ -274,6 +274,7 @@ mod tests {
                 metadata: None,
                 accuser: None,
                 meta_hash: None,
+                streams: false,
             })
             .collect();
         let receiver = String::from(node.local_member().name().as_str());

@@ -245,6 +245,9 @@ impl<R: Rng> Node<R> {
                 self.insert_member(now, record.name, record.addr, state, record.accuser, spread)
             }
         };
+        if record.streams {
+            self.note_streams(id, true);
+        }
         let Some(metadata) = &record.metadata else {
             // Too large for a datagram, the metadata may be announced: fetched by `streams`.
             return self.note_announced(id, record, spread);

@@ -10,7 +10,7 @@ use rand_core::Rng;
 use super::Node;
 use crate::counters::DropReason;
 use crate::members::{Member, MemberId, Members};
-use crate::streams::Fetch;
+use crate::streams::{Fetch, Queued};
 use crate::time::Instant;
 use crate::wire::{Body, NameList, Packet, Record};
 
@@ -35,31 +35,45 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// Fetches what the message from `announcer` announced: each member's metadata from
-    /// the member itself if it is available, from the announcer otherwise.
+    /// Queues what the message from `announcer` announced, and starts the fetches there is
+    /// room for.
     pub(super) fn fetch_announced(&mut self, now: Instant, announcer: MemberId) {
-        let wanted = self.streams.take_wanted();
-        let mut from_announcer = Vec::new();
-        for (id, version, spread) in wanted {
+        for (id, version, spread) in self.streams.take_wanted() {
+            self.streams.enqueue(id, Queued { version, spread, announcer });
+        }
+        self.start_fetches(now);
+    }
+
+    /// Asks for queued metadata while fewer than `MAX_FETCHES_IN_FLIGHT` fetches are in
+    /// flight: each member's from the member itself if it is available, from its announcer
+    /// otherwise (several to one announcer in one request).
+    fn start_fetches(&mut self, now: Instant) {
+        let mut from_announcers: Vec<(MemberId, MemberId)> = Vec::new();
+        while let Some((id, queued)) = self.streams.next_queued() {
             let Some(member) = self.members.get(id) else { continue };
+            if member.meta_version() >= queued.version {
+                continue; // Arrived meanwhile.
+            }
             let owner = id != Members::LOCAL && member.status().is_available();
-            let asked = if owner { id } else { announcer };
+            let asked = if owner { id } else { queued.announcer };
             let fetch = Fetch {
                 name: member.name().clone(),
-                version,
-                announcer: Some(announcer).filter(|a| *a != asked),
+                version: queued.version,
+                announcer: Some(queued.announcer).filter(|a| *a != asked),
                 deadline: now + self.config.stream_timeout,
-                spread,
+                spread: queued.spread,
             };
             self.streams.fetching(id, fetch);
             if asked == id {
                 self.request_metadata(id, &[id]);
             } else {
-                from_announcer.push(id);
+                from_announcers.push((asked, id));
             }
         }
-        if !from_announcer.is_empty() {
-            self.request_metadata(announcer, &from_announcer);
+        from_announcers.sort_unstable();
+        for group in from_announcers.chunk_by(|a, b| a.0 == b.0) {
+            let ids: Vec<MemberId> = group.iter().map(|(_, id)| *id).collect();
+            self.request_metadata(group[0].0, &ids);
         }
     }
 
@@ -77,6 +91,7 @@ impl<R: Rng> Node<R> {
             self.streams.fetching(id, Fetch { announcer: None, deadline, ..fetch });
             self.request_metadata(next, &[id]);
         }
+        self.start_fetches(now);
     }
 
     /// Sends `from` a request for the metadata of `ids`.

@@ -147,7 +147,10 @@ impl<R: Rng> Node<R> {
             return Err(ConfigError::TooLarge { field: "local_metadata", size, limit });
         }
         let name = config.local_name.as_str().into();
-        let members = Members::new(name, config.local_addr, config.local_metadata.clone(), now);
+        let mut members = Members::new(name, config.local_addr, config.local_metadata.clone(), now);
+        if let Some(local) = members.get_mut(Members::LOCAL) {
+            local.streams = config.streams;
+        }
         let mut gossip = GossipQueue::default();
         gossip.enqueue(Members::LOCAL, true);
         // Random phases keep a cluster started at once from probing and syncing in lockstep.
@@ -566,6 +569,7 @@ fn self_record_size(config: &Config, metadata: &Metadata, version: u64) -> usize
         metadata: Some(metadata.entries()),
         accuser: None,
         meta_hash: None,
+        streams: false,
     };
     crate::wire::max_overhead(config.local_name.len()) + record.encoded_len()
 }

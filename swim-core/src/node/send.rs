@@ -92,7 +92,19 @@ impl<R: Rng> Node<R> {
         about: Option<MemberId>,
         limit: usize,
     ) -> Option<u64> {
-        let mut draft = self.draft(to, body, limit)?;
+        self.send_via(Transport::Datagram, to, body, about, limit)
+    }
+
+    /// [`Node::send`] by `transport`.
+    pub(super) fn send_via(
+        &mut self,
+        transport: Transport,
+        to: &Destination,
+        body: &Body<'_>,
+        about: Option<MemberId>,
+        limit: usize,
+    ) -> Option<u64> {
+        let mut draft = self.draft_for(transport, to, body, limit)?;
         // Restarted members and the far side of a healed partition learn they were declared
         // offline; with Lifeguard's buddy system, a suspect learns it is suspected.
         // A node that left says so in everything it still sends: a receiver that already

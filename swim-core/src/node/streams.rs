@@ -180,14 +180,18 @@ impl<R: Rng> Node<R> {
 
     /// The fallback probe: a ping over a stream to a target that did not answer its direct
     /// ping, sent with the ping-reqs, with the probe's sequence number. Its ack, over a
-    /// stream too, completes the probe like any other.
+    /// stream too, completes the probe like any other. Like a ping, it carries the target's
+    /// own record if it is suspected (so it can refute) and gossip, within a datagram's
+    /// size: a member whose UDP is blocked still hears of the cluster this way.
     pub(super) fn stream_ping(&mut self, target: MemberId, seq: u32) {
         let speaks = self.members.get(target).is_some_and(|m| m.speaks_streams());
-        if !self.config.streams || !speaks {
+        let Some(to) = self.destination(target).filter(|_| self.config.streams && speaks) else {
             return;
-        }
+        };
         self.counters.stream_pings += 1;
         let root = self.members.digest().root();
-        self.send_stream(target, &Body::Ping { seq, root, target: "" }, usize::MAX);
+        let ping = Body::Ping { seq, root, target: "" };
+        let limit = self.config.max_datagram();
+        self.send_via(Transport::Stream, &to, &ping, Some(target), limit);
     }
 }

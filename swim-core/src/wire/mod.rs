@@ -176,6 +176,7 @@ mod tests {
                 metadata: None,
                 accuser: Some("c"),
                 meta_hash: None,
+                streams: false,
             },
             Record {
                 name: "b",
@@ -186,6 +187,7 @@ mod tests {
                 metadata: Some(metadata.entries()),
                 accuser: None,
                 meta_hash: None,
+                streams: false,
             },
         ];
         let bytes = encode(&Body::Gossip, &records);
@@ -235,6 +237,7 @@ mod tests {
             metadata: Some(metadata.entries()),
             accuser: Some("a"),
             meta_hash: Some(metadata.hash()),
+            streams: true,
         };
         let bytes = encode(&Body::Gossip, &[record]);
         assert!(bytes.len() < 200);
@@ -301,6 +304,7 @@ mod tests {
             metadata: Some(metadata.entries()),
             accuser: Some("accuser"),
             meta_hash: None,
+            streams: false,
         };
         let body = Body::SyncSummaries {
             echo: Some(5),
@@ -369,6 +373,7 @@ mod tests {
             metadata: None,
             accuser: None,
             meta_hash: None,
+            streams: false,
         };
         let mut body = Vec::new();
         record.encode(&mut body);
@@ -404,6 +409,7 @@ mod tests {
             metadata: None,
             accuser: None,
             meta_hash: None,
+            streams: false,
         };
         let header = header(Version::V2);
         let mut writer =

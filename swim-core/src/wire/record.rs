@@ -71,6 +71,10 @@ pub struct Record<'a> {
     /// large for a datagram: the record then announces a version to fetch over a stream.
     /// Ignored when `metadata` is given.
     pub meta_hash: Option<u64>,
+    /// Whether the member accepts stream messages, as the sender knows (minor version 1; a
+    /// flag bit, so it costs nothing on the wire). Receivers only ever learn "yes" from it:
+    /// nodes of minor version 0 relay records without it.
+    pub streams: bool,
 }
 
 impl<'a> Record<'a> {
@@ -78,6 +82,8 @@ impl<'a> Record<'a> {
     const FLAG_ACCUSER: u8 = 2;
     /// Minor version 1: the metadata's hash follows the accuser (metadata left out).
     const FLAG_META_HASH: u8 = 4;
+    /// Minor version 1: the member accepts stream messages.
+    const FLAG_STREAMS: u8 = 8;
 
     fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
@@ -105,8 +111,20 @@ impl<'a> Record<'a> {
         } else {
             Some(r.u64()?)
         };
+        let streams = flags & Self::FLAG_STREAMS != 0;
         // Anything after the known fields belongs to a newer minor version: skipped.
-        Ok(Record { name, addr, incarnation, status, meta_version, metadata, accuser, meta_hash })
+        let record = Record {
+            name,
+            addr,
+            incarnation,
+            status,
+            meta_version,
+            metadata,
+            accuser,
+            meta_hash,
+            streams,
+        };
+        Ok(record)
     }
 
     /// The hash written on the wire: only in place of metadata.
@@ -148,6 +166,9 @@ impl<'a> Record<'a> {
         }
         if self.wire_hash().is_some() {
             flags |= Self::FLAG_META_HASH;
+        }
+        if self.streams {
+            flags |= Self::FLAG_STREAMS;
         }
         out.push(flags);
         if let Some(entries) = &self.metadata {
