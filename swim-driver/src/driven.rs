@@ -6,14 +6,19 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use rand_chacha::ChaCha8Rng;
-use swim_core::{Bytes, Event, Instant, Keyring, Member, Metadata, Node, StatusFilter, Watched};
+use swim_core::{
+    Bytes, Event, Instant, Keyring, Member, Metadata, Node, StatusFilter, StreamMessage, Watched,
+};
 
 use crate::error::Error;
 use crate::fanout::{Fanout, Outlet};
 use crate::monitor::Monitor;
 use crate::resolve::Resolved;
 use crate::snapshot::Snapshot;
+use crate::stream::StreamCounters;
 use swim_core::SystemClock;
 
 /// The node type the drivers run.
@@ -23,6 +28,9 @@ pub type DriverNode = Node<ChaCha8Rng>;
 pub type EventOutlet = Box<dyn Outlet<Event>>;
 /// Where watched events go: a driver's channel.
 pub type WatchOutlet = Box<dyn Outlet<Watched>>;
+/// Where stream messages go: a driver's queue of messages to send (it must not block: it
+/// is called under the node's lock).
+pub type StreamSink = Box<dyn Fn(StreamMessage) + Send>;
 
 /// A node and what a driver keeps with it.
 pub struct Driven {
@@ -38,6 +46,9 @@ pub struct Driven {
     stopped: bool,
     unresolved: Vec<String>,
     resolve_failures: u64,
+    /// Where the node's stream messages go; `None`: dropped (no streams).
+    stream_sink: Option<StreamSink>,
+    stream_counters: Arc<StreamCounters>,
     #[cfg(feature = "metrics")]
     exporter: crate::metrics::Exporter,
 }
@@ -69,6 +80,8 @@ impl Driven {
             stopped: false,
             unresolved: resolved.unresolved,
             resolve_failures: resolved.failures,
+            stream_sink: None,
+            stream_counters: Arc::default(),
             #[cfg(feature = "metrics")]
             exporter: Default::default(),
         }
@@ -109,10 +122,42 @@ impl Driven {
         self.drain(now, send);
     }
 
+    /// Hands the node a stream message from `from` (the connection's peer), then drains it
+    /// like [`Self::step`].
+    pub fn handle_stream(
+        &mut self,
+        from: SocketAddr,
+        message: &[u8],
+        send: impl FnMut(SocketAddr, &[u8]),
+    ) {
+        if self.stopped {
+            return;
+        }
+        let now = self.clock.now();
+        self.node.set_wall_clock(now, SystemClock::wall_ms());
+        self.node.handle_stream(now, from, message);
+        self.drain(now, send);
+    }
+
+    /// Sends the node's stream messages to `sink` from now on.
+    pub fn set_stream_sink(&mut self, sink: StreamSink) {
+        self.stream_sink = Some(sink);
+    }
+
+    /// The counters of the driver's streams.
+    pub fn stream_counters(&self) -> &Arc<StreamCounters> {
+        &self.stream_counters
+    }
+
     fn drain(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
         self.node.handle_timeout(now);
         while let Some(transmit) = self.node.poll_transmit() {
             send(transmit.destination, transmit.payload);
+        }
+        while let Some(message) = self.node.poll_stream() {
+            if let Some(sink) = &self.stream_sink {
+                sink(message);
+            }
         }
         while let Some(event) = self.node.poll_event() {
             Monitor::log_event(&event);
@@ -141,6 +186,8 @@ impl Driven {
             self.exporter.export(&self.node, self.resolve_failures, self.clock.now(), true);
             self.stopped = true;
             self.fanout.close();
+            // The driver's stream senders end once their queue is empty.
+            self.stream_sink = None;
         }
     }
 
