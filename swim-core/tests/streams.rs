@@ -226,6 +226,28 @@ fn members_with_and_without_streams_form_one_cluster() {
         (0..6).all(|v| holds(c, v, 4, "small", &small))
             && (0..3).all(|v| holds(c, v, 1, "blob", &value))
     }));
+    // A medium map (larger than the 256-byte records datagrams carry to members that fetch,
+    // small enough for a datagram): carried whole to datagram-only members, fetched by the
+    // others.
+    cluster.clear_history();
+    let medium = large(4, 600);
+    cluster.nodes[2].set_metadata(cluster.now, "medium", medium.clone()).unwrap();
+    assert!(cluster.run_until(Duration::from_secs(15), |c| {
+        (0..6).all(|v| holds(c, v, 2, "medium", &medium))
+    }));
+    let carries = |sent: &Sent| {
+        sent.packet()
+            .records
+            .iter()
+            .any(|r| r.metadata.is_some_and(|m| m.iter().any(|(key, _)| key == "medium")))
+    };
+    let from_2 = |to: usize| cluster.log.iter().filter(move |s| s.from == 2 && s.to == addr(to));
+    assert!(from_2(0).chain(from_2(1)).all(|s| !carries(s)), "announced to members that fetch");
+    assert!(
+        from_2(3).chain(from_2(4)).chain(from_2(5)).any(|s| carries(s)),
+        "carried to the others"
+    );
+
     // A crash is detected by all, with and without streams.
     cluster.down.insert(5);
     assert!(cluster.run_until(Duration::from_secs(30), |c| {

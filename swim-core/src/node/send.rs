@@ -22,6 +22,13 @@ use crate::wire::{Body, Flags, Header, PacketWriter, STREAMS_MINOR, Sender, Vers
 /// with a victim's address gets the victim at most this much traffic.
 pub(crate) const AMPLIFICATION_LIMIT: usize = 3;
 
+/// The largest record with metadata a datagram carries to a member that fetches metadata
+/// over streams. In a join of 1,000 members with 1 KiB of metadata each, every member held
+/// every map after 9.9 s when datagrams carried them whole (one or two records a datagram),
+/// after 3.1 s when they were announced and fetched (`swim-sim join --nodes 1000 --metadata
+/// 1024 --streams on`; docs/BENCHMARKS.md, "Streams").
+pub(crate) const INLINE_RECORD: usize = 256;
+
 /// Where a datagram goes: an address, and the name of the member there, to which the
 /// datagram is bound (`None` for a seed known only by its address).
 #[derive(Clone, Debug)]
@@ -198,6 +205,12 @@ impl<R: Rng> Node<R> {
             Transport::Stream => (Vec::new(), self.config.max_stream_message),
         };
         match PacketWriter::new(buffer, limit.min(max), &header, &sender, body) {
+            Ok(writer) if transport == Transport::Datagram && self.fetches_from(to) => {
+                // A receiver that fetches metadata over streams gets larger maps announced:
+                // gossip then carries dozens of records a datagram instead of one or two.
+                let writer = writer.with_inline_limit(INLINE_RECORD);
+                Some(Draft { writer, header, transport })
+            }
             Ok(writer) => Some(Draft { writer, header, transport }),
             Err(buffer) => {
                 if transport == Transport::Datagram {
@@ -206,6 +219,14 @@ impl<R: Rng> Node<R> {
                 None
             }
         }
+    }
+
+    /// Whether the receiver of a datagram to `to` fetches metadata over streams (as this
+    /// node does): then metadata that makes a record larger than [`INLINE_RECORD`] is
+    /// announced by its hash rather than carried.
+    fn fetches_from(&self, to: &Destination) -> bool {
+        let receiver = to.receiver.as_deref().and_then(|name| self.members.by_name(name));
+        self.config.streams && receiver.is_some_and(|m| m.speaks_streams())
     }
 
     /// Seals a finished packet for its receiver and queues it on its transport; returns its
