@@ -243,10 +243,7 @@ fn members_with_and_without_streams_form_one_cluster() {
     };
     let from_2 = |to: usize| cluster.log.iter().filter(move |s| s.from == 2 && s.to == addr(to));
     assert!(from_2(0).chain(from_2(1)).all(|s| !carries(s)), "announced to members that fetch");
-    assert!(
-        from_2(3).chain(from_2(4)).chain(from_2(5)).any(|s| carries(s)),
-        "carried to the others"
-    );
+    assert!(from_2(3).chain(from_2(4)).chain(from_2(5)).any(carries), "carried to the others");
 
     // A crash is detected by all, with and without streams.
     cluster.down.insert(5);
