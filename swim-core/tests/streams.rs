@@ -418,3 +418,21 @@ fn stream_messages_decode_like_datagrams() {
     assert!(packet.header.flags.has(swim_core::wire::Flags::STREAM));
     assert!(matches!(packet.body, Body::MetadataRequest { .. }));
 }
+
+#[test]
+fn the_stream_seeds_of_the_decode_fuzz_corpus_are_stream_messages() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/decode");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.file_name().unwrap().to_string_lossy().starts_with("stream-") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let packet = Packet::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(packet.header.flags.has(swim_core::wire::Flags::STREAM));
+        assert!(packet.body.may_stream());
+        seen += 1;
+    }
+    assert_eq!(seen, 5);
+}
