@@ -225,8 +225,8 @@ impl<R: Rng> Node<R> {
     /// node does): then metadata that makes a record larger than [`INLINE_RECORD`] is
     /// announced by its hash rather than carried.
     fn fetches_from(&self, to: &Destination) -> bool {
-        let receiver = to.receiver.as_deref().and_then(|name| self.members.by_name(name));
-        self.config.streams && receiver.is_some_and(|m| m.speaks_streams())
+        let receiver = || to.receiver.as_deref().and_then(|name| self.members.by_name(name));
+        self.config.streams && receiver().is_some_and(|m| m.speaks_streams())
     }
 
     /// Seals a finished packet for its receiver and queues it on its transport; returns its
