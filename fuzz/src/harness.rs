@@ -10,7 +10,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use rand_chacha::ChaCha8Rng;
 use swim_core::rand_core::SeedableRng;
 use swim_core::wire::{
-    Body, BucketSet, Flags, Header, Packet, PacketWriter, Record, Sender, Version,
+    Body, BucketSet, Flags, Header, NameList, Packet, PacketWriter, Record, Sender, Version,
 };
 use swim_core::{Bytes, Config, Instant, Keyring, Metadata, Node, SEQUENCED, Status, TAG_LEN};
 
@@ -40,6 +40,8 @@ fn node() -> Node<ChaCha8Rng> {
     let mut config = Config::new(LOCAL, addr(PEERS), keyring());
     config.max_members = 16;
     config.epoch_ms = EPOCH_MS;
+    config.streams = true;
+    config.push_pull_interval = Some(Duration::from_secs(5));
     config.local_metadata.insert("role", Bytes::from_static(b"fuzz"));
     Node::new(config, ChaCha8Rng::seed_from_u64(7), Instant::ZERO).expect("valid config")
 }
@@ -78,6 +80,20 @@ fn drain(node: &mut Node<ChaCha8Rng>, last_sent: &mut [u32; PEERS]) {
         };
         if let Some(peer) = (0..PEERS).find(|i| addr(*i) == transmit.destination) {
             last_sent[peer] = cookie;
+        }
+    }
+    while let Some(message) = node.poll_stream() {
+        let max = node.config().max_stream_message;
+        assert!(message.payload.len() <= max, "streamed {} > {max} bytes", message.payload.len());
+        let header = Header::parse(&message.payload).expect("a stream message has a header");
+        assert!(header.flags.has(Flags::STREAM), "a stream message is flagged so");
+        if header.flags.has(Flags::ENCRYPTED) {
+            continue;
+        }
+        let sealed = &message.payload[..message.payload.len() - TAG_LEN];
+        match Packet::decode(sealed) {
+            Ok(packet) => assert!(packet.body.may_stream(), "{:?} sent over a stream", packet.body),
+            Err(error) => panic!("the node streamed a message it cannot decode: {error}"),
         }
     }
     while node.poll_event().is_some() {}
@@ -150,6 +166,9 @@ struct FuzzRecord {
     far: bool,
     metadata: Option<Vec<(u8, Vec<u8>)>>,
     accuser: Option<u8>,
+    /// Metadata announced by a hash instead (ignored with `metadata`).
+    hash: Option<u64>,
+    streams: bool,
 }
 
 /// An echo in an anti-entropy answer: the right one (the cookie last sent to that peer), or
@@ -196,6 +215,29 @@ enum FuzzBody {
     },
 }
 
+/// What a fuzzed stream message asks or tells.
+#[derive(Arbitrary, Debug)]
+enum FuzzStreamBody {
+    Ping {
+        root: u64,
+    },
+    Ack {
+        root: u64,
+    },
+    PushPull {
+        cookie: u32,
+    },
+    PushPullReply {
+        echo: u32,
+    },
+    MetadataRequest {
+        names: Vec<u8>,
+    },
+    MetadataReply,
+    /// A datagram's message over a stream (refused).
+    Gossip,
+}
+
 /// How a fuzzed datagram is sealed.
 #[derive(Arbitrary, Debug)]
 struct Seal {
@@ -230,6 +272,21 @@ enum Op {
     },
     /// Arbitrary bytes after a valid header, sealed for this node.
     Raw(Vec<u8>),
+    /// A stream message from a peer, as a datagram's fields are fuzzed (the stream flag set
+    /// unless `unflagged`).
+    Stream {
+        from: u8,
+        incarnation: u8,
+        nonce: u16,
+        seq: u8,
+        seal: Seal,
+        unflagged: bool,
+        body: FuzzStreamBody,
+        records: Vec<FuzzRecord>,
+    },
+    /// Arbitrary bytes as a stream message, and after a valid stream header sealed for
+    /// this node.
+    RawStream(Vec<u8>),
     Join,
     Leave,
     SetMetadata(u8, Vec<u8>),
@@ -276,6 +333,19 @@ pub fn state_machine(data: &[u8]) {
                 packet.extend_from_slice(&bytes);
                 node.handle_datagram(now, addr(0), &keyring().seal_packet(packet, "", LOCAL));
             }
+            Op::Stream { from, incarnation, nonce, seq, seal, unflagged, body, records } => {
+                let from = usize::from(from) % PEERS;
+                let fields = Fields { from, incarnation, nonce, seq, now, echo: last_sent[from] };
+                let bytes = build_stream(&fields, &seal, unflagged, &body, &records);
+                node.handle_stream(now, addr(from), &bytes);
+            }
+            Op::RawStream(bytes) => {
+                node.handle_stream(now, addr(1), &bytes);
+                let mut packet = vec![2, 1, Flags::STREAM];
+                packet.extend_from_slice(&nonce_at(now, 0xf_0001).to_be_bytes());
+                packet.extend_from_slice(&bytes);
+                node.handle_stream(now, addr(1), &keyring().seal_packet(packet, "", LOCAL));
+            }
             Op::Join => {
                 node.join(now, [addr(0)]);
                 left = false;
@@ -309,6 +379,7 @@ fn check_invariants(
     *local_incarnation = local.incarnation();
     assert!(local.incarnation() < u64::MAX / 2, "local incarnation {}", local.incarnation());
     assert!(node.members().count() <= node.config().max_members);
+    assert!(node.pending_fetches() <= node.config().max_members, "fetches beyond the table");
     let now_known: BTreeMap<String, u64> =
         node.members().map(|m| (m.name().to_string(), m.incarnation())).collect();
     for (name, incarnation) in &now_known {
@@ -343,9 +414,6 @@ struct Fields {
 
 /// A sealed datagram from peer `fields.from` built from fuzzed fields.
 fn build(fields: &Fields, seal: &Seal, body: &FuzzBody, records: &[FuzzRecord]) -> Vec<u8> {
-    let name = peer_name(fields.from);
-    let incarnation = u64::from(fields.incarnation);
-    let sender = Sender { name: &name, addr: addr(fields.from), incarnation };
     let seq = u32::from(fields.seq);
     let echo = |echo: &Echo| match echo {
         Echo::Last => Some(fields.echo),
@@ -397,9 +465,53 @@ fn build(fields: &Fields, seal: &Seal, body: &FuzzBody, records: &[FuzzRecord]) 
             Body::SyncWant { echo: echo(e), names: &pairs }
         }
     };
-    let header = header(fields, seal);
+    sealed(fields, seal, 0, &body, records)
+}
+
+/// A sealed stream message from peer `fields.from` built from fuzzed fields.
+fn build_stream(
+    fields: &Fields,
+    seal: &Seal,
+    unflagged: bool,
+    body: &FuzzStreamBody,
+    records: &[FuzzRecord],
+) -> Vec<u8> {
+    let seq = u32::from(fields.seq);
+    let mut list = Vec::new();
+    let body = match body {
+        FuzzStreamBody::Ping { root } => Body::Ping { seq, root: *root, target: "" },
+        FuzzStreamBody::Ack { root } => Body::Ack { seq, root: *root },
+        FuzzStreamBody::PushPull { cookie } => Body::PushPull { cookie: *cookie },
+        FuzzStreamBody::PushPullReply { echo } => Body::PushPullReply { echo: *echo },
+        FuzzStreamBody::MetadataRequest { names } => {
+            let names: Vec<String> =
+                names.iter().map(|n| peer_name(usize::from(*n) % (PEERS + 1))).collect();
+            NameList::write(&mut list, names.iter().map(String::as_str));
+            Body::MetadataRequest { names: NameList::parse(&list).unwrap_or(NameList::EMPTY) }
+        }
+        FuzzStreamBody::MetadataReply => Body::MetadataReply,
+        FuzzStreamBody::Gossip => Body::Gossip,
+    };
+    let flags = if unflagged { 0 } else { Flags::STREAM };
+    sealed(fields, seal, flags, &body, records)
+}
+
+/// `body` with `records`, from peer `fields.from`, sealed as `seal` says, with
+/// `extra_flags` in the header.
+fn sealed(
+    fields: &Fields,
+    seal: &Seal,
+    extra_flags: u8,
+    body: &Body<'_>,
+    records: &[FuzzRecord],
+) -> Vec<u8> {
+    let name = peer_name(fields.from);
+    let incarnation = u64::from(fields.incarnation);
+    let sender = Sender { name: &name, addr: addr(fields.from), incarnation };
+    let header = header(fields, seal, extra_flags);
+    let limit = if extra_flags & Flags::STREAM != 0 { 1 << 20 } else { 1452 };
     let mut writer =
-        PacketWriter::new(Vec::new(), 1452, &header, &sender, &body).expect("small body");
+        PacketWriter::new(Vec::new(), limit, &header, &sender, body).expect("small body");
     push_records(&mut writer, records);
     let (label, receiver) = match (seal.misbound, seal.to_address) {
         (true, true) => ("other cluster", ""),
@@ -410,10 +522,11 @@ fn build(fields: &Fields, seal: &Seal, body: &FuzzBody, records: &[FuzzRecord]) 
     keyring().seal_packet(writer.finish(), label, receiver)
 }
 
-/// The header of a fuzzed datagram: its version, flags, and a nonce at a skewed time.
-fn header(fields: &Fields, seal: &Seal) -> Header {
+/// The header of a fuzzed message: its version, flags (`extra_flags` and the seal's), and a
+/// nonce at a skewed time.
+fn header(fields: &Fields, seal: &Seal, extra_flags: u8) -> Header {
     let version = if seal.legacy { Version::V1 } else { Version::V2 };
-    let mut flags = 0;
+    let mut flags = extra_flags;
     if seal.to_address {
         flags |= Flags::TO_ADDRESS;
     }
@@ -449,6 +562,8 @@ fn push_records(writer: &mut PacketWriter, records: &[FuzzRecord]) {
             meta_version: far(r.meta_version),
             metadata: metadata.as_ref().map(Metadata::entries),
             accuser: accuser.as_deref(),
+            meta_hash: r.hash,
+            streams: r.streams,
         };
         writer.push(&record);
     }

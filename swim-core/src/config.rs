@@ -17,6 +17,13 @@ pub const MAX_MTU_SIZE: usize = 65535;
 /// Most helpers asked to probe one target indirectly (`ping_req_count`).
 pub(crate) const MAX_HELPERS: usize = 8;
 
+/// Largest accepted `max_stream_message`: 64 MiB.
+pub const MAX_STREAM_MESSAGE: usize = 64 << 20;
+
+/// Room a stream message needs besides one member's metadata: header, sender, body and the
+/// record around the metadata, with names at their longest.
+const STREAM_OVERHEAD: usize = 1024;
+
 /// Longest accepted duration of any setting: a day. Longer intervals and timeouts would
 /// stall a cluster for good, and keeping every duration this short keeps every deadline
 /// arithmetic (a timeout stretched by the health score, a backoff doubled) far from
@@ -125,10 +132,33 @@ pub struct Config {
     /// members than that on one host (all on loopback, say).
     pub max_members_per_ip: usize,
     /// Largest metadata of a member, counted as the bytes of its encoding: its keys and
-    /// values plus two or three bytes of framing per entry (default 1024). Local metadata
+    /// values plus two or three bytes of framing per entry (default 64 KiB). Local metadata
     /// beyond it is refused when set; remote metadata beyond it is ignored and counted. A
-    /// member's metadata costs this much memory at most, plus a few dozen bytes.
+    /// member's metadata costs this much memory at most, plus a few dozen bytes. Without
+    /// `streams`, a member's record with its metadata must also fit one datagram (about
+    /// 1.4 kB at the default `mtu_size`): larger metadata is refused when set, and others'
+    /// larger metadata is never fetched.
     pub max_metadata_size: usize,
+    /// Stream messages (default off): the driver carries the messages of
+    /// [`Node::poll_stream`](crate::Node::poll_stream) over a reliable transport (the
+    /// drivers: TCP on the same port as UDP) and hands what arrives to
+    /// [`Node::handle_stream`](crate::Node::handle_stream). It lets metadata grow past a
+    /// datagram (fetched over a stream from its member), adds full-state push-pull
+    /// exchanges (`push_pull_interval`) and a stream ping before a member that does not
+    /// answer UDP probes is suspected. Off, the node is datagram-only and tells others so;
+    /// a custom loop that carries no streams leaves it off.
+    pub streams: bool,
+    /// Largest stream message, sent or accepted (default 1 MiB): drivers check a frame's
+    /// length prefix against it before reading the frame. Must hold the largest metadata.
+    pub max_stream_message: usize,
+    /// With `streams`: a full-state exchange over a stream with one random member that
+    /// speaks streams (and with the seeds on join), every `push_pull_interval` scaled as
+    /// memberlist does for clusters above 32 members: times `ceil(log2(N / 32)) + 1`.
+    /// `None` turns it off (the default: see docs/BENCHMARKS.md, "Streams").
+    pub push_pull_interval: Option<Duration>,
+    /// How long a metadata fetch or push-pull waits for its answer before it is asked of
+    /// another member or given up (default 5 s).
+    pub stream_timeout: Duration,
     /// The cluster's label (memberlist's `Label`; default empty). It is bound into every
     /// datagram's tag without travelling on the wire, so two clusters that share a secret
     /// and a network stay apart: a datagram of another label fails authentication. At most
@@ -281,7 +311,11 @@ impl Config {
             replay_protection: true,
             max_members: 65_536,
             max_members_per_ip: 64,
-            max_metadata_size: 1024,
+            max_metadata_size: 64 * 1024,
+            streams: false,
+            max_stream_message: crate::wire::DEFAULT_MAX_STREAM_MESSAGE,
+            push_pull_interval: None,
+            stream_timeout: Duration::from_secs(5),
             label: String::new(),
             encrypt: false,
             require_encryption: false,
@@ -327,6 +361,8 @@ impl Config {
             ("rejoin_interval", self.rejoin_interval),
             ("max_clock_skew", self.max_clock_skew),
             ("max_datagram_age", self.max_datagram_age),
+            ("stream_timeout", self.stream_timeout),
+            ("push_pull_interval", self.push_pull_interval.unwrap_or(MAX_DURATION)),
         ];
         for (field, duration) in durations {
             let in_range = !duration.is_zero() && duration <= MAX_DURATION;
@@ -366,6 +402,11 @@ impl Config {
         require(per_ip, out_of_range("max_members_per_ip", "at least 1"))?;
         let (size, limit) = (self.local_metadata.encoded_len(), self.max_metadata_size);
         require(size <= limit, ConfigError::TooLarge { field: "local_metadata", size, limit })?;
+        let stream = (self.max_datagram()..=MAX_STREAM_MESSAGE).contains(&self.max_stream_message);
+        require(stream, out_of_range("max_stream_message", "between a datagram and 64 MiB"))?;
+        let (size, limit) = (self.max_metadata_size, self.max_stream_message);
+        let fits = size.saturating_add(STREAM_OVERHEAD) <= limit;
+        require(fits, ConfigError::TooLarge { field: "max_metadata_size", size, limit })?;
         let lifeguard = &self.lifeguard;
         let mult = lifeguard.suspicion_max_mult >= 1;
         require(mult, out_of_range("lifeguard.suspicion_max_mult", "at least 1"))?;

@@ -1,10 +1,11 @@
 //! Counters a node keeps about its own work, for dashboards and tests.
 
-/// Why an incoming datagram was dropped. A dropped datagram changes no state.
+/// Why an incoming datagram (or stream message) was dropped. A dropped datagram changes no
+/// state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DropReason {
-    /// Larger than `mtu_size` allows.
+    /// Larger than `mtu_size` allows (a stream message: than `max_stream_message`).
     TooLarge,
     /// Too short to hold a tag, or no key of the keyring produced its tag for this node and
     /// this cluster's label: a wrong secret, another cluster, or a datagram for another
@@ -19,7 +20,9 @@ pub enum DropReason {
     /// Claims to come from this node's own name: a name conflict or a reflected datagram.
     FromSelf,
     /// Meant for another member (an address now used by someone else), or sent to this
-    /// node's address without its name while it is not the start of a join.
+    /// node's address without its name while it is not the start of a join, or on the
+    /// wrong transport (a stream message as a datagram or the other way round, or any
+    /// stream message to a node without `streams`).
     Misdirected,
     /// Authentic, but already accepted once or older than the sender's window: a replay.
     Replayed,
@@ -135,6 +138,23 @@ pub struct Counters {
     pub nacks_sent: u64,
     /// Lifeguard: nacks received from ping-req helpers.
     pub nacks_received: u64,
+    /// Stream messages handed to [`handle_stream`](crate::Node::handle_stream).
+    pub streams_in: u64,
+    /// Their bytes.
+    pub stream_bytes_in: u64,
+    /// Of those, dropped (each is also counted by reason, with datagrams, in
+    /// [`Counters::dropped`]).
+    pub streams_dropped: u64,
+    /// Stream messages produced by [`poll_stream`](crate::Node::poll_stream).
+    pub streams_out: u64,
+    /// Their bytes.
+    pub stream_bytes_out: u64,
+    /// Stream pings sent before suspecting a member that did not answer UDP probes.
+    pub stream_pings: u64,
+    /// Push-pull exchanges started (requests sent).
+    pub push_pulls: u64,
+    /// Members whose metadata was asked for over a stream.
+    pub metadata_fetches: u64,
     /// Serialised by [`CounterStatus`](crate::CounterStatus) as a map by reason.
     #[cfg_attr(feature = "serde", serde(skip))]
     drops: [u64; DropReason::ALL.len()],

@@ -11,18 +11,20 @@
 //!
 //! Like `quinn-proto`, a node has four kinds of methods:
 //!
-//! - inputs: [`Node::handle_datagram`] and [`Node::handle_timeout`];
+//! - inputs: [`Node::handle_datagram`], [`Node::handle_stream`] and [`Node::handle_timeout`];
 //! - commands: [`Node::join`], [`Node::leave`], [`Node::set_metadata`],
 //!   [`Node::remove_metadata`];
-//! - outputs: [`Node::poll_transmit`], [`Node::poll_timeout`], [`Node::poll_event`];
+//! - outputs: [`Node::poll_transmit`], [`Node::poll_stream`], [`Node::poll_timeout`],
+//!   [`Node::poll_event`];
 //! - queries: [`Node::local_member`], [`Node::members`], [`Node::members_with`],
 //!   [`Node::find`], [`Node::member`], [`Node::is_ready`], [`Node::counters`]; for
 //!   applications, views built from a node: [`ClusterMetadata::of`], [`StatusDump::of`],
 //!   [`Watch::of`].
 //!
-//! After *every* input or command, drain the outputs in this order: send every transmit,
-//! take every event, then sleep until [`Node::poll_timeout`] (or the next datagram) and call
-//! [`Node::handle_timeout`] with the time you woke. Calling it early is harmless.
+//! After *every* input or command, drain the outputs in this order: send every transmit
+//! (and, with streams, every stream message), take every event, then sleep until
+//! [`Node::poll_timeout`] (or the next datagram) and call [`Node::handle_timeout`] with the
+//! time you woke. Calling it early is harmless.
 //!
 //! ```
 //! use std::collections::VecDeque;
@@ -141,6 +143,20 @@
 //! [`Instant`] is its own time (microseconds since a node's origin), not
 //! `std::time::Instant`: `SystemClock` converts both ways (`now`, `to_core`, `to_std`).
 //!
+//! # Streams
+//!
+//! Besides datagrams, a node can use a reliable transport for what a datagram cannot carry:
+//! metadata up to `max_metadata_size` (64 KiB by default) fetched from its member, full-state
+//! push-pull exchanges, and a ping to a member that does not answer over UDP before it is
+//! suspected. The node still does no I/O: [`Node::poll_stream`] hands out
+//! [`StreamMessage`]s (a member's address and sealed bytes, each one-way) and
+//! [`Node::handle_stream`] takes in what arrives; the driver frames, connects and times out
+//! (the drivers: TCP on the UDP port, a 4-byte length, one connection per message).
+//! Streams are off in [`Config::new`]: a loop that carries no stream messages leaves
+//! [`Config::streams`] off, and the node then works with datagrams alone, as before (it
+//! tells others so, and they neither send it stream messages nor expect it to fetch). The
+//! drivers turn them on. `docs/PROTOCOL.md`, section 7, has the rules.
+//!
 //! # What is in a node
 //!
 //! A [`Node`] owns a few parts, each keeping its own state, and drives them: a part is told
@@ -154,6 +170,7 @@
 //! | `probe` | failure detection: the probe order, probes and relays in flight, health |
 //! | `suspicion` | suspicion timeouts, with Lifeguard's confirmations |
 //! | `gossip` | the dissemination queue, piggybacked on every datagram |
+//! | `streams` | stream messages out, stream replay windows, metadata fetches and push-pulls in flight |
 //! | `sync` | anti-entropy: what differs between two tables; `exchange`: steps in flight |
 //! | `timers` | the node's named periodic timers |
 //! | `auth`, `replay` | the [`Keyring`] (tags, encryption); nonces and replay windows |
@@ -183,6 +200,7 @@ mod counters;
 mod event;
 mod exchange;
 mod gossip;
+mod hash;
 mod members;
 mod metadata;
 mod node;
@@ -191,6 +209,7 @@ mod probe;
 mod random;
 mod replay;
 mod status;
+mod streams;
 mod suspicion;
 mod sync;
 #[cfg(feature = "std")]
@@ -207,7 +226,8 @@ mod wire;
 
 pub use auth::{Keyring, MAX_KEYS, NONCE_LEN, SEQUENCED, TAG_LEN};
 pub use config::{
-    Config, ConfigError, LegacyWire, Lifeguard, MAX_DURATION, MAX_MTU_SIZE, MIN_MTU_SIZE,
+    Config, ConfigError, LegacyWire, Lifeguard, MAX_DURATION, MAX_MTU_SIZE, MAX_STREAM_MESSAGE,
+    MIN_MTU_SIZE,
 };
 pub use counters::{Counters, DropReason};
 pub use event::Event;
@@ -216,6 +236,7 @@ pub use metadata::{MAX_KEY_LEN, Metadata};
 pub use node::{MetadataError, Node};
 pub use outbox::Transmit;
 pub use status::{Status, StatusFilter};
+pub use streams::StreamMessage;
 pub use time::Instant;
 pub use view::{
     ClusterMetadata, CounterStatus, MemberStatus, StatusDump, Watch, WatchFilter, Watched,

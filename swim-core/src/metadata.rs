@@ -14,6 +14,7 @@ use core::fmt;
 
 use bytes::Bytes;
 
+use crate::hash::{FNV_OFFSET, fnv1a, mix};
 use crate::wire::MetadataEntries;
 
 /// Longest metadata key, in bytes (its length travels in one byte).
@@ -24,17 +25,32 @@ pub const MAX_KEY_LEN: usize = 255;
 pub struct Metadata {
     /// The entries in their wire encoding (count, then keys ascending with their values).
     encoded: Bytes,
+    /// [`metadata_hash`] of the entries, computed once: digests and records of metadata
+    /// too large for a datagram carry it, and maps may be 64 KiB.
+    hash: u64,
 }
 
 impl Metadata {
     /// An empty map (known to be empty, unlike unknown metadata).
     pub const fn new() -> Self {
-        Metadata { encoded: Bytes::from_static(&[0]) }
+        Metadata { encoded: Bytes::from_static(&[0]), hash: EMPTY_HASH }
     }
 
     /// The map encoded in a received record, copied out of the datagram in one piece.
     pub(crate) fn from_entries(entries: MetadataEntries<'_>) -> Self {
-        Metadata { encoded: Bytes::copy_from_slice(entries.encoded()) }
+        Metadata {
+            encoded: Bytes::copy_from_slice(entries.encoded()),
+            hash: metadata_hash(entries),
+        }
+    }
+
+    /// A stable 64-bit hash of the map's content (the same on every node): FNV-1a over every
+    /// key and value in key order, each preceded by its length as 8 little-endian bytes,
+    /// through MurmurHash3's finalizer. Records that leave out metadata too large for a
+    /// datagram carry it, so that a member can tell its own map from another of the same
+    /// version.
+    pub fn hash(&self) -> u64 {
+        self.hash
     }
 
     /// The map in its wire encoding, as a record carries it.
@@ -75,7 +91,9 @@ impl Metadata {
         };
         let mut out = Vec::with_capacity(self.encoded.len() + key.len() + 8);
         MetadataEntries::encode(&mut out, map.len(), map.iter().map(|(k, v)| (*k, *v)));
-        self.encoded = Bytes::from(out);
+        let encoded = Bytes::from(out);
+        self.hash = MetadataEntries::parse(&encoded).map_or(EMPTY_HASH, metadata_hash);
+        self.encoded = encoded;
     }
 
     /// Entries in key order; values are cheap handles on the map's buffer.
@@ -103,6 +121,21 @@ impl Metadata {
     pub fn encoded_len(&self) -> usize {
         self.encoded.len()
     }
+}
+
+/// [`Metadata::hash`] of the empty map.
+const EMPTY_HASH: u64 = mix(FNV_OFFSET);
+
+/// See [`Metadata::hash`].
+fn metadata_hash(entries: MetadataEntries<'_>) -> u64 {
+    let mut hash = FNV_OFFSET;
+    for (key, value) in entries.iter() {
+        hash = fnv1a(hash, &(key.len() as u64).to_le_bytes());
+        hash = fnv1a(hash, key.as_bytes());
+        hash = fnv1a(hash, &(value.len() as u64).to_le_bytes());
+        hash = fnv1a(hash, value);
+    }
+    mix(hash)
 }
 
 impl Default for Metadata {
@@ -158,5 +191,12 @@ mod tests {
         let b: Metadata = [("b", "2"), ("a", "1")].into_iter().collect();
         assert_eq!(a, b);
         assert_eq!(a.entries().encoded(), b.entries().encoded());
+        assert_eq!(a.hash(), b.hash());
+        assert_ne!(a.hash(), Metadata::new().hash());
+        assert_eq!(Metadata::new().hash(), metadata_hash(MetadataEntries::EMPTY));
+        let mut c = a.clone();
+        c.remove("a");
+        c.remove("b");
+        assert_eq!(c.hash(), Metadata::new().hash());
     }
 }

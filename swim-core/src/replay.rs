@@ -86,6 +86,12 @@ pub(crate) fn check_time(
     Ok(())
 }
 
+/// The smallest sequenced nonce [`check_time`] accepts at wall time `wall_ms` with `age`
+/// (0 for a node without a wall clock).
+pub(crate) fn oldest_accepted(wall_ms: Option<u64>, age: Duration) -> u64 {
+    wall_ms.map_or(0, |now| SEQUENCED | (now.saturating_sub(millis(age)) << COUNT_BITS))
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

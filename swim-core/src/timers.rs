@@ -15,10 +15,13 @@ pub(crate) enum Timer {
     Sync,
     /// The next attempt to reach seeds or members outside the view.
     Rejoin,
+    /// The next full-state push-pull over a stream.
+    PushPull,
 }
 
 impl Timer {
-    const ALL: [Timer; 4] = [Timer::Probe, Timer::Gossip, Timer::Sync, Timer::Rejoin];
+    const ALL: [Timer; 5] =
+        [Timer::Probe, Timer::Gossip, Timer::Sync, Timer::Rejoin, Timer::PushPull];
 
     fn index(self) -> usize {
         match self {
@@ -26,6 +29,7 @@ impl Timer {
             Timer::Gossip => 1,
             Timer::Sync => 2,
             Timer::Rejoin => 3,
+            Timer::PushPull => 4,
         }
     }
 }

@@ -26,7 +26,17 @@ fn victim() -> SocketAddr {
 }
 
 fn record<'a>(name: &'a str, addr: SocketAddr, incarnation: u64, status: Status) -> Record<'a> {
-    Record { name, addr, incarnation, status, meta_version: 0, metadata: None, accuser: None }
+    Record {
+        name,
+        addr,
+        incarnation,
+        status,
+        meta_version: 0,
+        metadata: None,
+        accuser: None,
+        meta_hash: None,
+        streams: false,
+    }
 }
 
 /// The cookie of the bucket hashes in `datagram` (plain, so it decodes without the key).

@@ -67,6 +67,8 @@ fn a_peer_inventing_thousands_of_members_cannot_grow_the_table_past_max_members(
                 meta_version: 0,
                 metadata: None,
                 accuser: None,
+                meta_hash: None,
+                streams: false,
             })
             .collect();
         let now = cluster.now;

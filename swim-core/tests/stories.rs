@@ -302,27 +302,29 @@ fn metadata_reaches_every_member() {
 fn oversized_metadata_is_refused_and_changes_nothing() {
     let mut cluster = Cluster::joined(2, 10);
     let before = cluster.nodes[0].local_member().meta_version();
-    let error = cluster.nodes[0].set_metadata(cluster.now, "blob", vec![0u8; 2000]).unwrap_err();
+    let now = cluster.now;
+    let error = cluster.nodes[0].set_metadata(now, "blob", vec![0u8; 70_000]).unwrap_err();
     // The encoding: a count, the key after its length, the value after its length.
-    let size = 1 + 1 + "blob".len() + 2 + 2000;
-    assert!(matches!(error, MetadataError::ExceedsLimit { size: s, limit: 1024 } if s == size));
-    assert!(cluster.nodes[0].set_metadata(cluster.now, "k".repeat(256), Bytes::new()).is_err());
+    let size = 1 + 1 + "blob".len() + 3 + 70_000;
+    assert!(matches!(error, MetadataError::ExceedsLimit { size: s, limit: 65_536 } if s == size));
+    assert!(cluster.nodes[0].set_metadata(now, "k".repeat(256), Bytes::new()).is_err());
     assert_eq!(cluster.nodes[0].local_member().meta_version(), before);
-    assert!(cluster.nodes[0].set_metadata(cluster.now, "blob", vec![0u8; 1000]).is_ok());
+    assert!(cluster.nodes[0].set_metadata(now, "blob", vec![0u8; 1000]).is_ok());
 
-    // Past the configured limit, the datagram size still bounds a member's record.
-    let mut roomy = config(2);
-    roomy.max_metadata_size = 4000;
-    let mut node =
-        swim_core::Node::new(roomy, rand_chacha::ChaCha8Rng::from_seed([0; 32]), Instant::ZERO)
-            .unwrap();
-    let error = node.set_metadata(Instant::ZERO, "blob", vec![0u8; 2000]).unwrap_err();
+    // Below the configured limit, a node without streams still needs its record to fit a
+    // datagram.
+    let error = cluster.nodes[0].set_metadata(now, "blob", vec![0u8; 2000]).unwrap_err();
     assert!(matches!(error, MetadataError::TooLarge { limit: 1452, .. }), "{error}");
+    let mut roomy = config(2);
+    roomy.local_metadata = [("blob", vec![0u8; 2000])].into_iter().collect();
+    let error = swim_core::Node::new(roomy, rand_chacha::ChaCha8Rng::from_seed([0; 32]), now);
+    assert_eq!(error.unwrap_err().field(), "local_metadata");
 }
 
 #[test]
 fn remote_metadata_past_the_limit_is_ignored_and_counted() {
     let mut configs: Vec<_> = (0..2).map(config).collect();
+    configs[0].max_metadata_size = 1024;
     configs[1].max_metadata_size = 1400;
     let mut cluster = Cluster::with_configs(configs, 17);
     cluster.nodes[1].join(Instant::ZERO, [addr(0)]);

@@ -124,9 +124,9 @@ fn replacing_the_metadata_map_spreads_one_version<D: Driver>() {
     let seen: Vec<_> = changes.drain().into_iter().map(Result::unwrap).collect();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].member.as_ref().and_then(|m| m.metadata()), Some(&next));
-    // All or nothing: a map over the limit is refused and the old one stays.
+    // All or nothing: a map over the limit (64 KiB) is refused and the old one stays.
     let mut huge = Metadata::new();
-    huge.insert("role", "x".repeat(2000));
+    huge.insert("role", "x".repeat(70_000));
     assert!(matches!(a.replace_metadata(huge), Err(Error::Metadata(_))));
     assert_eq!(a.local_member().metadata(), Some(&next));
 }

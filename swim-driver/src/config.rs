@@ -2,7 +2,7 @@
 //! bind, what to advertise, the RNG seed, and binding a socket and a node from all that.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand_chacha::ChaCha8Rng;
@@ -12,6 +12,7 @@ use swim_core::{Instant, Keyring, Node};
 use crate::address::{HostPort, Resolver};
 use crate::error::{Error, TransientConfigError};
 use crate::resolve::{PeerResolution, Resolved};
+use crate::stream::{StreamSettings, bind_listener};
 
 /// How to start a node: the protocol settings plus what only a driver can do.
 ///
@@ -70,6 +71,10 @@ pub struct ClusterConfig {
     /// Turns `HOST`, `PORT` into addresses: the system's resolver unless replaced (tests,
     /// service registries).
     pub resolver: Resolver,
+    /// How stream messages travel (timeouts, connection limit). Streams themselves are on
+    /// when `protocol.streams` is (the drivers' default): a TCP listener is then bound on
+    /// the UDP socket's address.
+    pub streams: StreamSettings,
 }
 
 /// A bound socket and a node ready to be driven with it.
@@ -89,6 +94,8 @@ pub struct Bound {
     pub resolution: Option<PeerResolution>,
     /// What resolving the names at bind found.
     pub resolved: Resolved,
+    /// The TCP listener for stream messages, on the socket's address (with streams on).
+    pub listener: Option<TcpListener>,
 }
 
 impl ClusterConfig {
@@ -97,6 +104,8 @@ impl ClusterConfig {
     pub fn new(local_name: impl Into<String>, keyring: Keyring) -> Self {
         let placeholder = SocketAddr::from(([0, 0, 0, 0], 0));
         let mut protocol = swim_core::Config::new(local_name, placeholder, keyring);
+        // The drivers carry stream messages over TCP.
+        protocol.streams = true;
         let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         protocol.epoch_ms = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX);
         ClusterConfig {
@@ -112,6 +121,7 @@ impl ClusterConfig {
             discovery: None,
             resolve_interval: Some(Duration::from_secs(60)),
             resolver: Resolver::default(),
+            streams: StreamSettings::default(),
         }
     }
 
@@ -125,7 +135,7 @@ impl ClusterConfig {
             self.peers.iter().map(|p| HostPort::parse("peer", p)).collect::<Result<_, _>>()?;
         let service = self.discovery.as_deref().map(|d| HostPort::parse("discovery", d));
         let service = service.transpose()?;
-        let (socket, local_addr) = self.bind_socket(named.as_ref(), service.as_ref())?;
+        let (socket, local_addr, listener) = self.bind_sockets(named.as_ref(), service.as_ref())?;
         let mut advertise = match (self.advertise, &named) {
             (Some(addr), _) => Some(addr),
             (None, Some(name)) => Some(self.resolve(name, Some(local_addr))?[0]),
@@ -169,7 +179,7 @@ impl ClusterConfig {
         let mut node = Node::new(protocol, rng, Instant::ZERO)?;
         node.join(Instant::ZERO, []);
         let resolution = resolution.next_delay().is_some().then_some(resolution);
-        Ok(Bound { socket, node, finder, local_addr, resolution, resolved })
+        Ok(Bound { socket, node, finder, local_addr, resolution, resolved, listener })
     }
 
     /// `local_name` as an address, if it is `HOST:PORT`; an error if it looks like one but
@@ -182,6 +192,34 @@ impl ClusterConfig {
         }
     }
 
+    /// Binds the UDP socket and, with streams, the TCP listener on the same address. An
+    /// ephemeral port is tried again (up to 8 times) if its TCP twin is taken.
+    fn bind_sockets(
+        &self,
+        named: Option<&HostPort>,
+        service: Option<&HostPort>,
+    ) -> Result<(UdpSocket, SocketAddr, Option<TcpListener>), Error> {
+        let mut attempts = 0;
+        loop {
+            let (socket, local_addr) = self.bind_socket(named, service)?;
+            if !self.protocol.streams {
+                return Ok((socket, local_addr, None));
+            }
+            match bind_listener(local_addr) {
+                Ok(listener) => return Ok((socket, local_addr, Some(listener))),
+                Err(_) if attempts < 8 && self.bind_port(named, service) == 0 => attempts += 1,
+                Err(source) => return Err(Error::BindStream { addr: local_addr, source }),
+            }
+        }
+    }
+
+    /// The port to bind: `bind_port`, else `local_name`'s, else the discovery service's
+    /// (every member listens on the service's port, as in the Python package), else 0.
+    fn bind_port(&self, named: Option<&HostPort>, service: Option<&HostPort>) -> u16 {
+        let port = (self.bind_port).or(named.map(|n| n.port)).or(service.map(|s| s.port));
+        port.unwrap_or(0)
+    }
+
     /// Binds `bind_host:bind_port` (see the fields for their defaults).
     fn bind_socket(
         &self,
@@ -190,9 +228,7 @@ impl ClusterConfig {
     ) -> Result<(UdpSocket, SocketAddr), Error> {
         let host = (self.bind_host.as_deref()).or(named.map(|n| n.host.as_str()));
         let host = host.unwrap_or("0.0.0.0").to_owned();
-        // With discovery every member listens on the service's port, as in the Python package.
-        let port = (self.bind_port).or(named.map(|n| n.port)).or(service.map(|s| s.port));
-        let bind = HostPort { host, port: port.unwrap_or(0) };
+        let bind = HostPort { host, port: self.bind_port(named, service) };
         let bind_addr = self.resolve(&bind, None)?[0];
         let bind_error = |source| Error::Bind { addr: bind_addr, source };
         let socket = UdpSocket::bind(bind_addr).map_err(bind_error)?;

@@ -6,8 +6,12 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use rand_chacha::ChaCha8Rng;
-use swim_core::{Bytes, Event, Instant, Keyring, Member, Metadata, Node, StatusFilter, Watched};
+use swim_core::{
+    Bytes, Event, Instant, Keyring, Member, Metadata, Node, StatusFilter, StreamMessage, Watched,
+};
 
 use crate::config::ClusterConfig;
 use crate::error::Error;
@@ -15,6 +19,7 @@ use crate::fanout::{Fanout, Outlet};
 use crate::monitor::Monitor;
 use crate::resolve::Resolved;
 use crate::snapshot::Snapshot;
+use crate::stream::StreamCounters;
 use swim_core::SystemClock;
 
 /// Most datagrams a driver reads from its socket, once a deadline has passed, before the
@@ -31,6 +36,9 @@ pub type DriverNode = Node<ChaCha8Rng>;
 pub type EventOutlet = Box<dyn Outlet<Event>>;
 /// Where watched events go: a driver's channel.
 pub type WatchOutlet = Box<dyn Outlet<Watched>>;
+/// Where stream messages go: a driver's queue of messages to send (it must not block: it
+/// is called under the node's lock).
+pub type StreamSink = Box<dyn Fn(StreamMessage) + Send>;
 
 /// A node and what a driver keeps with it.
 pub struct Driven {
@@ -46,6 +54,9 @@ pub struct Driven {
     stopped: bool,
     unresolved: Vec<String>,
     resolve_failures: u64,
+    /// Where the node's stream messages go; `None`: dropped (no streams).
+    stream_sink: Option<StreamSink>,
+    stream_counters: Arc<StreamCounters>,
     #[cfg(feature = "metrics")]
     exporter: crate::metrics::Exporter,
 }
@@ -78,6 +89,8 @@ impl Driven {
             stopped: false,
             unresolved: resolved.unresolved,
             resolve_failures: resolved.failures,
+            stream_sink: None,
+            stream_counters: Arc::default(),
             #[cfg(feature = "metrics")]
             exporter: Default::default(),
         }
@@ -122,6 +135,33 @@ impl Driven {
         self.flush(now, send);
     }
 
+    /// Hands the node a stream message from `from` (the connection's peer), then drains it
+    /// like [`Self::step`].
+    pub fn handle_stream(
+        &mut self,
+        from: SocketAddr,
+        message: &[u8],
+        send: impl FnMut(SocketAddr, &[u8]),
+    ) {
+        if self.stopped {
+            return;
+        }
+        let now = self.clock.now();
+        self.node.set_wall_clock(now, SystemClock::wall_ms());
+        self.node.handle_stream(now, from, message);
+        self.drain(now, send);
+    }
+
+    /// Sends the node's stream messages to `sink` from now on.
+    pub fn set_stream_sink(&mut self, sink: StreamSink) {
+        self.stream_sink = Some(sink);
+    }
+
+    /// The counters of the driver's streams.
+    pub fn stream_counters(&self) -> &Arc<StreamCounters> {
+        &self.stream_counters
+    }
+
     /// Runs expired timers, then flushes like [`Self::handle_datagram`].
     fn drain(&mut self, now: Instant, send: impl FnMut(SocketAddr, &[u8])) {
         self.node.handle_timeout(now);
@@ -131,6 +171,11 @@ impl Driven {
     fn flush(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
         while let Some(transmit) = self.node.poll_transmit() {
             send(transmit.destination, transmit.payload);
+        }
+        while let Some(message) = self.node.poll_stream() {
+            if let Some(sink) = &self.stream_sink {
+                sink(message);
+            }
         }
         while let Some(event) = self.node.poll_event() {
             Monitor::log_event(&event);
@@ -159,6 +204,8 @@ impl Driven {
             self.exporter.export(&self.node, self.resolve_failures, self.clock.now(), true);
             self.stopped = true;
             self.fanout.close();
+            // The driver's stream senders end once their queue is empty.
+            self.stream_sink = None;
         }
     }
 
@@ -287,8 +334,8 @@ mod tests {
         let node = Node::seeded(config, 1, Instant::ZERO).unwrap();
         let finder = ChaCha8Rng::seed_from_u64(2);
         let resolved = Resolved::default();
-        let mut driven =
-            Driven::new(node, finder, SystemClock::new(), Duration::from_secs(1), resolved);
+        let cluster = ClusterConfig::new("a", Keyring::new("k"));
+        let mut driven = Driven::new(node, finder, SystemClock::new(), &cluster, resolved);
         let due = driven.next_wake().unwrap();
         while driven.clock().now() <= due {
             std::thread::sleep(Duration::from_millis(5));

@@ -39,6 +39,15 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// The TCP listener for stream messages could not be bound on the UDP socket's address
+    /// (e.g. the TCP port is in use). Nothing was started.
+    #[error("cannot bind TCP listener to {addr}: {source}")]
+    BindStream {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
     /// The threaded driver could not start its thread. Nothing was started.
     #[error("cannot start the driver thread: {0}")]
     Spawn(io::Error),

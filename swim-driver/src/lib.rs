@@ -2,7 +2,8 @@
 //! ([`ClusterConfig`]), address parsing and resolution ([`HostPort`], [`Resolver`], peer
 //! names retried in the background), binding a socket and a node, snapshots of a node's
 //! view ([`Snapshot`]), event fan-out with one lag convention ([`Lagged`]), the warnings an
-//! operator needs ([`Warning`]), one error type ([`Error`]), and, behind features,
+//! operator needs ([`Warning`]), one error type ([`Error`]), stream messages over TCP
+//! (frames, the listener, admission and [`StreamStats`]), and, behind features,
 //! `ClusterArgs` (`clap`) and metrics (`metrics`).
 //!
 //! Applications depend on a driver, which re-exports all of this; they never need to name
@@ -39,6 +40,7 @@ pub mod metrics;
 mod monitor;
 mod resolve;
 mod snapshot;
+mod stream;
 
 use std::sync::mpsc::{SyncSender, TrySendError};
 
@@ -48,18 +50,23 @@ pub use args::{ArgsError, ClusterArgs, parse_seconds};
 pub use config::{Bound, ClusterConfig};
 pub use control::{Control, Core, Io};
 pub use driven::{
-    CATCH_UP_DATAGRAMS, Driven, DriverNode, EventOutlet, WatchOutlet, commands, lock,
+    CATCH_UP_DATAGRAMS, Driven, DriverNode, EventOutlet, StreamSink, WatchOutlet, commands, lock,
 };
 pub use error::{Error, TransientConfigError};
 pub use fanout::{Fanout, Lagged, Offered, Outlet};
 pub use monitor::{JOIN_HINT_AFTER, Monitor, WARN_EVERY, Warning};
 pub use resolve::{PeerResolution, Resolved};
 pub use snapshot::Snapshot;
+pub use stream::{
+    Admitted, FRAME_PREFIX_LEN, FrameError, StreamCounters, StreamSettings, StreamStats,
+    bind_listener, frame_len, frame_prefix, read_frame, send_frame,
+};
 
 /// The core types a driver's users need, re-exported so one dependency line works.
 pub use swim_core::{
     Bytes, ClusterMetadata, Config, ConfigError, Counters, DropReason, Event, Keyring, Lifeguard,
-    Member, Metadata, MetadataError, Status, StatusDump, StatusFilter, WatchFilter, Watched,
+    Member, Metadata, MetadataError, Status, StatusDump, StatusFilter, StreamMessage, WatchFilter,
+    Watched,
 };
 
 /// The threaded driver's channel, and anyone else's `std::sync::mpsc` bounded channel.

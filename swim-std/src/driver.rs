@@ -62,6 +62,9 @@ pub(crate) fn start(bound: Bound, config: &ClusterConfig) -> Result<Started, Err
         changed: Condvar::new(),
     };
     let shared = Arc::new(Core::new(driven, io, info_span!("swim", node = %name)));
+    if let Some(listener) = bound.listener {
+        crate::stream::start(&shared, listener, &config.streams)?;
+    }
     let driver = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
         .name(format!("swim {name}"))

@@ -3,6 +3,9 @@
 //! One background thread owns the loop: it sleeps in `recv_from` with a read timeout set to
 //! the node's next deadline, feeds what arrives, then sends every transmit and publishes
 //! every event. [`Handle`] methods drive the node under the same lock and wake the thread.
+//! Stream messages (metadata larger than a datagram, push-pull, the fallback ping) travel
+//! over TCP on the same port, one connection per message, with threads of their own
+//! (`ClusterConfig::streams` sets their limits; `protocol.streams = false` turns them off).
 //! No protocol decision is made here; what both drivers share (configuration, name
 //! resolution, snapshots, fan-out, errors) is [`swim_driver`]'s, re-exported here with the
 //! core types an application needs, so this crate is the only swim dependency.
@@ -41,6 +44,7 @@
 
 mod driver;
 mod handle;
+mod stream;
 
 pub use driver::StdIo;
 pub use handle::{Cluster, Events, Handle};
@@ -50,5 +54,6 @@ pub use swim_driver::{ArgsError, ClusterArgs, parse_seconds};
 pub use swim_driver::{
     Bytes, ClusterConfig, ClusterMetadata, Config, ConfigError, Counters, DropReason, Error, Event,
     HostPort, Keyring, Lagged, Lifeguard, Member, Metadata, MetadataError, Resolver, Snapshot,
-    Status, StatusDump, StatusFilter, TransientConfigError, Warning, WatchFilter, Watched,
+    Status, StatusDump, StatusFilter, StreamSettings, StreamStats, TransientConfigError, Warning,
+    WatchFilter, Watched,
 };

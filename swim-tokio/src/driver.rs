@@ -87,6 +87,9 @@ pub(crate) fn start(
         changed: watch::Sender::new(()),
     };
     let shared = Arc::new(Core::new(driven, io, span.clone()));
+    if let Some(listener) = bound.listener {
+        crate::stream::start(&shared, listener, &config.streams)?;
+    }
     tokio::spawn(run(Arc::clone(&shared)).instrument(span.clone()));
     let resolver = (bound.resolution)
         .map(|resolution| tokio::spawn(resolve(Arc::clone(&shared), resolution).instrument(span)));

@@ -61,6 +61,10 @@
 //! # }
 //! ```
 //!
+//! Stream messages (metadata larger than a datagram, push-pull, the fallback ping) travel
+//! over TCP on the same port, one connection per message, on tasks of their own
+//! (`ClusterConfig::streams` sets their limits; `protocol.streams = false` turns them off).
+//!
 //! # Features
 //!
 //! - `serde`: `serde::Serialize` for [`StatusDump`].
@@ -72,6 +76,7 @@
 
 mod driver;
 mod handle;
+mod stream;
 
 pub use driver::TokioIo;
 pub use handle::{Cluster, Events, Handle};
@@ -81,7 +86,8 @@ pub use swim_driver::{ArgsError, ClusterArgs, parse_seconds};
 pub use swim_driver::{
     Bytes, ClusterConfig, ClusterMetadata, Config, ConfigError, Counters, DropReason, Error, Event,
     HostPort, Keyring, Lagged, Lifeguard, Member, Metadata, MetadataError, Resolver, Snapshot,
-    Status, StatusDump, StatusFilter, TransientConfigError, Warning, WatchFilter, Watched,
+    Status, StatusDump, StatusFilter, StreamSettings, StreamStats, TransientConfigError, Warning,
+    WatchFilter, Watched,
 };
 /// The stream trait [`Events`] implements, and its combinators (`next`, `filter`, ...).
 pub use tokio_stream::{Stream, StreamExt};

@@ -43,6 +43,8 @@ fn encode_seal(keyring: &Keyring, flags: u8, names: &[(String, SocketAddr)], seq
             meta_version: 1,
             metadata: None,
             accuser: None,
+            meta_hash: None,
+            streams: false,
         });
     }
     keyring.seal_packet(writer.finish(), "", &target)

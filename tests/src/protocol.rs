@@ -35,6 +35,23 @@ pub struct Timing {
     /// Whether Lifeguard is on, with swim-core's default settings (swim only: foca has no
     /// Lifeguard).
     pub lifeguard: bool,
+    /// Whether nodes carry stream messages (swim only): metadata past a datagram, the
+    /// stream ping, push-pull.
+    pub streams: bool,
+    /// With `streams`: the push-pull interval (swim only), `None` for none.
+    pub push_pull_interval: Option<Duration>,
+    /// Bytes of metadata each member starts with (0: none), its value
+    /// [`initial_metadata`]`(index, bytes)` under the key [`METADATA_KEY`].
+    pub metadata_bytes: usize,
+}
+
+/// The key of the metadata members start with (`Timing::metadata_bytes`).
+pub const METADATA_KEY: &str = "blob";
+
+/// The metadata value node `index` starts with: `bytes` bytes that differ between nodes.
+pub fn initial_metadata(index: u32, bytes: usize) -> Vec<u8> {
+    let seed = crate::digest::mix64(u64::from(index));
+    (0..bytes).map(|k| (seed >> ((k % 8) * 8)) as u8 ^ (k / 8) as u8).collect()
 }
 
 impl Default for Timing {
@@ -54,6 +71,9 @@ impl Default for Timing {
             reap_timeout: defaults.reap_timeout,
             rejoin_interval: defaults.rejoin_interval,
             lifeguard: defaults.lifeguard.is_on(),
+            streams: defaults.streams,
+            push_pull_interval: defaults.push_pull_interval,
+            metadata_bytes: 0,
         }
     }
 }
@@ -147,6 +167,10 @@ pub trait Protocol: Sized + Send {
     fn poll_timeout(&self) -> Option<Instant>;
     /// Hands every pending datagram to `send`.
     fn drain_transmits(&mut self, send: impl FnMut(SocketAddr, &[u8]));
+    /// A stream message arrived (implementations without streams ignore it).
+    fn handle_stream(&mut self, _now: Instant, _from: SocketAddr, _bytes: &[u8]) {}
+    /// Hands every pending stream message to `send` (none without streams).
+    fn drain_streams(&mut self, _send: impl FnMut(SocketAddr, Vec<u8>)) {}
     /// The next report.
     fn poll_report(&mut self) -> Option<Report>;
     /// Whether this node sees node `subject` as online.

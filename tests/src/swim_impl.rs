@@ -6,7 +6,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use swim_core::{Config, Event, Instant, Keyring, Lifeguard, Node, SmolStr, Status};
 
-use crate::protocol::{Change, Protocol, Report, Timing, addr, index_of_name};
+use crate::protocol::{
+    Change, METADATA_KEY, Protocol, Report, Timing, addr, index_of_name, initial_metadata,
+};
 
 /// A swim-core [`Node`] named by its address (`"10.0.3.7:7946"`), as the Python
 /// swim-protocol package names its members.
@@ -38,6 +40,12 @@ impl Swim {
         config.rejoin_interval = timing.rejoin_interval;
         if !timing.lifeguard {
             config.lifeguard = Lifeguard::OFF;
+        }
+        config.streams = timing.streams;
+        config.push_pull_interval = timing.push_pull_interval;
+        if timing.metadata_bytes > 0 {
+            let value = initial_metadata(index, timing.metadata_bytes);
+            config.local_metadata = [(METADATA_KEY, value)].into_iter().collect();
         }
         config
     }
@@ -129,6 +137,17 @@ impl Protocol for Swim {
     fn drain_transmits(&mut self, mut send: impl FnMut(SocketAddr, &[u8])) {
         while let Some(t) = self.node.poll_transmit() {
             send(t.destination, t.payload);
+        }
+    }
+
+    fn handle_stream(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.sync_accusations();
+        self.node.handle_stream(now, from, bytes);
+    }
+
+    fn drain_streams(&mut self, mut send: impl FnMut(SocketAddr, Vec<u8>)) {
+        while let Some(message) = self.node.poll_stream() {
+            send(message.destination, message.payload);
         }
     }
 

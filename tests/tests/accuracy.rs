@@ -29,7 +29,7 @@ fn a_suspicion_is_firsthand_exactly_when_the_node_accused_the_member_itself() {
     assert!(sim.run_until_views_agree(Duration::from_secs(30), &mut |_| {}));
     let before: Vec<u64> =
         (0..n as u32).map(|i| sim.node(i).unwrap().node().counters().suspicions).collect();
-    sim.set_loss(0.05);
+    sim.set_loss(0.2);
     let (mut own, mut heard) = (vec![0u64; n], 0u64);
     sim.run_for(Duration::from_secs(120), &mut |o| {
         if o.report.change == Change::Suspect {
@@ -45,7 +45,7 @@ fn a_suspicion_is_firsthand_exactly_when_the_node_accused_the_member_itself() {
         let accusations = sim.node(i as u32).unwrap().node().counters().suspicions - before[i];
         assert_eq!(own[i], accusations, "node {i}");
     }
-    // 5% loss over 120 s makes both kinds (about 1.8% of 2,400 probes fail).
+    // 20% loss over 120 s makes both kinds (3 helpers make a false suspicion rare at 5%).
     assert!(own.iter().sum::<u64>() > 0 && heard > 0, "own {own:?}, heard {heard}");
 }
 

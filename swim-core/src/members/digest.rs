@@ -8,7 +8,7 @@ use core::ops::Range;
 use rand_core::Rng;
 
 use super::member::{Member, MemberId};
-use crate::metadata::Metadata;
+use crate::hash::{FNV_OFFSET, fnv1a, mix};
 use crate::random::random_below;
 use crate::wire::{BucketSet, MAX_BUCKET_SHIFT};
 
@@ -103,18 +103,6 @@ impl Digest {
     }
 }
 
-/// FNV-1a's offset basis: the hash of nothing.
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a over `bytes`, continuing from `hash`.
-fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 /// A stable 64-bit hash of a member name: FNV-1a, then a finalizer so the top bits (which
 /// pick the bucket) are well mixed. The same on every node and every platform.
 pub(crate) fn name_hash(name: &str) -> u64 {
@@ -141,21 +129,9 @@ fn entry_hash_with(name_hash: u64, member: &Member) -> u64 {
     // version number it used before, and only a difference in the digest shows the holders
     // of the old content to the member, which resolves it by moving to a higher version.
     match member.metadata() {
-        Some(metadata) if !metadata.is_empty() => mix(hash ^ metadata_hash(metadata)),
+        Some(metadata) if !metadata.is_empty() => mix(hash ^ metadata.hash()),
         _ => hash,
     }
-}
-
-/// FNV-1a over every key and value, each preceded by its length, in key order.
-fn metadata_hash(metadata: &Metadata) -> u64 {
-    let mut hash = FNV_OFFSET;
-    for (key, value) in metadata.entries().iter() {
-        hash = fnv1a(hash, &(key.len() as u64).to_le_bytes());
-        hash = fnv1a(hash, key.as_bytes());
-        hash = fnv1a(hash, &(value.len() as u64).to_le_bytes());
-        hash = fnv1a(hash, value);
-    }
-    mix(hash)
 }
 
 /// The 32 bits of a name hash that a summary carries: the fine bucket and 24 more.
@@ -166,15 +142,6 @@ pub(crate) fn short_name(name_hash: u64) -> u32 {
 /// An entry hash folded to the 32 bits a summary carries.
 fn fold(hash: u64) -> u32 {
     (hash ^ (hash >> 32)) as u32
-}
-
-/// MurmurHash3's 64-bit finalizer.
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
 }
 
 /// The fine bucket of a name hash: its top byte.

@@ -55,6 +55,8 @@ pub struct Member {
     /// Whether it showed that it receives what is sent to its address (it answered a probe,
     /// or echoed an anti-entropy step). Until then, answers to it are kept small.
     pub(super) validated: bool,
+    /// Whether its datagrams say that it accepts stream messages.
+    pub(crate) streams: bool,
 }
 
 impl Member {
@@ -97,17 +99,27 @@ impl Member {
         self.status_changed_at
     }
 
-    /// The member's state as a wire record, with its metadata if asked and known.
+    /// The member's state as a wire record, with its metadata if asked and known (and its
+    /// metadata's hash, which the writer sends instead when the metadata is too large).
     pub(crate) fn record(&self, with_metadata: bool) -> Record<'_> {
+        let metadata = self.metadata().filter(|_| with_metadata);
         Record {
             name: &self.name,
             addr: self.addr.get(),
             incarnation: self.incarnation,
             status: self.status,
             meta_version: self.meta_version,
-            metadata: self.metadata().filter(|_| with_metadata).map(Metadata::entries),
+            metadata: metadata.map(Metadata::entries),
             accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
+            meta_hash: metadata.map(Metadata::hash),
+            streams: self.streams,
         }
+    }
+
+    /// Whether it accepts stream messages at its address: as it last said itself (the minor
+    /// version of its datagrams), or as others said if it never spoke to this node.
+    pub fn speaks_streams(&self) -> bool {
+        self.streams
     }
 
     /// Whether it showed that it receives at its address.

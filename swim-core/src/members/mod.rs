@@ -300,6 +300,7 @@ impl Members {
             suspicion: None,
             replay: ReplayWindow::default(),
             validated: false,
+            streams: false,
         };
         self.counts[usize::from(state.status.precedence())] += 1;
         let id = self.free.pop().unwrap_or(MemberId(self.slots.len() as u32));

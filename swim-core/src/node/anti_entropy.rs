@@ -273,6 +273,8 @@ mod tests {
                 meta_version: 0,
                 metadata: None,
                 accuser: None,
+                meta_hash: None,
+                streams: false,
             })
             .collect();
         let receiver = String::from(node.local_member().name().as_str());

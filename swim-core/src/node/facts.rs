@@ -22,7 +22,7 @@ use crate::replay::ReplayWindow;
 use crate::status::{Status, StatusFilter};
 use crate::suspicion::Suspicion;
 use crate::time::Instant;
-use crate::wire::{Packet, Record, Sender};
+use crate::wire::{Body, Flags, Packet, Record, Sender};
 
 /// Without a wall clock: how far one fact may move a member's incarnation or metadata
 /// version beyond what this node holds (0 for what it does not know).
@@ -48,10 +48,15 @@ impl<R: Rng> Node<R> {
         now: Instant,
         packet: &Packet<'_>,
     ) -> Result<MemberId, DropReason> {
-        let sender = self.note_sender(now, &packet.sender, packet.header.nonce)?;
-        // Facts learned by anti-entropy are old news to the cluster: applied, not re-gossiped,
-        // except what the sender says about itself, which is first-hand.
-        let spread = !matches!(packet.body, crate::wire::Body::SyncEntries);
+        // Stream messages have replay windows of their own (`streams`).
+        let nonce = (!packet.header.flags.has(Flags::STREAM)).then_some(packet.header.nonce);
+        let sender = self.note_sender(now, &packet.sender, nonce)?;
+        // Facts learned by anti-entropy (or push-pull) are old news to the cluster: applied,
+        // not re-gossiped, except what the sender says about itself, which is first-hand.
+        let spread = !matches!(
+            packet.body,
+            Body::SyncEntries | Body::PushPull { .. } | Body::PushPullReply { .. }
+        );
         for record in packet.records.iter() {
             let first_hand = record.name == packet.sender.name;
             self.apply_record(now, &record, spread || first_hand);
@@ -84,13 +89,13 @@ impl<R: Rng> Node<R> {
         &mut self,
         now: Instant,
         sender: &Sender<'_>,
-        nonce: u64,
+        nonce: Option<u64>,
     ) -> Result<MemberId, DropReason> {
         if !is_member_addr(sender.addr) {
             return Err(DropReason::Implausible);
         }
         let id = self.learn_sender(now, sender)?;
-        if let Some(member) = self.members.get_mut(id) {
+        if let (Some(member), Some(nonce)) = (self.members.get_mut(id), nonce) {
             member.replay.accept(nonce);
         }
         Ok(id)
@@ -247,7 +252,13 @@ impl<R: Rng> Node<R> {
                 self.insert_member(now, record.name, record.addr, state, record.accuser, spread)
             }
         };
-        let Some(metadata) = &record.metadata else { return };
+        if record.streams {
+            self.note_streams(id, true);
+        }
+        let Some(metadata) = &record.metadata else {
+            // Too large for a datagram, the metadata may be announced: fetched by `streams`.
+            return self.note_announced(id, record, spread);
+        };
         let known = self.members.get(id).map_or(u64::MAX, Member::meta_version);
         if record.meta_version <= known {
             return;
@@ -358,9 +369,12 @@ impl<R: Rng> Node<R> {
         }
         let local = self.members.local();
         let foreign_metadata = record.meta_version == local.meta_version()
-            && record
+            && (record
                 .metadata
-                .is_some_and(|m| local.metadata().is_none_or(|ours| ours.entries() != m));
+                .is_some_and(|m| local.metadata().is_none_or(|ours| ours.entries() != m))
+                || record
+                    .meta_hash
+                    .is_some_and(|h| local.metadata().is_none_or(|ours| ours.hash() != h)));
         if record.meta_version > local.meta_version() || foreign_metadata {
             let metadata = self.local_metadata().clone();
             self.replace_local_metadata(now, metadata, record.meta_version.saturating_add(1));
@@ -469,6 +483,7 @@ impl<R: Rng> Node<R> {
 
     pub(super) fn reap(&mut self, now: Instant, id: MemberId) {
         self.gossip.remove(id);
+        self.streams.forget(id);
         self.prober.remove(id);
         self.sync.exchanges.forget(id);
         if let Some(member) = self.members.remove(id, now + self.config.reap_timeout) {

@@ -10,14 +10,19 @@
 //! - `probing`: the probe cycle and ping-reqs, driving the prober;
 //! - `anti_entropy`: the exchange steps, driving the anti-entropy part;
 //! - `rounds`: the periodic rounds (gossip, rejoin);
-//! - `send`: the one path that builds, seals and queues a datagram.
+//! - `send`: the one path that builds, seals and queues a datagram (or stream message);
+//! - `streams`: a stream message, from the driver to the answer it gets, and the stream
+//!   ping; `fetch`: metadata too large for a datagram; `push_pull`: full-state exchanges.
 
 mod anti_entropy;
 mod facts;
+mod fetch;
 mod probing;
+mod push_pull;
 mod receive;
 mod rounds;
 mod send;
+mod streams;
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -41,6 +46,7 @@ use crate::probe::Prober;
 use crate::random::{random_below, unit};
 use crate::replay::{Nonces, WallClock};
 use crate::status::{Status, StatusFilter};
+use crate::streams::{StreamMessage, Streams};
 use crate::sync::AntiEntropy;
 use crate::time::{Clock, Instant};
 use crate::timers::{Timer, Timers};
@@ -50,7 +56,8 @@ use crate::wire::Record;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetadataError {
-    /// With this change, this member's record would not fit in one datagram.
+    /// With this change, this member's record would not fit in one datagram (and this
+    /// node has no `streams` to carry it otherwise).
     #[error("metadata would take {size} bytes in a datagram of at most {limit}")]
     TooLarge {
         /// The signed datagram size the record alone would need.
@@ -95,6 +102,7 @@ pub struct Node<R> {
     sync: AntiEntropy,
     timers: Timers,
     outbox: Outbox,
+    streams: Streams,
     events: VecDeque<Event>,
     counters: Counters,
     /// Addresses to join through (the configured ones and those given to `join`).
@@ -135,11 +143,14 @@ impl<R: Rng> Node<R> {
         }
         let size = self_record_size(&config, &config.local_metadata, 1);
         let limit = config.max_datagram();
-        if size > limit {
+        if size > limit && !config.streams {
             return Err(ConfigError::TooLarge { field: "local_metadata", size, limit });
         }
         let name = config.local_name.as_str().into();
-        let members = Members::new(name, config.local_addr, config.local_metadata.clone(), now);
+        let mut members = Members::new(name, config.local_addr, config.local_metadata.clone(), now);
+        if let Some(local) = members.get_mut(Members::LOCAL) {
+            local.streams = config.streams;
+        }
         let mut gossip = GossipQueue::default();
         gossip.enqueue(Members::LOCAL, true);
         // Random phases keep a cluster started at once from probing, gossiping and syncing in
@@ -150,11 +161,15 @@ impl<R: Rng> Node<R> {
         timers.set(Timer::Gossip, now + config.gossip_interval.mul_f64(unit(&mut rng)));
         timers.set(Timer::Sync, now + config.sync_interval.mul_f64(unit(&mut rng)));
         timers.set(Timer::Rejoin, now + config.rejoin_interval);
+        if let Some(interval) = config.push_pull_interval.filter(|_| config.streams) {
+            timers.set(Timer::PushPull, now + interval.mul_f64(unit(&mut rng)));
+        }
         let epoch_ms = if config.replay_protection { config.epoch_ms } else { 0 };
         Ok(Node {
             peers: config.peers.clone(),
             join_backoff: config.ping_interval,
             outbox: Outbox::new(config.max_datagram()),
+            streams: Streams::default(),
             wall: WallClock::new(epoch_ms, now),
             config,
             rng,
@@ -193,6 +208,25 @@ impl<R: Rng> Node<R> {
         self.opened = opened;
     }
 
+    /// Handles a stream message received from `from` (the address of the connection it came
+    /// on: an answer larger than a few times the message goes to a member only if its
+    /// address has that IP or it showed otherwise that it receives there). The driver has
+    /// checked the frame's length against `max_stream_message` before reading it. Like a
+    /// datagram, anything that fails authentication, decoding or the replay checks is
+    /// dropped and counted before any state changes, and so is every stream message to a
+    /// node without [`Config::streams`].
+    pub fn handle_stream(&mut self, now: Instant, from: SocketAddr, message: &[u8]) {
+        let now = self.clock.observe(now);
+        self.counters.streams_in += 1;
+        self.counters.stream_bytes_in += message.len() as u64;
+        let mut opened = core::mem::take(&mut self.opened);
+        if let Err(reason) = self.receive_stream(now, from, message, &mut opened) {
+            self.counters.streams_dropped += 1;
+            self.counters.drop(reason);
+        }
+        self.opened = opened;
+    }
+
     /// Runs whatever is due at `now`. Safe to call early or more than once: only expired
     /// deadlines act.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -219,6 +253,10 @@ impl<R: Rng> Node<R> {
         if self.timers.due(Timer::Rejoin, now) {
             self.rejoin_round(now);
         }
+        if self.timers.due(Timer::PushPull, now) {
+            self.push_pull_round(now);
+        }
+        self.retry_fetches(now);
     }
 
     /// Tells the node the wall clock: `wall_ms` milliseconds since the Unix epoch at `now`.
@@ -256,6 +294,9 @@ impl<R: Rng> Node<R> {
             self.members.set_state(Members::LOCAL, online, now);
             self.timers.set(Timer::Probe, now + self.config.ping_interval);
             self.timers.set(Timer::Sync, now + self.config.sync_interval);
+            if let Some(interval) = self.config.push_pull_interval.filter(|_| self.config.streams) {
+                self.timers.set(Timer::PushPull, now + interval);
+            }
         }
         self.gossip.enqueue(Members::LOCAL, true);
         if self.joined {
@@ -340,7 +381,7 @@ impl<R: Rng> Node<R> {
         let version = self.members.local().meta_version().checked_add(1);
         let version = version.ok_or(MetadataError::VersionExhausted)?;
         let size = self_record_size(&self.config, &metadata, version);
-        if size > self.config.max_datagram() {
+        if size > self.config.max_datagram() && !self.config.streams {
             return Err(MetadataError::TooLarge { size, limit: self.config.max_datagram() });
         }
         self.replace_local_metadata(now, metadata, version);
@@ -365,6 +406,16 @@ impl<R: Rng> Node<R> {
         self.outbox.poll(&mut self.counters)
     }
 
+    /// The next stream message to send (only with [`Config::streams`]): the driver connects
+    /// to the destination, writes the message with a 4-byte big-endian length prefix, and
+    /// may drop it if that fails (the node retries what matters).
+    pub fn poll_stream(&mut self) -> Option<StreamMessage> {
+        let message = self.streams.poll()?;
+        self.counters.streams_out += 1;
+        self.counters.stream_bytes_out += message.payload.len() as u64;
+        Some(message)
+    }
+
     /// When to call [`Node::handle_timeout`] next; `None` once a node that left has nothing
     /// more to send.
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -379,6 +430,8 @@ impl<R: Rng> Node<R> {
                 self.timers.get(Timer::Probe),
                 self.timers.get(Timer::Sync),
                 self.timers.get(Timer::Rejoin),
+                self.timers.get(Timer::PushPull),
+                self.streams.next_deadline(),
                 self.prober.next_deadline(),
                 self.members.next_deadline(),
                 self.members.next_tombstone_expiry(),
@@ -479,6 +532,11 @@ impl<R: Rng> Node<R> {
         self.prober.health()
     }
 
+    /// Number of metadata fetches waiting for their answer.
+    pub fn pending_fetches(&self) -> usize {
+        self.streams.fetches()
+    }
+
     /// Number of reaped members still remembered as tombstones.
     pub fn tombstones(&self) -> usize {
         self.members.tombstones()
@@ -513,6 +571,8 @@ fn self_record_size(config: &Config, metadata: &Metadata, version: u64) -> usize
         meta_version: version.max(u64::from(u32::MAX)),
         metadata: Some(metadata.entries()),
         accuser: None,
+        meta_hash: None,
+        streams: false,
     };
     crate::wire::max_overhead(config.local_name.len()) + record.encoded_len()
 }

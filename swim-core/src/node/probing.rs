@@ -108,6 +108,9 @@ impl<R: Rng> Node<R> {
                     let root = self.members.digest().root();
                     let ping = Body::Ping { seq, root, target: &name };
                     self.send_to(target, &ping, Some(target), usize::MAX);
+                    // And over a stream, if the target speaks streams: a member whose UDP
+                    // is blocked is not suspected while its streams get through.
+                    self.stream_ping(target, seq);
                 }
                 Due::Failed(probe) => self.probe_failed(now, &probe),
             }

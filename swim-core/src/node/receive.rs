@@ -45,12 +45,9 @@ impl<R: Rng> Node<R> {
         self.admit(now, from, &packet)?;
         // Authenticated, well-formed, new and expected: from here on, state may change.
         let sender = self.apply_packet(now, &packet)?;
-        if !self.joined {
-            self.joined = true;
-            self.join_backoff = self.config.ping_interval;
-            self.timers.set(Timer::Rejoin, now + self.config.rejoin_interval);
-            self.events.push_back(Event::Joined);
-        }
+        self.note_streams(sender, packet.header.speaks_streams());
+        self.fetch_announced(now, sender);
+        self.mark_joined(now);
         if self.members.get(sender).map(Member::addr) != Some(packet.sender.addr) {
             // We hold the sender at another address, and it did not outrank that: it
             // restarted on a new address, or someone aims our answers elsewhere. It is only
@@ -63,9 +60,19 @@ impl<R: Rng> Node<R> {
         Ok(())
     }
 
+    /// Heard from another member: part of the cluster (again).
+    pub(super) fn mark_joined(&mut self, now: Instant) {
+        if !self.joined {
+            self.joined = true;
+            self.join_backoff = self.config.ping_interval;
+            self.timers.set(Timer::Rejoin, now + self.config.rejoin_interval);
+            self.events.push_back(Event::Joined);
+        }
+    }
+
     /// Opens the datagram with this node's binding: for this node by name, or (flagged so)
     /// for its address, always with the cluster's label.
-    fn authenticate<'a>(
+    pub(super) fn authenticate<'a>(
         &self,
         header: &Header,
         datagram: &'a [u8],
@@ -101,6 +108,8 @@ impl<R: Rng> Node<R> {
             return Err(DropReason::FromSelf);
         }
         let misdirected = match packet.body {
+            // A stream message captured and sent as a datagram, or a stream-only message.
+            _ if packet.header.flags.has(Flags::STREAM) || packet.body.is_stream_only() => true,
             // Only a join may be sent to an address without the receiver's name.
             _ if packet.header.flags.has(Flags::TO_ADDRESS) => {
                 !matches!(packet.body, Body::SyncDigest { .. })
@@ -194,6 +203,11 @@ impl<R: Rng> Node<R> {
                 self.validate(sender);
                 self.handle_sync_want(now, sender, echo, names);
             }
+            // Refused as misdirected before this point: streams only.
+            Body::PushPull { .. }
+            | Body::PushPullReply { .. }
+            | Body::MetadataRequest { .. }
+            | Body::MetadataReply => {}
         }
     }
 }

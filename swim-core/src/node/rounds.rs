@@ -45,6 +45,7 @@ impl<R: Rng> Node<R> {
         if !self.joined || !others_available {
             for i in 0..self.peers.len() {
                 self.send_digest(Peer::Seed(self.peers[i]));
+                self.push_pull_seed(now, self.peers[i]);
             }
             let offline = self.members.sample(
                 &mut self.rng,

@@ -1,6 +1,7 @@
 //! The one path that builds a datagram: header (version, flags, nonce), sender and body,
 //! then the records that ride along (a correction, gossip), then the seal (tag or
-//! encryption) for its receiver, into the outbox. Nothing else writes a datagram.
+//! encryption) for its receiver, into the outbox. Nothing else writes a datagram. Stream
+//! messages take the same path (`Transport::Stream`) into the stream queue.
 
 use alloc::vec::Vec;
 use core::net::SocketAddr;
@@ -14,12 +15,19 @@ use crate::config::LegacyWire;
 use crate::gossip::retransmit_limit;
 use crate::members::{MemberId, Members};
 use crate::status::Status;
-use crate::wire::{Body, Flags, Header, PacketWriter, Sender, Version};
+use crate::wire::{Body, Flags, Header, PacketWriter, STREAMS_MINOR, Sender, Version};
 
 /// How much more an answer may weigh than its request while its receiver has not shown
 /// that it receives at its address (QUIC's rule for unvalidated addresses): a request sent
 /// with a victim's address gets the victim at most this much traffic.
 pub(crate) const AMPLIFICATION_LIMIT: usize = 3;
+
+/// The largest record with metadata a datagram carries to a member that fetches metadata
+/// over streams. In a join of 1,000 members with 1 KiB of metadata each, every member held
+/// every map after 9.9 s when datagrams carried them whole (one or two records a datagram),
+/// after 3.1 s when they were announced and fetched (`swim-sim join --nodes 1000 --metadata
+/// 1024 --streams on`; docs/BENCHMARKS.md, "Streams").
+pub(crate) const INLINE_RECORD: usize = 256;
 
 /// Where a datagram goes: an address, and the name of the member there, to which the
 /// datagram is bound (`None` for a seed known only by its address).
@@ -29,10 +37,19 @@ pub(crate) struct Destination {
     pub(crate) receiver: Option<SmolStr>,
 }
 
-/// A datagram being written: the packet so far, and its header (for sealing).
+/// Which transport a packet goes by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Transport {
+    Datagram,
+    /// A stream message: flagged so, sealed the same way, up to `max_stream_message`.
+    Stream,
+}
+
+/// A packet being written: the packet so far, its header (for sealing), and its transport.
 pub(super) struct Draft {
-    writer: PacketWriter,
+    pub(super) writer: PacketWriter,
     header: Header,
+    transport: Transport,
 }
 
 impl<R: Rng> Node<R> {
@@ -82,7 +99,19 @@ impl<R: Rng> Node<R> {
         about: Option<MemberId>,
         limit: usize,
     ) -> Option<u64> {
-        let mut draft = self.draft(to, body, limit)?;
+        self.send_via(Transport::Datagram, to, body, about, limit)
+    }
+
+    /// [`Node::send`] by `transport`.
+    pub(super) fn send_via(
+        &mut self,
+        transport: Transport,
+        to: &Destination,
+        body: &Body<'_>,
+        about: Option<MemberId>,
+        limit: usize,
+    ) -> Option<u64> {
+        let mut draft = self.draft_for(transport, to, body, limit)?;
         // Restarted members and the far side of a healed partition learn they were declared
         // offline; with Lifeguard's buddy system, a suspect learns it is suspected.
         // A node that left says so in everything it still sends: a receiver that already
@@ -137,9 +166,20 @@ impl<R: Rng> Node<R> {
     /// Starts a datagram to `to`: header (the version this node speaks, the next nonce),
     /// sender and body. `None` if even that does not fit `limit`.
     fn draft(&mut self, to: &Destination, body: &Body<'_>, limit: usize) -> Option<Draft> {
+        self.draft_for(Transport::Datagram, to, body, limit)
+    }
+
+    /// Starts a packet to `to` by `transport`; see [`Node::draft`].
+    pub(super) fn draft_for(
+        &mut self,
+        transport: Transport,
+        to: &Destination,
+        body: &Body<'_>,
+        limit: usize,
+    ) -> Option<Draft> {
         let version = match self.config.legacy_wire {
-            LegacyWire::Speak => Version::V1,
-            LegacyWire::Accept | LegacyWire::Refuse => Version::V2,
+            LegacyWire::Speak if transport == Transport::Datagram => Version::V1,
+            _ => Version::V2,
         };
         let mut flags = 0;
         if to.receiver.is_none() {
@@ -148,28 +188,58 @@ impl<R: Rng> Node<R> {
         if self.config.encrypt && version == Version::V2 {
             flags |= Flags::ENCRYPTED;
         }
+        if transport == Transport::Stream {
+            flags |= Flags::STREAM;
+        }
         let wall = self.wall.millis(self.clock.now());
-        let header = Header::new(version, Flags(flags), self.nonces.next(wall, &mut self.rng));
+        let mut header = Header::new(version, Flags(flags), self.nonces.next(wall, &mut self.rng));
+        if version == Version::V2 && !self.config.streams {
+            // The minor version says whether this node accepts stream messages.
+            header.minor = STREAMS_MINOR - 1;
+        }
         let local = self.members.local();
         let sender =
             Sender { name: local.name(), addr: local.addr(), incarnation: local.incarnation() };
-        let limit = limit.min(self.config.max_datagram());
-        match PacketWriter::new(self.outbox.buffer(), limit, &header, &sender, body) {
-            Ok(writer) => Some(Draft { writer, header }),
+        let (buffer, max) = match transport {
+            Transport::Datagram => (self.outbox.buffer(), self.config.max_datagram()),
+            Transport::Stream => (Vec::new(), self.config.max_stream_message),
+        };
+        match PacketWriter::new(buffer, limit.min(max), &header, &sender, body) {
+            Ok(writer) if transport == Transport::Datagram && self.fetches_from(to) => {
+                // A receiver that fetches metadata over streams gets larger maps announced:
+                // gossip then carries dozens of records a datagram instead of one or two.
+                let writer = writer.with_inline_limit(INLINE_RECORD);
+                Some(Draft { writer, header, transport })
+            }
+            Ok(writer) => Some(Draft { writer, header, transport }),
             Err(buffer) => {
-                self.outbox.recycle(buffer);
+                if transport == Transport::Datagram {
+                    self.outbox.recycle(buffer);
+                }
                 None
             }
         }
     }
 
-    /// Seals a finished datagram for its receiver and queues it; returns its nonce.
-    fn seal(&mut self, draft: Draft, to: &Destination) -> u64 {
+    /// Whether the receiver of a datagram to `to` fetches metadata over streams (as this
+    /// node does): then metadata that makes a record larger than [`INLINE_RECORD`] is
+    /// announced by its hash rather than carried.
+    fn fetches_from(&self, to: &Destination) -> bool {
+        let receiver = || to.receiver.as_deref().and_then(|name| self.members.by_name(name));
+        self.config.streams && receiver().is_some_and(|m| m.speaks_streams())
+    }
+
+    /// Seals a finished packet for its receiver and queues it on its transport; returns its
+    /// nonce.
+    pub(super) fn seal(&mut self, draft: Draft, to: &Destination) -> u64 {
         let mut bytes = draft.writer.finish();
         let receiver = to.receiver.as_deref().unwrap_or("");
         let binding = Binding { label: &self.config.label, receiver };
         self.config.keyring.seal(&mut bytes, &draft.header, &binding);
-        self.outbox.push(to.addr, bytes);
+        match draft.transport {
+            Transport::Datagram => self.outbox.push(to.addr, bytes),
+            Transport::Stream => self.streams.push(to.addr, bytes),
+        }
         draft.header.nonce
     }
 

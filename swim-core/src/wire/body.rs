@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 use core::net::{Ipv4Addr, SocketAddr};
 
 use super::codec::{Reader, be_u32, put_addr, put_bucket_set, put_counted, put_name, put_varint};
+use super::stream::NameList;
 use super::{DecodeError, Version};
 
 /// Bytes per entry in [`Body::SyncSummaries`].
@@ -25,6 +26,10 @@ pub(crate) enum MessageType {
     SyncEntries = 8,
     SyncSummaries = 9,
     SyncWant = 10,
+    PushPull = 11,
+    PushPullReply = 12,
+    MetadataRequest = 13,
+    MetadataReply = 14,
 }
 
 impl MessageType {
@@ -40,6 +45,10 @@ impl MessageType {
             8 => MessageType::SyncEntries,
             9 => MessageType::SyncSummaries,
             10 => MessageType::SyncWant,
+            11 => MessageType::PushPull,
+            12 => MessageType::PushPullReply,
+            13 => MessageType::MetadataRequest,
+            14 => MessageType::MetadataReply,
             other => return Err(DecodeError::UnknownMessageType(other)),
         })
     }
@@ -162,6 +171,27 @@ pub enum Body<'a> {
         /// [`WANT_LEN`] bytes per entry, big-endian. Read with [`Body::wanted`].
         names: &'a [u8],
     },
+    /// Streams only: a full-state exchange. The records are the sender's whole table
+    /// (metadata too large for a datagram announced by its hash); the receiver applies them
+    /// and answers with its own table.
+    PushPull {
+        /// A random number the reply echoes.
+        cookie: u32,
+    },
+    /// Streams only: the answer to a PushPull, with the answering node's whole table.
+    PushPullReply {
+        /// The cookie of the PushPull answered.
+        echo: u32,
+    },
+    /// Streams only: asks for the metadata of the members named (what this node holds
+    /// announced by a version it lacks), answered with a MetadataReply.
+    MetadataRequest {
+        /// The members whose metadata is wanted.
+        names: NameList<'a>,
+    },
+    /// Streams only: records with their metadata, whatever its size, answering a
+    /// MetadataRequest.
+    MetadataReply,
 }
 
 impl<'a> Body<'a> {
@@ -177,7 +207,30 @@ impl<'a> Body<'a> {
             Body::SyncEntries => MessageType::SyncEntries,
             Body::SyncSummaries { .. } => MessageType::SyncSummaries,
             Body::SyncWant { .. } => MessageType::SyncWant,
+            Body::PushPull { .. } => MessageType::PushPull,
+            Body::PushPullReply { .. } => MessageType::PushPullReply,
+            Body::MetadataRequest { .. } => MessageType::MetadataRequest,
+            Body::MetadataReply => MessageType::MetadataReply,
         }
+    }
+
+    /// Whether this message may travel over a stream: the stream-only types, and pings and
+    /// acks (the fallback probe).
+    pub fn may_stream(&self) -> bool {
+        matches!(
+            self,
+            Body::Ping { .. }
+                | Body::Ack { .. }
+                | Body::PushPull { .. }
+                | Body::PushPullReply { .. }
+                | Body::MetadataRequest { .. }
+                | Body::MetadataReply
+        )
+    }
+
+    /// Whether this message may travel only over a stream.
+    pub fn is_stream_only(&self) -> bool {
+        self.may_stream() && !matches!(self, Body::Ping { .. } | Body::Ack { .. })
     }
 
     /// The `(name, entry)` hash pairs of a [`Body::SyncSummaries`].
@@ -252,6 +305,19 @@ impl<'a> Body<'a> {
                 let count = usize::from(r.u16()?);
                 Body::SyncWant { echo, names: r.bytes(count * WANT_LEN)? }
             }
+            // Version 1 has no streams.
+            MessageType::PushPull
+            | MessageType::PushPullReply
+            | MessageType::MetadataRequest
+            | MessageType::MetadataReply
+                if v1 =>
+            {
+                return Err(DecodeError::UnknownMessageType(kind as u8));
+            }
+            MessageType::PushPull => Body::PushPull { cookie: r.u32()? },
+            MessageType::PushPullReply => Body::PushPullReply { echo: r.u32()? },
+            MessageType::MetadataRequest => Body::MetadataRequest { names: NameList::decode(r)? },
+            MessageType::MetadataReply => Body::MetadataReply,
         })
     }
 
@@ -312,6 +378,14 @@ impl<'a> Body<'a> {
                 }
                 put_counted(out, names, WANT_LEN)?;
             }
+            Body::PushPull { cookie: word } | Body::PushPullReply { echo: word } => {
+                out.extend_from_slice(&word.to_be_bytes());
+            }
+            Body::MetadataRequest { names } => {
+                out.extend_from_slice(&u16::try_from(names.len()).ok()?.to_be_bytes());
+                out.extend_from_slice(names.names_bytes());
+            }
+            Body::MetadataReply => {}
         }
         Some(())
     }

@@ -9,7 +9,8 @@
 //! - `codec`: the primitives (checked reads, varints, names, addresses);
 //! - `body`: the message types and their bodies;
 //! - `record`: membership facts and the metadata they carry;
-//! - `packet`: the header and whole packets.
+//! - `packet`: the header and whole packets;
+//! - `stream`: what only stream messages carry (minor version 1).
 //!
 //! Authentication is not done here: the keyring checks the tag (or decrypts) with the
 //! datagram's binding before [`Packet::decode`] sees a byte.
@@ -21,17 +22,23 @@ mod body;
 mod codec;
 mod packet;
 mod record;
+mod stream;
 
 pub use body::{Body, BucketSet, SUMMARY_LEN, WANT_LEN};
 pub use packet::{Flags, Header, Packet, PacketWriter, Sender, Version, max_overhead};
 pub use record::{MetadataEntries, Record, Records};
+pub use stream::{DEFAULT_MAX_STREAM_MESSAGE, FRAME_PREFIX_LEN, NameList, listed_name_len};
 
 /// Major protocol version of this release. A node of major version 2 speaks and accepts
 /// version 1 only while told to during a rolling upgrade ([`LegacyWire`](crate::LegacyWire)).
 pub const VERSION_MAJOR: u8 = 2;
 /// Minor protocol version. Minor versions only add things older nodes can skip (trailing
 /// record fields, new message types), so any minor version talks to any other.
-pub const VERSION_MINOR: u8 = 0;
+pub const VERSION_MINOR: u8 = 1;
+/// The minor version of the stream extension: a node sends it in its datagrams when it
+/// accepts stream messages (`Config::streams`), and the previous minor version otherwise,
+/// so that others learn first-hand whether it can be reached over a stream.
+pub const STREAMS_MINOR: u8 = 1;
 /// The minor version spoken in version 1 (the last minor version of version 1).
 pub const LEGACY_MINOR: u8 = 1;
 
@@ -168,6 +175,8 @@ mod tests {
                 meta_version: 0,
                 metadata: None,
                 accuser: Some("c"),
+                meta_hash: None,
+                streams: false,
             },
             Record {
                 name: "b",
@@ -177,6 +186,8 @@ mod tests {
                 meta_version: 7,
                 metadata: Some(metadata.entries()),
                 accuser: None,
+                meta_hash: None,
+                streams: false,
             },
         ];
         let bytes = encode(&Body::Gossip, &records);
@@ -190,6 +201,98 @@ mod tests {
     }
 
     #[test]
+    fn stream_bodies_round_trip_in_version_2_only() {
+        let mut list = Vec::new();
+        NameList::write(&mut list, ["a", "member-b"]);
+        let names = NameList::parse(&list).unwrap();
+        assert_eq!(names.iter().collect::<Vec<_>>(), ["a", "member-b"]);
+        for body in [
+            Body::PushPull { cookie: 7 },
+            Body::PushPullReply { echo: 9 },
+            Body::MetadataRequest { names },
+            Body::MetadataReply,
+        ] {
+            assert!(body.is_stream_only());
+            let bytes = encode(&body, &[]);
+            assert_eq!(Packet::decode(&bytes).unwrap().body, body);
+            let mut v1 = encode_as(Version::V1, &Body::Gossip, &[]);
+            v1[Version::V1.header_len()] = bytes[Version::V2.header_len()];
+            assert!(matches!(Packet::decode(&v1), Err(DecodeError::UnknownMessageType(_))));
+        }
+        assert!(Body::Ping { seq: 1, root: 2, target: "" }.may_stream());
+        assert!(!Body::Gossip.may_stream());
+        assert!(NameList::parse(&[0, 1, 0]).is_err(), "an empty name");
+        assert!(NameList::parse(&[0, 2, 1, b'a']).is_err(), "truncated");
+    }
+
+    #[test]
+    fn metadata_too_large_for_a_datagram_is_announced_by_its_hash() {
+        let metadata: Metadata = [("blob", Bytes::from(vec![1u8; 3000]))].into_iter().collect();
+        let record = Record {
+            name: "m",
+            addr: addr(4),
+            incarnation: 2,
+            status: Status::Online,
+            meta_version: 5,
+            metadata: Some(metadata.entries()),
+            accuser: Some("a"),
+            meta_hash: Some(metadata.hash()),
+            streams: true,
+        };
+        let bytes = encode(&Body::Gossip, &[record]);
+        assert!(bytes.len() < 200);
+        let decoded = Packet::decode(&bytes).unwrap().records.iter().next().unwrap();
+        assert_eq!(decoded, Record { metadata: None, ..record });
+        // Small enough, it travels whole (and the hash stays off the wire).
+        let small: Metadata = [("k", "v")].into_iter().collect();
+        let record =
+            Record { metadata: Some(small.entries()), meta_hash: Some(small.hash()), ..record };
+        let bytes = encode(&Body::Gossip, &[record]);
+        let decoded = Packet::decode(&bytes).unwrap().records.iter().next().unwrap();
+        assert_eq!(decoded, Record { meta_hash: None, ..record });
+        // A stream message carries it whole, unless told to announce what a datagram could
+        // not carry.
+        let big = Record {
+            metadata: Some(metadata.entries()),
+            meta_hash: Some(metadata.hash()),
+            ..record
+        };
+        let header = header(Version::V2);
+        let mut writer =
+            PacketWriter::new(Vec::new(), 1 << 20, &header, &sender(), &Body::MetadataReply)
+                .unwrap();
+        assert!(writer.push(&big));
+        let out = writer.finish();
+        let decoded = Packet::decode(&out).unwrap().records.iter().next().unwrap();
+        assert_eq!(decoded.metadata.map(|m| m.encoded_len()), Some(metadata.encoded_len()));
+        let writer = PacketWriter::new(
+            Vec::new(),
+            1 << 20,
+            &header,
+            &sender(),
+            &Body::PushPull { cookie: 1 },
+        )
+        .unwrap();
+        let mut writer = writer.with_inline_limit(1400);
+        assert!(writer.push(&big));
+        let out = writer.finish();
+        let decoded = Packet::decode(&out).unwrap().records.iter().next().unwrap();
+        assert_eq!((decoded.metadata, decoded.meta_hash), (None, Some(metadata.hash())));
+        // Content and hash together are not one encoding: malformed.
+        let mut both = Vec::new();
+        Record { metadata: Some(small.entries()), meta_hash: None, ..record }.encode(&mut both);
+        let flags_at = both.len() - small.encoded_len() - 3;
+        both[flags_at] |= 4;
+        both.extend_from_slice(&[0; 8]);
+        both[0] += 8;
+        let mut bytes = encode(&Body::Gossip, &[]);
+        let count_at = bytes.len() - 2;
+        bytes[count_at..].copy_from_slice(&1u16.to_be_bytes());
+        bytes.extend_from_slice(&both);
+        assert_eq!(Packet::decode(&bytes).unwrap_err(), DecodeError::InvalidField("record flags"));
+    }
+
+    #[test]
     fn every_truncation_is_an_error() {
         let metadata: Metadata = [("k", Bytes::from_static(b"v"))].into_iter().collect();
         let record = Record {
@@ -200,6 +303,8 @@ mod tests {
             meta_version: 1,
             metadata: Some(metadata.entries()),
             accuser: Some("accuser"),
+            meta_hash: None,
+            streams: false,
         };
         let body = Body::SyncSummaries {
             echo: Some(5),
@@ -267,6 +372,8 @@ mod tests {
             meta_version: 0,
             metadata: None,
             accuser: None,
+            meta_hash: None,
+            streams: false,
         };
         let mut body = Vec::new();
         record.encode(&mut body);
@@ -301,6 +408,8 @@ mod tests {
             meta_version: 0,
             metadata: None,
             accuser: None,
+            meta_hash: None,
+            streams: false,
         };
         let header = header(Version::V2);
         let mut writer =

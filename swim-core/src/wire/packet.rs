@@ -6,7 +6,7 @@ use core::net::SocketAddr;
 use super::body::{Body, MessageType};
 use super::codec::{Reader, put_addr, put_name, put_varint};
 use super::record::{Record, Records};
-use super::{DecodeError, LEGACY_MINOR, VERSION_MINOR};
+use super::{DecodeError, LEGACY_MINOR, STREAMS_MINOR, VERSION_MINOR};
 use crate::auth::TAG_LEN;
 
 /// A wire format version: the major version byte every datagram starts with.
@@ -41,7 +41,11 @@ impl Flags {
     pub const TO_ADDRESS: u8 = 1;
     /// The payload is encrypted (AES-256-GCM-SIV) instead of only authenticated.
     pub const ENCRYPTED: u8 = 2;
-    const KNOWN: u8 = Self::TO_ADDRESS | Self::ENCRYPTED;
+    /// A stream message, not a datagram (minor version 1). The tag covers the flag, so a
+    /// message captured on a stream is refused as a datagram and the other way round, and
+    /// each transport keeps its own replay windows.
+    pub const STREAM: u8 = 4;
+    const KNOWN: u8 = Self::TO_ADDRESS | Self::ENCRYPTED | Self::STREAM;
 
     /// Whether `flag` is set.
     pub fn has(self, flag: u8) -> bool {
@@ -85,6 +89,12 @@ impl Header {
             return Err(DecodeError::InvalidField("flags"));
         }
         Ok(Header { version, minor, flags, nonce: r.u64()? })
+    }
+
+    /// Whether the sender accepts stream messages at its address: a version-2 datagram of
+    /// minor version [`STREAMS_MINOR`] or later.
+    pub fn speaks_streams(&self) -> bool {
+        self.version == Version::V2 && self.minor >= STREAMS_MINOR
     }
 
     /// Bytes of this header.
@@ -150,12 +160,18 @@ impl<'a> Packet<'a> {
 
 /// Builds one packet: header and body first, then as many records as fit. Sealing (the
 /// tag, and encryption) is the keyring's.
+///
+/// A record whose metadata would make it larger than the writer's inline limit (by default,
+/// what an otherwise empty packet of this size can carry) is written without its metadata,
+/// with the metadata's hash instead, if the record has one: it then announces the version
+/// for receivers to fetch over a stream.
 #[derive(Debug)]
 pub struct PacketWriter {
     out: Vec<u8>,
     limit: usize,
     count_at: usize,
     count: u16,
+    inline_limit: usize,
 }
 
 impl PacketWriter {
@@ -181,10 +197,20 @@ impl PacketWriter {
         out.extend_from_slice(&0u16.to_be_bytes());
         match max_datagram.checked_sub(TAG_LEN) {
             Some(limit) if out.len() <= limit => {
-                Ok(PacketWriter { out, limit, count_at, count: 0 })
+                let inline_limit = limit - out.len();
+                Ok(PacketWriter { out, limit, count_at, count: 0, inline_limit })
             }
             _ => Err(out),
         }
+    }
+
+    /// Records larger than `bytes` with their metadata go without it (announced by hash),
+    /// even if they would fit: a stream message carrying a whole table leaves metadata that
+    /// a datagram could not carry to be fetched from its member.
+    #[must_use]
+    pub fn with_inline_limit(mut self, bytes: usize) -> Self {
+        self.inline_limit = self.inline_limit.min(bytes);
+        self
     }
 
     /// Bytes still free for records.
@@ -197,8 +223,18 @@ impl PacketWriter {
         usize::from(self.count)
     }
 
-    /// Appends `record` if it fits; returns whether it did.
+    /// Appends `record` if it fits; returns whether it did. Its metadata is left out (and
+    /// announced by its hash) if it makes the record larger than the inline limit.
     pub fn push(&mut self, record: &Record<'_>) -> bool {
+        let announced;
+        let mut record = record;
+        if record.metadata.is_some()
+            && record.meta_hash.is_some()
+            && record.encoded_len() > self.inline_limit
+        {
+            announced = Record { metadata: None, ..*record };
+            record = &announced;
+        }
         if record.encoded_len() > self.remaining() || self.count == u16::MAX {
             return false;
         }

@@ -66,11 +66,24 @@ pub struct Record<'a> {
     pub metadata: Option<MetadataEntries<'a>>,
     /// For a suspicion: the member that suspects (Lifeguard counts distinct accusers).
     pub accuser: Option<&'a str>,
+    /// [`Metadata::hash`](crate::Metadata::hash) of the member's metadata at
+    /// `meta_version`. On the wire only when the metadata itself is left out for being too
+    /// large for a datagram: the record then announces a version to fetch over a stream.
+    /// Ignored when `metadata` is given.
+    pub meta_hash: Option<u64>,
+    /// Whether the member accepts stream messages, as the sender knows (minor version 1; a
+    /// flag bit, so it costs nothing on the wire). Receivers only ever learn "yes" from it:
+    /// nodes of minor version 0 relay records without it.
+    pub streams: bool,
 }
 
 impl<'a> Record<'a> {
     const FLAG_METADATA: u8 = 1;
     const FLAG_ACCUSER: u8 = 2;
+    /// Minor version 1: the metadata's hash follows the accuser (metadata left out).
+    const FLAG_META_HASH: u8 = 4;
+    /// Minor version 1: the member accepts stream messages.
+    const FLAG_STREAMS: u8 = 8;
 
     fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
@@ -90,8 +103,33 @@ impl<'a> Record<'a> {
             None
         };
         let accuser = if flags & Self::FLAG_ACCUSER != 0 { Some(r.name()?) } else { None };
+        let meta_hash = if flags & Self::FLAG_META_HASH == 0 {
+            None
+        } else if metadata.is_some() {
+            // One encoding per record: the hash stands in for metadata, never beside it.
+            return Err(DecodeError::InvalidField("record flags"));
+        } else {
+            Some(r.u64()?)
+        };
+        let streams = flags & Self::FLAG_STREAMS != 0;
         // Anything after the known fields belongs to a newer minor version: skipped.
-        Ok(Record { name, addr, incarnation, status, meta_version, metadata, accuser })
+        let record = Record {
+            name,
+            addr,
+            incarnation,
+            status,
+            meta_version,
+            metadata,
+            accuser,
+            meta_hash,
+            streams,
+        };
+        Ok(record)
+    }
+
+    /// The hash written on the wire: only in place of metadata.
+    fn wire_hash(&self) -> Option<u64> {
+        self.meta_hash.filter(|_| self.metadata.is_none())
     }
 
     /// Bytes this record takes on the wire, including its length prefix.
@@ -109,6 +147,7 @@ impl<'a> Record<'a> {
             + 1
             + self.metadata.map_or(0, |m| m.encoded_len())
             + self.accuser.map_or(0, name_len)
+            + self.wire_hash().map_or(0, |_| 8)
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
@@ -125,12 +164,21 @@ impl<'a> Record<'a> {
         if self.accuser.is_some() {
             flags |= Self::FLAG_ACCUSER;
         }
+        if self.wire_hash().is_some() {
+            flags |= Self::FLAG_META_HASH;
+        }
+        if self.streams {
+            flags |= Self::FLAG_STREAMS;
+        }
         out.push(flags);
         if let Some(entries) = &self.metadata {
             out.extend_from_slice(entries.encoded());
         }
         if let Some(accuser) = self.accuser {
             put_name(out, accuser);
+        }
+        if let Some(hash) = self.wire_hash() {
+            out.extend_from_slice(&hash.to_be_bytes());
         }
     }
 }

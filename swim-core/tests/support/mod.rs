@@ -45,8 +45,28 @@ pub fn forge(
     seal(receiver, writer.finish())
 }
 
+/// A stream message as a holder of the tests' key could forge it, for the member named
+/// `receiver` (empty: for an address).
+pub fn forge_stream(
+    receiver: &str,
+    sender: Sender<'_>,
+    nonce: u64,
+    body: &Body<'_>,
+    records: &[Record<'_>],
+) -> Vec<u8> {
+    let header = Header::new(Version::V2, Flags(Flags::STREAM), nonce);
+    let mut writer = PacketWriter::new(Vec::new(), 1 << 20, &header, &sender, body).unwrap();
+    for record in records {
+        assert!(writer.push(record), "the records fit one message");
+    }
+    seal(receiver, writer.finish())
+}
+
 /// One-way delay of every link.
 pub const LATENCY: Duration = Duration::from_millis(1);
+
+/// One-way delay of a stream message (a connection's handshake and the message).
+pub const STREAM_LATENCY: Duration = Duration::from_millis(3);
 
 /// A datagram seen on the virtual network.
 #[derive(Clone, Debug)]
@@ -78,11 +98,17 @@ pub struct Cluster {
     pub events: Vec<Vec<(Instant, Event)>>,
     /// Every datagram any node sent.
     pub log: Vec<Sent>,
+    /// Every stream message any node sent.
+    pub stream_log: Vec<Sent>,
     in_flight: VecDeque<(Instant, usize, SocketAddr, Vec<u8>)>,
+    streams_in_flight: VecDeque<(Instant, usize, SocketAddr, Vec<u8>)>,
     /// Crashed nodes: they neither send nor receive.
     pub down: BTreeSet<usize>,
-    /// Directed links that drop everything: (from, to).
+    /// Directed links that drop every datagram: (from, to). Streams are cut by
+    /// `stream_cut`.
     pub cut: BTreeSet<(usize, usize)>,
+    /// Directed links that break every stream: (from, to).
+    pub stream_cut: BTreeSet<(usize, usize)>,
     /// Probability that any datagram is lost.
     pub loss: f64,
     loss_rng: ChaCha8Rng,
@@ -158,9 +184,12 @@ impl Cluster {
             addrs,
             events: vec![Vec::new(); n],
             log: Vec::new(),
+            stream_log: Vec::new(),
             in_flight: VecDeque::new(),
+            streams_in_flight: VecDeque::new(),
             down: BTreeSet::new(),
             cut: BTreeSet::new(),
+            stream_cut: BTreeSet::new(),
             loss: 0.0,
             loss_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed),
             seed,
@@ -185,6 +214,7 @@ impl Cluster {
 
     pub fn clear_history(&mut self) {
         self.log.clear();
+        self.stream_log.clear();
         for events in &mut self.events {
             events.clear();
         }
@@ -225,6 +255,12 @@ impl Cluster {
                 self.log.push(Sent { at: self.now, from: i, to, bytes: bytes.clone() });
                 self.in_flight.push_back((self.now + LATENCY, i, to, bytes));
             }
+            while let Some(m) = self.nodes[i].poll_stream() {
+                let sent = Sent { at: self.now, from: i, to: m.destination, bytes: m.payload };
+                self.stream_log.push(sent.clone());
+                let at = self.now + STREAM_LATENCY;
+                self.streams_in_flight.push_back((at, i, sent.to, sent.bytes));
+            }
             while let Some(event) = self.nodes[i].poll_event() {
                 self.events[i].push((self.now, event));
             }
@@ -235,7 +271,10 @@ impl Cluster {
     /// (every node is down or has no deadline, and nothing is in flight).
     pub fn step(&mut self) -> bool {
         self.collect();
-        let next_delivery = self.in_flight.front().map(|(at, ..)| *at);
+        let next_delivery = [&self.in_flight, &self.streams_in_flight]
+            .into_iter()
+            .filter_map(|queue| queue.front().map(|(at, ..)| *at))
+            .min();
         let next_timeout = (0..self.nodes.len())
             .filter(|i| !self.down.contains(i))
             .filter_map(|i| self.nodes[i].poll_timeout())
@@ -272,6 +311,17 @@ impl Cluster {
                 continue;
             }
             self.nodes[to_index].handle_datagram(self.now, self.addrs[from], &bytes);
+        }
+        while self.streams_in_flight.front().is_some_and(|(at, ..)| *at <= self.now) {
+            let (_, from, to, bytes) = self.streams_in_flight.pop_front().unwrap();
+            let Some(to_index) = self.index_of(to) else { continue };
+            if self.down.contains(&from)
+                || self.down.contains(&to_index)
+                || self.stream_cut.contains(&(from, to_index))
+            {
+                continue;
+            }
+            self.nodes[to_index].handle_stream(self.now, self.addrs[from], &bytes);
         }
         for i in 0..self.nodes.len() {
             if !self.down.contains(&i)

@@ -11,6 +11,9 @@ use swim_tests::scenario::{self, Options, Outcome, Scenario};
 use swim_tests::swim_impl::Swim;
 use swim_tests::sys;
 
+/// About the most metadata a member's record carries in a datagram of the default MTU.
+const DATAGRAM_METADATA: usize = 1300;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Impl {
     /// swim-core.
@@ -104,6 +107,25 @@ struct Args {
     /// Engine threads (default: one per core); the trace is the same for any value.
     #[arg(long)]
     threads: Option<usize>,
+    /// Stream messages on or off (swim only): metadata past a datagram, the stream ping,
+    /// push-pull.
+    #[arg(long, value_enum, default_value_t = OnOff::Off)]
+    streams: OnOff,
+    /// With `--streams on`: seconds between push-pull exchanges (scaled with the cluster
+    /// size as memberlist does), 0 for none.
+    #[arg(long, default_value_t = 0.0)]
+    push_pull: f64,
+    /// Bytes of metadata every member starts with; `join` then also waits until every
+    /// member holds every other's (`metadata_all_s`). Past about 1,300 bytes it needs
+    /// `--streams on`.
+    #[arg(long, default_value_t = 0)]
+    metadata: usize,
+    /// Bytes of the value `update` publishes (default: two bytes).
+    #[arg(long, default_value_t = 0)]
+    update_bytes: usize,
+    /// Bytes per second of a member's uplink for stream messages.
+    #[arg(long, default_value_t = 125_000_000)]
+    stream_bandwidth: u64,
 }
 
 fn main() {
@@ -135,6 +157,17 @@ fn main() {
     opts.goal_limit = std::time::Duration::from_secs(args.limit);
     opts.curve = args.svg.is_some();
     opts.threads = args.threads;
+    opts.timing.streams = args.streams == OnOff::On;
+    opts.timing.push_pull_interval =
+        (args.push_pull > 0.0).then(|| std::time::Duration::from_secs_f64(args.push_pull));
+    opts.timing.metadata_bytes = args.metadata;
+    opts.update_bytes = args.update_bytes;
+    opts.net.stream_bandwidth = args.stream_bandwidth;
+    let largest = args.metadata.max(args.update_bytes);
+    if largest > DATAGRAM_METADATA && !opts.timing.streams {
+        eprintln!("metadata of {largest} bytes does not fit a datagram: add --streams on");
+        std::process::exit(2);
+    }
     let wall = WallClock::now();
     let mut outcome = match args.implementation {
         Impl::Swim => scenario::run::<Swim>(args.scenario, &opts),

@@ -234,6 +234,51 @@ impl FullViews {
     }
 }
 
+/// Which nodes hold every other node's metadata (each node publishes one version, from its
+/// start), kept from metadata reports.
+pub(super) struct MetadataViews {
+    /// Bit `viewer * n + subject`: the viewer reported the subject's metadata.
+    seen: Vec<u64>,
+    /// Subjects whose metadata each viewer reported.
+    known: Vec<u32>,
+    n: u32,
+    /// Nodes holding every other node's metadata.
+    pub(super) count: usize,
+}
+
+impl MetadataViews {
+    /// `n` nodes, none of which holds anyone's metadata yet.
+    pub(super) fn new(n: usize) -> Self {
+        let bits = n * n;
+        MetadataViews {
+            seen: vec![0; bits.div_ceil(64)],
+            known: vec![0; n],
+            n: n as u32,
+            count: usize::from(n == 1),
+        }
+    }
+
+    /// Takes in a report.
+    pub(super) fn observe(&mut self, o: &Observation) {
+        let Some(subject) = o.report.subject.filter(|s| *s < self.n && *s != o.viewer) else {
+            return;
+        };
+        if o.report.change != Change::Metadata {
+            return;
+        }
+        let bit = u64::from(o.viewer) * u64::from(self.n) + u64::from(subject);
+        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+        if self.seen[word] & mask == 0 {
+            self.seen[word] |= mask;
+            let known = &mut self.known[o.viewer as usize];
+            *known += 1;
+            if *known == self.n - 1 {
+                self.count += 1;
+            }
+        }
+    }
+}
+
 /// Counts of suspect and offline reports about healthy members, of refutations and forced
 /// rejoins, and of suspicions heard second-hand.
 #[derive(Default)]

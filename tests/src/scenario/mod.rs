@@ -114,6 +114,8 @@ pub struct Options {
     pub stall_resume: Resume,
     /// Threads the engine may use; `None`: one per core. Speed only: results are the same.
     pub threads: Option<usize>,
+    /// Bytes of the value `update` publishes (0: the two bytes "2").
+    pub update_bytes: usize,
 }
 
 impl Options {
@@ -138,6 +140,7 @@ impl Options {
             stall_every: Duration::from_secs(6),
             stall_resume: Resume::SocketFirst,
             threads: None,
+            update_bytes: 0,
         }
     }
 }
@@ -174,10 +177,11 @@ pub fn run_observed<P: Protocol>(
     let joined = story.join();
     // Traffic is measured over the scenario's own phase (the join phase for `join`).
     let phase = if scenario == Scenario::Join {
-        (0, 0, Instant::ZERO)
+        (0, 0, Instant::ZERO, 0, 0)
     } else {
         let stats = story.sim.stats();
-        (stats.datagrams_sent, stats.bytes_sent, story.now())
+        let streams = (stats.streams_sent, stats.stream_bytes_sent);
+        (stats.datagrams_sent, stats.bytes_sent, story.now(), streams.0, streams.1)
     };
     story.out.converged = match scenario {
         Scenario::Join => joined,
@@ -197,6 +201,15 @@ pub fn run_observed<P: Protocol>(
     let members = opts.nodes.max(1) as f64;
     out.msgs_per_member_s = (stats.datagrams_sent - phase.0) as f64 / members / phase_s;
     out.bytes_per_member_s = (stats.bytes_sent - phase.1) as f64 / members / phase_s;
+    if opts.timing.streams {
+        let messages = (stats.streams_sent - phase.3) as f64;
+        out.stream_msgs_per_member_s = Some(messages / members / phase_s);
+        let bytes = (stats.stream_bytes_sent - phase.4) as f64;
+        out.stream_bytes_per_member_s = Some(bytes / members / phase_s);
+    }
+    if opts.timing.metadata_bytes > 0 {
+        out.metadata_bytes = Some(opts.timing.metadata_bytes);
+    }
     out.sim_events = stats.events;
     out.trace_digest = format!("{:016x}", sim.digest());
     out.virtual_s = since(sim.instant(), Instant::ZERO).max(1e-9);

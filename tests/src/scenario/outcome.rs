@@ -51,6 +51,23 @@ pub struct Outcome {
     /// Nodes with the full view at the end of the join phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub converged_nodes: Option<usize>,
+    /// Stream messages sent per member per virtual second, over the same phase as
+    /// `msgs_per_member_s` (swim with `--streams on`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_msgs_per_member_s: Option<f64>,
+    /// Stream bytes sent per member per virtual second, over the same phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_bytes_per_member_s: Option<f64>,
+    /// Bytes of metadata each member started with (`--metadata`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_bytes: Option<usize>,
+    /// Seconds from the first start until every node held every other node's metadata
+    /// (join phase, with `--metadata`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_all_s: Option<Option<f64>>,
+    /// Seconds until 99% of nodes held every other node's metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_p99_s: Option<Option<f64>>,
     /// Seconds from the crash until the first survivor saw the node offline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detect_first_s: Option<Option<f64>>,

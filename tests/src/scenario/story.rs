@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use swim_core::Instant;
 
-use super::measure::{FullViews, Goal, Milestones, secs};
+use super::measure::{FullViews, Goal, MetadataViews, Milestones, secs};
 use super::{Options, Outcome};
 use crate::digest::mix64;
 use crate::protocol::Protocol;
@@ -106,32 +106,63 @@ impl<'o, P: Protocol> Story<'o, P> {
 
     /// The premise of every scenario but `join` measures it: every node starts within the
     /// first virtual second, all joining through node 0, and the cluster runs until every
-    /// node sees every other online or the join limit passes. Returns whether they all did.
+    /// node sees every other online (and, when members start with metadata, holds every
+    /// other's metadata) or the join limit passes. Returns whether they all did.
     pub(super) fn join(&mut self) -> bool {
         let n = self.sim.len();
         let mut starts: Vec<(u64, u32)> =
             (1..n as u32).map(|i| (self.rng.next_u64() % 1_000_000, i)).collect();
         starts.sort_unstable();
-        let mut views = FullViews::new(n);
-        let mut full = Milestones::new(Instant::ZERO, n, self.opts.curve);
+        let with_metadata = self.opts.timing.metadata_bytes > 0;
+        let mut goal = JoinGoal {
+            views: FullViews::new(n),
+            full: Milestones::new(Instant::ZERO, n, self.opts.curve),
+            metadata: with_metadata
+                .then(|| (MetadataViews::new(n), Milestones::new(Instant::ZERO, n, false))),
+        };
         for (at, i) in starts {
-            self.run_until(Instant::from_micros(at), |o| {
-                views.observe(o);
-                full.record(views.count, o.at);
-            });
+            self.run_until(Instant::from_micros(at), |o| goal.observe(o));
             self.sim.start(i, 0);
         }
-        self.wait(self.opts.join_limit, &mut full, |full, o| {
-            views.observe(o);
-            full.record(views.count, o.at);
-        });
+        self.wait(self.opts.join_limit, &mut goal, |goal, o| goal.observe(o));
+        let JoinGoal { views, full, metadata } = goal;
         let round = secs(self.opts.timing.gossip_interval);
         self.out.converge_s = Some(full.all_s());
         self.out.converge_p99_s = Some(full.p99_s());
         self.out.converge_rounds = Some(full.all_s().map(|s| s / round));
         self.out.converged_nodes = Some(views.count);
-        let joined = full.reached();
+        let mut joined = full.reached();
+        if let Some((_, known)) = &metadata {
+            self.out.metadata_all_s = Some(known.all_s());
+            self.out.metadata_p99_s = Some(known.p99_s());
+            joined &= known.reached();
+        }
         self.out.curve = full.into_curve();
         joined
+    }
+}
+
+/// The join's goal: full views everywhere, and every member's metadata everywhere when
+/// members start with some.
+struct JoinGoal {
+    views: FullViews,
+    full: Milestones,
+    metadata: Option<(MetadataViews, Milestones)>,
+}
+
+impl JoinGoal {
+    fn observe(&mut self, o: &Observation) {
+        self.views.observe(o);
+        self.full.record(self.views.count, o.at);
+        if let Some((views, known)) = &mut self.metadata {
+            views.observe(o);
+            known.record(views.count, o.at);
+        }
+    }
+}
+
+impl Goal for JoinGoal {
+    fn reached(&self) -> bool {
+        self.full.reached() && self.metadata.as_ref().is_none_or(|(_, known)| known.reached())
     }
 }

@@ -1,11 +1,11 @@
-//! `update`: in a joined cluster one member changes its metadata; how long until 99% and
-//! until every node knows.
+//! `update`: in a joined cluster one member changes its metadata (two bytes, or
+//! `update_bytes`); how long until 99% and until every node knows.
 
 use std::time::Duration;
 
 use super::measure::{Spread, secs};
 use super::story::Story;
-use crate::protocol::{Change, Protocol};
+use crate::protocol::{Change, Protocol, initial_metadata};
 
 /// Runs the story; true if every node learned the update (by report and in its state).
 pub(super) fn run<P: Protocol>(story: &mut Story<'_, P>) -> bool {
@@ -14,7 +14,11 @@ pub(super) fn run<P: Protocol>(story: &mut Story<'_, P>) -> bool {
     let source = story.below(n);
     let mut informed = Spread::among(n, story.now(), story.opts.curve, |_| true);
     informed.informed(source);
-    if !story.sim.set_metadata(source, "version", b"2") {
+    let value = match story.opts.update_bytes {
+        0 => b"2".to_vec(),
+        bytes => initial_metadata(u32::MAX - source, bytes),
+    };
+    if !story.sim.set_metadata(source, "version", &value) {
         return false;
     }
     story.wait_for_goal(&mut informed, |informed, o| {
@@ -26,7 +30,7 @@ pub(super) fn run<P: Protocol>(story: &mut Story<'_, P>) -> bool {
     let sim = &story.sim;
     let known = (0..n)
         .filter(|&v| {
-            v == source || sim.node(v).is_some_and(|p| p.has_metadata(source, "version", b"2"))
+            v == source || sim.node(v).is_some_and(|p| p.has_metadata(source, "version", &value))
         })
         .count();
     let round = secs(story.opts.timing.gossip_interval);

@@ -18,6 +18,9 @@ use super::{Observation, Stats};
 use crate::digest::Digest;
 use crate::protocol::{Report, index_of};
 
+/// Deliveries up to this size go into the trace digest whole (every datagram does).
+const DIGESTED_WHOLE: usize = 4096;
+
 /// Something a node did inside a window that touches shared state.
 #[derive(Clone, Copy, Debug)]
 enum Effect {
@@ -25,6 +28,8 @@ enum Effect {
     Delivered { from: u32, slot: u32 },
     /// The node sent `bytes[start..start + len]` of its outbox.
     Sent { to: SocketAddr, start: usize, len: usize },
+    /// The node sent `bytes[start..start + len]` of its outbox as a stream message.
+    Streamed { to: SocketAddr, start: usize, len: usize },
     /// The node reported something.
     Reported { report: Report, online_count: u32 },
     /// A queue entry for the node itself, due after the window.
@@ -79,6 +84,14 @@ impl Outbox {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(datagram);
         let effect = Effect::Sent { to, start, len: datagram.len() };
+        self.effects.push(Tagged { at, node, effect });
+    }
+
+    /// The node sent `message` to `to` over a stream at `at`.
+    pub(crate) fn streamed(&mut self, at: u64, node: u32, to: SocketAddr, message: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(message);
+        let effect = Effect::Streamed { to, start, len: message.len() };
         self.effects.push(Tagged { at, node, effect });
     }
 
@@ -177,10 +190,23 @@ impl Commons {
             Effect::Delivered { from, slot } => {
                 self.digest.write(at);
                 self.digest.write(u64::from(from) << 32 | u64::from(node));
-                self.digest.write_bytes(slab.get(slot));
+                let payload = slab.get(slot);
+                if payload.len() <= DIGESTED_WHOLE {
+                    self.digest.write_bytes(payload);
+                } else {
+                    // A large stream message: its length, header and tag (which depends on
+                    // every byte) stand for it, so that 16 GB of metadata need not be read
+                    // twice.
+                    self.digest.write(payload.len() as u64);
+                    self.digest.write_bytes(&payload[..64]);
+                    self.digest.write_bytes(&payload[payload.len() - 16..]);
+                }
             }
             Effect::Sent { to, start, len } => {
                 self.send(slab, at, node, to, &bytes[start..start + len]);
+            }
+            Effect::Streamed { to, start, len } => {
+                self.send_stream(slab, at, node, to, &bytes[start..start + len]);
             }
             Effect::Reported { report, online_count } => {
                 self.digest.write(at);
@@ -193,6 +219,23 @@ impl Commons {
                 pending.push(Observation { at, viewer: node, report, online_count });
             }
             Effect::Queued { at, kind, from, data } => self.queue.push(at, kind, node, from, data),
+        }
+    }
+
+    /// Puts a stream message on the network: counted, then broken or queued for delivery.
+    fn send_stream(&mut self, slab: &mut Slab, now: u64, from: u32, to: SocketAddr, bytes: &[u8]) {
+        self.stats.streams_sent += 1;
+        self.stats.stream_bytes_sent += bytes.len() as u64;
+        let Some(to) = index_of(to).filter(|&t| t < self.nodes) else {
+            self.stats.streams_broken += 1;
+            return;
+        };
+        match self.network.stream_arrival(from, to, bytes.len(), now) {
+            Some(at) => {
+                let slot = slab.store(bytes);
+                self.queue.push(at, Kind::Stream, to, from, slot);
+            }
+            None => self.stats.streams_broken += 1,
         }
     }
 

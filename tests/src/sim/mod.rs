@@ -2,7 +2,8 @@
 //! time.
 //!
 //! - [`network`]: the network model (latency, jitter, loss, duplication, reordering,
-//!   partitions, cut links, slow receivers); it decides what becomes of each datagram.
+//!   partitions, cut links, slow receivers); it decides what becomes of each datagram, and
+//!   when each stream message (reliable, with bandwidth) arrives.
 //! - `queue`: the event queue, deliveries and timer wake-ups ordered by (time, sequence),
 //!   and the slab of payloads in flight.
 //! - `node`: one node's process state, its single live timer and the set of nodes it sees
@@ -74,6 +75,14 @@ pub struct Stats {
     /// Times a node asked to be woken at or before the time it was just woken (a core that
     /// does this would spin; the engine nudges it by 1 µs and counts).
     pub timer_spins: u64,
+    /// Stream messages nodes sent.
+    pub streams_sent: u64,
+    /// Their bytes.
+    pub stream_bytes_sent: u64,
+    /// Stream messages handed to a node.
+    pub streams_delivered: u64,
+    /// Stream messages broken by a partition, a cut link or the receiver's crash.
+    pub streams_broken: u64,
 }
 
 impl Stats {
@@ -90,6 +99,10 @@ impl Stats {
         self.undeliverable += shard.undeliverable;
         self.duplicated += shard.duplicated;
         self.timer_spins += shard.timer_spins;
+        self.streams_sent += shard.streams_sent;
+        self.stream_bytes_sent += shard.stream_bytes_sent;
+        self.streams_delivered += shard.streams_delivered;
+        self.streams_broken += shard.streams_broken;
     }
 }
 
@@ -254,7 +267,13 @@ impl<P: Protocol> Sim<P> {
         self.commons.network.cut(from, to);
     }
 
-    /// Removes every partition and cut.
+    /// Drops datagrams, but not stream messages, on the directed link `from -> to` (a
+    /// firewall that blocks UDP).
+    pub fn block_datagrams(&mut self, from: u32, to: u32) {
+        self.commons.network.block_datagrams(from, to);
+    }
+
+    /// Removes every partition, cut and datagram block.
     pub fn heal(&mut self) {
         self.commons.network.heal();
     }

@@ -6,6 +6,14 @@
 //! (probability `loss`), delivered twice (`duplicate`), dropped by a partition between groups
 //! of nodes or a cut directed link, or handled late by a slow receiver.
 //!
+//! A stream message (a one-way message over a connection, see `swim_core::StreamMessage`)
+//! is reliable: it is not lost, duplicated or jittered, only broken by a partition or a cut
+//! link (not by [`Network::block_datagrams`], which models a firewall that drops UDP) and by
+//! the receiver's crash. It arrives after a connection handshake (one round trip of the
+//! link's base latency), its transfer through the sender's uplink at `stream_bandwidth`
+//! (messages of one sender queue there one after the other, so a node that serves many
+//! fetches at once serves them in turn), and the link's latency once more.
+//!
 //! The model only decides; it neither stores payloads nor keeps time, so the simulator's
 //! engine and the two-node [`Pair`](crate::pair::Pair) share it. Every random draw comes
 //! from its own ChaCha8 stream, in a fixed order per datagram (loss, duplication, then per
@@ -39,6 +47,8 @@ pub struct NetConfig {
     pub reorder: f64,
     /// Extra delay of a reordered datagram.
     pub reorder_delay: Duration,
+    /// Bytes per second a node's uplink carries stream messages at.
+    pub stream_bandwidth: u64,
 }
 
 impl Default for NetConfig {
@@ -52,6 +62,7 @@ impl Default for NetConfig {
             duplicate: 0.0,
             reorder: 0.0,
             reorder_delay: Duration::from_millis(20),
+            stream_bandwidth: 125_000_000,
         }
     }
 }
@@ -112,6 +123,10 @@ pub struct Network {
     blocked: BTreeSet<(u8, u8)>,
     /// Directed node links that drop everything.
     cuts: BTreeSet<(u32, u32)>,
+    /// Directed node links that drop datagrams only.
+    datagram_blocks: BTreeSet<(u32, u32)>,
+    /// When each node's uplink has sent every stream message given to it, microseconds.
+    uplink_free: Vec<u64>,
     /// Extra delay, in microseconds, before each node handles a datagram (slow members).
     slow: Vec<u64>,
     link_salt: u64,
@@ -145,6 +160,8 @@ impl Network {
             group: vec![0; nodes],
             blocked: BTreeSet::new(),
             cuts: BTreeSet::new(),
+            datagram_blocks: BTreeSet::new(),
+            uplink_free: vec![0; nodes],
             slow: vec![0; nodes],
             link_salt: mix64(seed ^ 0x6c69_6e6b),
         }
@@ -153,7 +170,9 @@ impl Network {
     /// Decides what becomes of a datagram from node `from` to node `to` (both below the
     /// `nodes` the network was made for).
     pub fn fate(&mut self, from: u32, to: u32) -> Fate {
-        if self.blocked(from, to) {
+        let firewalled =
+            !self.datagram_blocks.is_empty() && self.datagram_blocks.contains(&(from, to));
+        if firewalled || self.blocked(from, to) {
             return Fate::Partitioned;
         }
         if self.chance(self.loss_threshold) {
@@ -166,6 +185,21 @@ impl Network {
         } else {
             Fate::Delivered { delay: self.delay(from, to) }
         }
+    }
+
+    /// When a stream message of `len` bytes that node `from` sends to node `to` at `now`
+    /// (microseconds) arrives, or `None` if a partition or a cut link breaks it. Draws
+    /// nothing from the random stream.
+    pub fn stream_arrival(&mut self, from: u32, to: u32, len: usize, now: u64) -> Option<u64> {
+        if self.blocked(from, to) {
+            return None;
+        }
+        let latency = self.base_latency(from, to);
+        let transfer = (len as u64).saturating_mul(1_000_000) / self.config.stream_bandwidth.max(1);
+        let uplink = &mut self.uplink_free[from as usize];
+        let start = (*uplink).max(now + 2 * latency);
+        *uplink = start + transfer;
+        Some(*uplink + latency + self.slow[to as usize])
     }
 
     /// The smallest delay any datagram can have.
@@ -212,10 +246,17 @@ impl Network {
         self.cuts.insert((from, to));
     }
 
-    /// Removes every partition and cut.
+    /// Drops datagrams (but not stream messages) on the directed link `from -> to`: a
+    /// firewall that blocks UDP.
+    pub fn block_datagrams(&mut self, from: u32, to: u32) {
+        self.datagram_blocks.insert((from, to));
+    }
+
+    /// Removes every partition, cut and datagram block.
     pub fn heal(&mut self) {
         self.blocked.clear();
         self.cuts.clear();
+        self.datagram_blocks.clear();
         self.group.fill(0);
     }
 
@@ -244,11 +285,16 @@ impl Network {
         delay
     }
 
-    fn latency(&mut self, from: u32, to: u32) -> u64 {
+    /// The link's fixed latency, without jitter.
+    fn base_latency(&self, from: u32, to: u32) -> u64 {
         let min = micros(self.config.latency_min);
         let span = micros(self.config.latency_max).saturating_sub(min);
         let (a, b) = (from.min(to), from.max(to));
-        let base = min + mix64(self.link_salt ^ (u64::from(a) << 32 | u64::from(b))) % (span + 1);
+        min + mix64(self.link_salt ^ (u64::from(a) << 32 | u64::from(b))) % (span + 1)
+    }
+
+    fn latency(&mut self, from: u32, to: u32) -> u64 {
+        let base = self.base_latency(from, to);
         let jitter = micros(self.config.jitter);
         let extra = if jitter == 0 { 0 } else { self.rng.next_u64() % jitter };
         base + extra
@@ -278,6 +324,23 @@ mod tests {
         net.cut(0, 2);
         assert_eq!(net.fate(0, 2), Fate::Partitioned);
         assert_eq!(net.fate(2, 0).delays().len(), 1);
+    }
+
+    #[test]
+    fn streams_queue_in_the_senders_uplink_and_survive_datagram_blocks() {
+        let mut config = NetConfig::fixed(Duration::from_millis(1));
+        config.stream_bandwidth = 1_000_000; // a byte per microsecond
+        let mut net = Network::new(config, 3, 3);
+        // Handshake (2 ms), 10,000 bytes (10 ms), then the link (1 ms).
+        assert_eq!(net.stream_arrival(0, 1, 10_000, 0), Some(13_000));
+        // The next one waits for the uplink.
+        assert_eq!(net.stream_arrival(0, 2, 1_000, 0), Some(14_000));
+        assert_eq!(net.stream_arrival(1, 0, 1_000, 0), Some(4_000));
+        net.block_datagrams(0, 1);
+        assert_eq!(net.fate(0, 1), Fate::Partitioned);
+        assert_eq!(net.stream_arrival(0, 1, 0, 50_000), Some(53_000));
+        net.cut(0, 1);
+        assert_eq!(net.stream_arrival(0, 1, 0, 60_000), None);
     }
 
     #[test]

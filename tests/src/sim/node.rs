@@ -147,7 +147,7 @@ impl<P: Protocol> Slot<P> {
     /// Handles `entry`, a delivery or a timer wake-up for this node (number `entry.node`).
     pub(crate) fn handle(&mut self, entry: Entry, out: &mut Outbox, window: &Window<'_>) {
         match entry.kind {
-            Kind::Deliver => self.deliver(entry, out, window),
+            Kind::Deliver | Kind::Stream => self.deliver(entry, out, window),
             Kind::Timer => self.wake(entry, out, window),
         }
     }
@@ -156,13 +156,17 @@ impl<P: Protocol> Slot<P> {
         let now = entry.at;
         match self.state {
             State::Down => {
-                out.stats.undeliverable += 1;
+                if entry.kind == Kind::Stream {
+                    out.stats.streams_broken += 1;
+                } else {
+                    out.stats.undeliverable += 1;
+                }
                 out.free(entry.data);
                 return;
             }
             State::Paused { until, .. } if until > now => {
                 // Still in the socket buffer: same order, handled when the pause ends.
-                let backlog = (until, Kind::Deliver, entry.from, entry.data);
+                let backlog = (until, entry.kind, entry.from, entry.data);
                 out.schedule(window, now, entry.node, backlog);
                 return;
             }
@@ -173,10 +177,15 @@ impl<P: Protocol> Slot<P> {
             return;
         };
         out.delivered(now, entry.node, entry.from, entry.data);
-        out.stats.delivered += 1;
         out.stats.events += 1;
         let payload = &window.payloads[entry.data as usize];
-        proto.handle_datagram(Instant::from_micros(now), addr(entry.from), payload);
+        if entry.kind == Kind::Stream {
+            out.stats.streams_delivered += 1;
+            proto.handle_stream(Instant::from_micros(now), addr(entry.from), payload);
+        } else {
+            out.stats.delivered += 1;
+            proto.handle_datagram(Instant::from_micros(now), addr(entry.from), payload);
+        }
         out.free(entry.data);
         self.settle(entry.node, now, false, out, window);
     }
@@ -220,6 +229,7 @@ impl<P: Protocol> Slot<P> {
             return;
         };
         proto.drain_transmits(|to, datagram| out.sent(now, i, to, datagram));
+        proto.drain_streams(|to, message| out.streamed(now, i, to, &message));
         while let Some(report) = proto.poll_report() {
             self.online.apply(&report, window.nodes);
             out.reported(now, i, report, self.online.count());

@@ -12,6 +12,8 @@ use std::collections::BinaryHeap;
 pub(crate) enum Kind {
     /// A datagram arrives.
     Deliver,
+    /// A stream message arrives.
+    Stream,
     /// The node's timer fires.
     Timer,
 }
