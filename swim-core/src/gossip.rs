@@ -7,6 +7,11 @@
 //! Ordering is one stack per send count: filling a packet pops from the lowest non-empty
 //! stack and pushes what it sent onto the next, O(1) per record. A re-queued or forgotten
 //! fact leaves its old stack entry behind, recognised as stale by its stamp and skipped.
+//!
+//! A peer whose digest root equals ours holds every fact we hold, so each queued fact counts
+//! one send when we hear such a root ([`GossipQueue::all_heard_again`]): the stacks shift up
+//! by one, in O(number of stacks). An entry therefore stores its stack index relative to the
+//! number of shifts so far, and its index is read back by adding them.
 
 use alloc::vec::Vec;
 
@@ -24,6 +29,8 @@ const KEPT_CAPACITY: usize = 256;
 #[derive(Clone, Copy, Debug)]
 struct Pending {
     // Eight bytes: the queue keeps one slot per member of the table.
+    /// Times sent (or heard again), less the shifts before it was last pushed, wrapping:
+    /// see [`GossipQueue::sends`].
     sends: u16,
     /// Which enqueue this entry is: stack entries with another stamp are stale.
     stamp: u32,
@@ -40,6 +47,8 @@ pub(crate) struct GossipQueue {
     /// Entries that are not stale.
     live: usize,
     next_stamp: u32,
+    /// How many times every stack shifted up one ([`GossipQueue::all_heard_again`]).
+    shifts: u16,
     /// Reused between packets so filling one never allocates in steady state.
     sent: Vec<MemberId>,
     /// Taken from a stack but not sent (did not fit, or skipped): pushed back afterwards.
@@ -64,7 +73,7 @@ impl GossipQueue {
         // it survived that long untouched, and it would merely be sent once more.
         self.next_stamp = self.next_stamp.wrapping_add(1);
         let stamp = self.next_stamp;
-        self.pending[index] = Some(Pending { sends: 0, stamp, with_metadata });
+        self.pending[index] = Some(Pending { sends: self.stored(0), stamp, with_metadata });
         self.push(0, id, stamp);
     }
 
@@ -75,15 +84,44 @@ impl GossipQueue {
     pub(crate) fn heard_again(&mut self, id: MemberId, limit: u32) {
         let Some(slot) = self.pending.get_mut(id.0 as usize) else { return };
         let Some(mut entry) = slot.take() else { return };
-        entry.sends = entry.sends.saturating_add(1);
-        if u32::from(entry.sends) >= limit {
+        let sends = entry.sends.wrapping_add(self.shifts).saturating_add(1);
+        if u32::from(sends) >= limit {
             self.live -= 1;
             return;
         }
         self.next_stamp = self.next_stamp.wrapping_add(1);
         entry.stamp = self.next_stamp;
+        entry.sends = sends.wrapping_sub(self.shifts);
         *slot = Some(entry);
-        self.push(entry.sends, id, entry.stamp);
+        self.push(sends, id, entry.stamp);
+    }
+
+    /// A peer's digest root equals ours: it holds every fact we hold, and every queued fact
+    /// counts one send, as [`Self::heard_again`] for each. Without this, after a mass join
+    /// every member kept repeating facts everybody held, `limit` times each, for minutes
+    /// (most of the steady-state bytes of the first five minutes at N = 1000).
+    pub(crate) fn all_heard_again(&mut self, limit: u32) {
+        if self.live == 0 {
+            return;
+        }
+        self.by_sends.insert(0, Vec::new());
+        self.shifts = self.shifts.wrapping_add(1);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        while self.by_sends.len() > limit {
+            let Some(spent) = self.by_sends.pop() else { break };
+            for (id, stamp) in spent {
+                let slot = self.pending.get_mut(id.0 as usize);
+                if let Some(slot) = slot.filter(|s| s.is_some_and(|p| p.stamp == stamp)) {
+                    *slot = None;
+                    self.live -= 1;
+                }
+            }
+        }
+    }
+
+    /// The value stored for an entry pushed at stack `sends` (relative to the shifts).
+    fn stored(&self, sends: u16) -> u16 {
+        sends.wrapping_sub(self.shifts)
     }
 
     /// Forgets the member's entry (it was reaped).
@@ -134,8 +172,10 @@ impl GossipQueue {
         self.sent.clear();
         self.kept.clear();
         let mut skipped = 0;
-        'stacks: for sends in 0..self.by_sends.len() {
-            let stack = &mut self.by_sends[sends];
+        'stacks: for index in 0..self.by_sends.len() {
+            // Stacks are fewer than `u16::MAX`: an entry's sends saturate below that.
+            let sends = u16::try_from(index).unwrap_or(u16::MAX);
+            let stack = &mut self.by_sends[index];
             while let Some(&(id, stamp)) = stack.last() {
                 if writer.remaining() < MIN_RECORD_LEN || skipped > MAX_SKIPPED {
                     break 'stacks;
@@ -145,7 +185,6 @@ impl GossipQueue {
                 let Some(pending) = live.filter(|p| p.stamp == stamp) else {
                     continue; // Stale: re-queued or forgotten since.
                 };
-                let sends = pending.sends;
                 if let Some((_, spent)) = already.filter(|(written, _)| *written == id) {
                     if spent {
                         self.sent.push(id);
@@ -178,10 +217,11 @@ impl GossipQueue {
             let id = self.sent[i];
             let Some(slot) = self.pending.get_mut(id.0 as usize) else { continue };
             let Some(mut entry) = slot.take() else { continue };
-            entry.sends = entry.sends.saturating_add(1);
-            if u32::from(entry.sends) < limit {
+            let sends = entry.sends.wrapping_add(self.shifts).saturating_add(1);
+            if u32::from(sends) < limit {
+                entry.sends = sends.wrapping_sub(self.shifts);
                 *slot = Some(entry);
-                self.push(entry.sends, id, entry.stamp);
+                self.push(sends, id, entry.stamp);
             } else {
                 self.live -= 1;
             }
@@ -304,6 +344,31 @@ mod tests {
         assert!(queue.is_empty(), "the third echo or send ends it");
         // Facts not queued are not affected.
         queue.heard_again(ids[1], 3);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn an_equal_root_counts_one_send_of_every_queued_fact() {
+        let (members, ids) = members(3);
+        let mut queue = GossipQueue::default();
+        queue.enqueue(ids[0], false);
+        fill(&mut queue, &members, 1452, 3);
+        queue.enqueue(ids[1], false);
+        queue.enqueue(ids[2], false);
+        queue.heard_again(ids[2], 3);
+        // Sends so far: member-0 1, member-1 0, member-2 1.
+        queue.all_heard_again(3);
+        assert_eq!(queue.len(), 3);
+        // Now 2, 1, 2: member-1 goes first, and one more send ends the other two.
+        assert_eq!(fill(&mut queue, &members, 70, 3), ["member-1"]);
+        queue.all_heard_again(3);
+        assert!(queue.is_empty(), "{} left", queue.len());
+        // A fact queued afterwards starts from no sends.
+        queue.enqueue(ids[0], false);
+        queue.all_heard_again(3);
+        queue.all_heard_again(3);
+        assert_eq!(queue.len(), 1);
+        assert_eq!(fill(&mut queue, &members, 1452, 3), ["member-0"]);
         assert!(queue.is_empty());
     }
 

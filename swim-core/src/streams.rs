@@ -78,6 +78,8 @@ pub(crate) struct Fetch {
     /// Whether the fact is news to spread once the metadata arrives (it came by gossip),
     /// or old news (anti-entropy, push-pull).
     pub(crate) spread: bool,
+    /// Whether the member itself was asked.
+    pub(crate) from_owner: bool,
 }
 
 /// A fetch waiting for room: the version wanted, whether it is news to spread, and the
@@ -124,6 +126,10 @@ pub(crate) struct Streams {
     push_pulls: Vec<PushPull>,
     /// When each member was last sent our table in answer to its push-pull.
     answered: BTreeMap<MemberId, Instant>,
+    /// Members that did not answer a fetch of their own metadata at this version: the next
+    /// fetch of it asks whoever announces it, so that a member whose streams toward us are
+    /// broken does not keep its metadata from us while others hold it.
+    owner_silent: BTreeMap<MemberId, u64>,
 }
 
 impl Streams {
@@ -171,6 +177,14 @@ impl Streams {
             || self.queued.get(&id).is_some_and(|q| q.version >= version)
     }
 
+    /// `announcer` holds the version of `id` being fetched: asked next if the fetch in
+    /// flight from the member itself goes unanswered and nobody else is lined up.
+    pub(crate) fn offer_announcer(&mut self, id: MemberId, announcer: MemberId) {
+        if let Some(fetch) = self.fetches.get_mut(&id).filter(|f| f.from_owner) {
+            fetch.announcer.get_or_insert(announcer);
+        }
+    }
+
     /// Queues a fetch (replacing one of an older version).
     pub(crate) fn enqueue(&mut self, id: MemberId, queued: Queued) {
         if self.queued.insert(id, queued).is_none() {
@@ -199,7 +213,18 @@ impl Streams {
         let fetch = self.fetches.get(&id).filter(|f| f.name == name && f.version <= version)?;
         let fetch = fetch.clone();
         self.fetches.remove(&id);
+        self.owner_silent.remove(&id);
         Some(fetch)
+    }
+
+    /// The member did not answer a fetch of its own metadata at `version`.
+    pub(crate) fn owner_was_silent(&mut self, id: MemberId, version: u64) {
+        self.owner_silent.insert(id, version);
+    }
+
+    /// Whether the member left a fetch of its metadata at `version` (or later) unanswered.
+    pub(crate) fn is_owner_silent(&self, id: MemberId, version: u64) -> bool {
+        self.owner_silent.get(&id).is_some_and(|silent| *silent >= version)
     }
 
     /// Fetches whose answer did not come by `now`, removed.
@@ -224,6 +249,7 @@ impl Streams {
         self.fetches.remove(&id);
         self.queued.remove(&id);
         self.answered.remove(&id);
+        self.owner_silent.remove(&id);
     }
 
     /// A push-pull request with `cookie` went out.

@@ -14,11 +14,12 @@ use crate::time::Instant;
 use crate::wire::{Body, BucketSet, MIN_RECORD_LEN, SUMMARY_LEN, WANT_LEN, max_overhead};
 
 impl<R: Rng> Node<R> {
-    /// The periodic exchange with one random available member, unless a ping or ack showed
-    /// an equal table within the last interval: in a quiet cluster, probes carry the roots
-    /// and no separate digest is needed.
+    /// The periodic exchange with one random available member, unless the last ping or ack
+    /// showed an equal table, within three probe intervals: in a quiet cluster, probes
+    /// carry the roots and no separate digest is needed.
     pub(super) fn sync_round(&mut self, now: Instant) {
-        if !self.sync.is_due(now, self.config.sync_interval) {
+        let quiet = self.config.sync_interval.max(self.config.ping_interval.saturating_mul(3));
+        if !self.sync.is_due(now, quiet) {
             return;
         }
         let peer =

@@ -1,7 +1,9 @@
 //! Metadata too large for a datagram: records announce its version and hash, and a node
 //! that lacks that version fetches it over a stream, from the member itself (which always
 //! holds its newest metadata) or, if that member is not available or does not answer, from
-//! the member that announced it (which held that version when it said so).
+//! the member that announced it (which held that version when it said so). A member that
+//! left a fetch of its own metadata unanswered is not asked again for that version while
+//! others announce it.
 
 use alloc::vec::Vec;
 
@@ -30,16 +32,23 @@ impl<R: Rng> Node<R> {
             return;
         }
         let held = self.members.get(id).map_or(u64::MAX, Member::meta_version);
-        if record.meta_version > held && !self.streams.is_fetching(id, record.meta_version) {
+        if record.meta_version > held {
             self.streams.want(id, record.meta_version, spread);
         }
     }
 
     /// Queues what the message from `announcer` announced, and starts the fetches there is
-    /// room for.
+    /// room for. A version already being fetched gains `announcer` as the member to ask if
+    /// the one asked stays silent.
     pub(super) fn fetch_announced(&mut self, now: Instant, announcer: MemberId) {
         for (id, version, spread) in self.streams.take_wanted() {
-            self.streams.enqueue(id, Queued { version, spread, announcer });
+            if self.streams.is_fetching(id, version) {
+                if announcer != id {
+                    self.streams.offer_announcer(id, announcer);
+                }
+            } else {
+                self.streams.enqueue(id, Queued { version, spread, announcer });
+            }
         }
         self.start_fetches(now);
     }
@@ -54,14 +63,17 @@ impl<R: Rng> Node<R> {
             if member.meta_version() >= queued.version {
                 continue; // Arrived meanwhile.
             }
+            let silent = self.streams.is_owner_silent(id, queued.version);
             let owner = id != Members::LOCAL && member.status().is_available();
-            let asked = if owner { id } else { queued.announcer };
+            let asked =
+                if owner && !(silent && queued.announcer != id) { id } else { queued.announcer };
             let fetch = Fetch {
                 name: member.name().clone(),
                 version: queued.version,
                 announcer: Some(queued.announcer).filter(|a| *a != asked),
                 deadline: now + self.config.stream_timeout,
                 spread: queued.spread,
+                from_owner: asked == id,
             };
             self.streams.fetching(id, fetch);
             if asked == id {
@@ -81,6 +93,9 @@ impl<R: Rng> Node<R> {
     /// (anti-entropy announces the version again, and the fetch starts over).
     pub(super) fn retry_fetches(&mut self, now: Instant) {
         for (id, fetch) in self.streams.expired_fetches(now) {
+            if fetch.from_owner {
+                self.streams.owner_was_silent(id, fetch.version);
+            }
             let Some(next) = fetch.announcer else { continue };
             let same = self.members.get(id).is_some_and(|m| *m.name() == fetch.name);
             let reachable = self.members.get(next).is_some_and(|m| m.status().is_available());
@@ -88,7 +103,8 @@ impl<R: Rng> Node<R> {
                 continue;
             }
             let deadline = now + self.config.stream_timeout;
-            self.streams.fetching(id, Fetch { announcer: None, deadline, ..fetch });
+            let retry = Fetch { announcer: None, deadline, from_owner: false, ..fetch };
+            self.streams.fetching(id, retry);
             self.request_metadata(next, &[id]);
         }
         self.start_fetches(now);

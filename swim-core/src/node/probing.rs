@@ -85,7 +85,7 @@ impl<R: Rng> Node<R> {
         } else {
             // The requester chose the target; until the target has shown that it receives
             // at its address, it gets the ping alone, not a datagram full of gossip.
-            self.send_bare(target_id, &ping);
+            self.send_bare(target_id, &ping, usize::MAX);
         }
     }
 

@@ -167,17 +167,33 @@ impl<R: Rng> Node<R> {
         }
     }
 
+    /// A probe carried its sender's digest root: equal roots start no anti-entropy, and
+    /// count as one more send of every queued fact (the peer holds them all).
+    fn note_root(&mut self, now: Instant, root: u64, ours: u64) {
+        self.sync.note_root(now, root, ours);
+        if root == ours {
+            let limit = self.retransmit_limit();
+            self.gossip.all_heard_again(limit);
+        }
+    }
+
     /// Acts on the message itself; answers go to `sender`, at most `limit` bytes each.
     fn dispatch_body(&mut self, now: Instant, sender: MemberId, packet: &Packet<'_>, limit: usize) {
         match packet.body {
             Body::Ping { seq, root, .. } => {
                 let ours = self.members.digest().root();
-                self.sync.note_root(now, root, ours);
-                self.send_to(sender, &Body::Ack { seq, root: ours }, Some(sender), limit);
+                self.note_root(now, root, ours);
+                let ack = Body::Ack { seq, root: ours };
+                if root == ours {
+                    // The prober holds every fact we hold: nothing to tell it.
+                    self.send_bare(sender, &ack, limit);
+                } else {
+                    self.send_to(sender, &ack, Some(sender), limit);
+                }
             }
             Body::Ack { seq, root } => {
                 let ours = self.members.digest().root();
-                self.sync.note_root(now, root, ours);
+                self.note_root(now, root, ours);
                 self.handle_ack(seq, sender);
             }
             Body::Nack { seq } => self.handle_nack(seq, sender),

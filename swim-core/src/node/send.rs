@@ -142,10 +142,10 @@ impl<R: Rng> Node<R> {
         Some(self.seal(draft, to))
     }
 
-    /// Sends a member `body` alone: no correction, no gossip.
-    pub(super) fn send_bare(&mut self, id: MemberId, body: &Body<'_>) {
+    /// Sends a member `body` alone, in at most `limit` bytes: no correction, no gossip.
+    pub(super) fn send_bare(&mut self, id: MemberId, body: &Body<'_>, limit: usize) {
         let Some(to) = self.destination(id) else { return };
-        if let Some(draft) = self.draft(&to, body, usize::MAX) {
+        if let Some(draft) = self.draft(&to, body, limit) {
             self.seal(draft, &to);
         }
     }
