@@ -248,6 +248,8 @@ struct Seal {
     misbound: bool,
     /// Version 1 instead of 2.
     legacy: bool,
+    /// The sender named by its name hash only (version 2).
+    short_sender: bool,
     /// The nonce's distance from the clock, in seconds (0: now).
     skew: i8,
 }
@@ -532,6 +534,9 @@ fn header(fields: &Fields, seal: &Seal, extra_flags: u8) -> Header {
     }
     if seal.encrypted {
         flags |= Flags::ENCRYPTED;
+    }
+    if seal.short_sender && !seal.legacy {
+        flags |= Flags::SHORT_SENDER;
     }
     let skewed = if seal.skew >= 0 {
         fields.now + Duration::from_secs(seal.skew.unsigned_abs().into())

@@ -47,11 +47,15 @@ pub enum DropReason {
     Unsolicited,
     /// Not encrypted while this node requires encryption.
     Unencrypted,
+    /// Names its sender short (by the hash of its name) while this node holds no member, or
+    /// more than one, of that hash: the sender believed this node knew it (it forgot it,
+    /// or restarted). The sender falls back to its full name when a probe goes unanswered.
+    UnknownSender,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::TooLarge,
         DropReason::Unauthenticated,
         DropReason::UnsupportedVersion,
@@ -68,6 +72,7 @@ impl DropReason {
         DropReason::ClockSkew,
         DropReason::Unsolicited,
         DropReason::Unencrypted,
+        DropReason::UnknownSender,
     ];
 
     /// A short snake_case name, for logs and metrics.
@@ -89,6 +94,7 @@ impl DropReason {
             DropReason::ClockSkew => "clock_skew",
             DropReason::Unsolicited => "unsolicited",
             DropReason::Unencrypted => "unencrypted",
+            DropReason::UnknownSender => "unknown_sender",
         }
     }
 

@@ -23,3 +23,10 @@ pub(crate) const fn mix(mut x: u64) -> u64 {
     x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     x ^ (x >> 33)
 }
+
+/// A stable 64-bit hash of a member name: FNV-1a, then a finalizer so the top bits (which
+/// pick an anti-entropy bucket) are well mixed. It also identifies a sender to a receiver
+/// that knows it (a short sender on the wire).
+pub(crate) const fn name_hash(name: &str) -> u64 {
+    mix(fnv1a(FNV_OFFSET, name.as_bytes()))
+}

@@ -1,7 +1,8 @@
 //! What a settled cluster sends: its probes and their acks, nothing else. Pings and acks
 //! carry the digest root; equal roots say both tables agree, so no anti-entropy digest
 //! travels, the ack carries no gossip, and every queued fact counts as heard again (the
-//! tail of a join's gossip dies within a few probe rounds instead of minutes).
+//! tail of a join's gossip dies within a few probe rounds instead of minutes). Datagrams to
+//! a member that has shown it holds us name their sender by a hash.
 
 mod support;
 
@@ -33,6 +34,12 @@ fn a_settled_cluster_sends_only_probes_and_bare_acks() {
     let acks = kinds.iter().filter(|k| *k == "Ack").count();
     assert!((n * 29..=n * 31).contains(&pings), "{pings} pings");
     assert_eq!(pings, acks);
+    // An ack answers a member that just named us: it names its sender short, and is the
+    // whole budget of a datagram: header 11, type 1, sender 9, seq 4, root 8, count 2, tag 16.
+    for ack in window.iter().filter(|s| s.kind() == "Ack") {
+        assert!(ack.packet().sender_hash.is_some());
+        assert_eq!(ack.bytes.len(), 51);
+    }
     // No datagram carries a record: everything is known everywhere.
     assert!(window.iter().all(|s| s.packet().records.iter().next().is_none()));
 }

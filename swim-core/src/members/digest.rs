@@ -103,11 +103,7 @@ impl Digest {
     }
 }
 
-/// A stable 64-bit hash of a member name: FNV-1a, then a finalizer so the top bits (which
-/// pick the bucket) are well mixed. The same on every node and every platform.
-pub(crate) fn name_hash(name: &str) -> u64 {
-    name_hash_bytes(name.as_bytes())
-}
+pub(crate) use crate::hash::name_hash;
 
 /// [`name_hash`] of any bytes.
 pub(super) fn name_hash_bytes(bytes: &[u8]) -> u64 {

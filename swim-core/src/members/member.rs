@@ -52,11 +52,36 @@ pub struct Member {
     pub(crate) suspicion: Option<Box<Suspicion>>,
     /// The sequenced nonces of its datagrams already accepted.
     pub(crate) replay: ReplayWindow,
-    /// Whether it showed that it receives what is sent to its address (it answered a probe,
-    /// or echoed an anti-entropy step). Until then, answers to it are kept small.
-    pub(super) validated: bool,
-    /// Whether its datagrams say that it accepts stream messages.
-    pub(crate) streams: bool,
+    /// What it has shown: see [`Marks`].
+    pub(super) marks: Marks,
+}
+
+/// What a member has shown this node, one bit each (an entry stays within 112 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Marks(u8);
+
+impl Marks {
+    /// It showed that it receives what is sent to its address (it answered a probe, or
+    /// echoed an anti-entropy step). Until then, answers to it are kept small.
+    pub(super) const VALIDATED: u8 = 1;
+    /// Its datagrams say that it accepts stream messages.
+    pub(super) const STREAMS: u8 = 2;
+    /// It showed that it holds this node in its table (it sent this node a datagram bound
+    /// to its name), so that datagrams to it may name their sender short. Cleared when it
+    /// moves, goes offline or leaves, or leaves a probe unanswered.
+    pub(super) const KNOWS_US: u8 = 4;
+
+    pub(super) fn has(self, mark: u8) -> bool {
+        self.0 & mark != 0
+    }
+
+    pub(super) fn set(&mut self, mark: u8, on: bool) {
+        if on {
+            self.0 |= mark;
+        } else {
+            self.0 &= !mark;
+        }
+    }
 }
 
 impl Member {
@@ -112,24 +137,40 @@ impl Member {
             metadata: metadata.map(Metadata::entries),
             accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
             meta_hash: metadata.map(Metadata::hash),
-            streams: self.streams,
+            streams: self.speaks_streams(),
         }
     }
 
     /// Whether it accepts stream messages at its address: as it last said itself (the minor
     /// version of its datagrams), or as others said if it never spoke to this node.
     pub fn speaks_streams(&self) -> bool {
-        self.streams
+        self.marks.has(Marks::STREAMS)
+    }
+
+    /// Whether it accepts stream messages, as it just showed (or others said).
+    pub(crate) fn set_speaks_streams(&mut self, speaks: bool) {
+        self.marks.set(Marks::STREAMS, speaks);
     }
 
     /// Whether it showed that it receives at its address.
     pub(crate) fn is_validated(&self) -> bool {
-        self.validated
+        self.marks.has(Marks::VALIDATED)
     }
 
     /// It showed that it receives at its address.
     pub(crate) fn validate(&mut self) {
-        self.validated = true;
+        self.marks.set(Marks::VALIDATED, true);
+    }
+
+    /// Whether datagrams to it may name their sender short: it showed that it holds this
+    /// node, and it is online.
+    pub(crate) fn takes_short_sender(&self) -> bool {
+        self.marks.has(Marks::KNOWS_US) && self.status == Status::Online
+    }
+
+    /// Whether it showed that it holds this node in its table.
+    pub(crate) fn set_knows_us(&mut self, knows_us: bool) {
+        self.marks.set(Marks::KNOWS_US, knows_us);
     }
 
     /// When the current status times out.

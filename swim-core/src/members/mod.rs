@@ -33,7 +33,7 @@ use crate::random::{MAX_SAMPLE, Sample, random_below};
 use crate::replay::ReplayWindow;
 use crate::status::{Status, StatusFilter};
 use crate::time::Instant;
-use member::PackedAddr;
+use member::{Marks, PackedAddr};
 
 /// Slots for members, in chunks of fixed capacity: a plain `Vec` would keep up to half its
 /// capacity unused after growing, and a slot is a whole [`Member`] in every node for every
@@ -151,6 +151,19 @@ impl Members {
         self.index.find(name_hash(name), named).copied()
     }
 
+    /// The one member whose name hashes to `hash` (a short sender), if exactly one does.
+    pub(crate) fn by_name_hash(&self, hash: u64) -> Option<MemberId> {
+        let slots = &self.slots;
+        let mut matching = self
+            .index
+            .iter_hash(hash)
+            .filter(|id| slots.get(id.index()).is_some_and(|m| name_hash(&m.name) == hash));
+        let first = matching.next().copied();
+        // Two names with one hash (never by chance among 2^64; a key holder could choose
+        // one): the short sender is ambiguous, and the datagram is dropped.
+        first.filter(|_| matching.next().is_none())
+    }
+
     /// Members whose address has the IP `ip`, counted up to `limit`.
     pub(crate) fn count_at_ip(&self, ip: IpAddr, limit: usize) -> usize {
         let slots = &self.slots;
@@ -167,7 +180,7 @@ impl Members {
         let old = member.addr.get().ip();
         member.addr = PackedAddr::from(addr);
         // A new address has shown nothing yet.
-        member.validated = false;
+        member.marks.set(Marks::VALIDATED | Marks::KNOWS_US, false);
         if old != addr.ip() {
             self.unindex_ip(id, old);
             self.index_ip(id, addr.ip());
@@ -299,8 +312,7 @@ impl Members {
             deadline: None,
             suspicion: None,
             replay: ReplayWindow::default(),
-            validated: false,
-            streams: false,
+            marks: Marks::default(),
         };
         self.counts[usize::from(state.status.precedence())] += 1;
         let id = self.free.pop().unwrap_or(MemberId(self.slots.len() as u32));
@@ -328,6 +340,10 @@ impl Members {
         }
         member.incarnation = state.incarnation;
         member.status = state.status;
+        if !state.status.is_available() {
+            // Back from offline it may have forgotten us: it shows again that it has not.
+            member.set_knows_us(false);
+        }
         self.counts[usize::from(member.status.precedence())] += 1;
         self.digest.update(id, before, member);
         Some(previous)

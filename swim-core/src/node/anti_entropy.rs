@@ -36,7 +36,7 @@ impl<R: Rng> Node<R> {
                 Some(to) => (to, Some(id)),
                 None => return,
             },
-            Peer::Seed(addr) => (Destination { addr, receiver: None }, None),
+            Peer::Seed(addr) => (Destination::seed(addr), None),
         };
         self.counters.syncs += 1;
         let root = self.members.digest().root();

@@ -149,7 +149,7 @@ impl<R: Rng> Node<R> {
         let name = config.local_name.as_str().into();
         let mut members = Members::new(name, config.local_addr, config.local_metadata.clone(), now);
         if let Some(local) = members.get_mut(Members::LOCAL) {
-            local.streams = config.streams;
+            local.set_speaks_streams(config.streams);
         }
         let mut gossip = GossipQueue::default();
         gossip.enqueue(Members::LOCAL, true);

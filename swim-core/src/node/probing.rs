@@ -100,6 +100,11 @@ impl<R: Rng> Node<R> {
                     self.reply_to_requester(&relay, &Body::Nack { seq: relay.requester_seq });
                 }
                 Due::Indirect { seq, target, name } => {
+                    // It may have forgotten us (restarted, or reaped us): from now on it is
+                    // sent our full name until it shows again that it holds us.
+                    if let Some(member) = self.members.get_mut(target) {
+                        member.set_knows_us(false);
+                    }
                     let helpers = self.send_ping_reqs(seq, target, &name);
                     self.prober.asked(seq, helpers, self.config.lifeguard.nacks);
                     // A second direct ping with the same sequence number goes out with the

@@ -55,7 +55,7 @@ impl<R: Rng> Node<R> {
     /// Joining: a push-pull with a seed, known only by its address.
     pub(super) fn push_pull_seed(&mut self, now: Instant, seed: SocketAddr) {
         if self.config.streams && self.config.push_pull_interval.is_some() {
-            self.send_push_pull(now, &Destination { addr: seed, receiver: None });
+            self.send_push_pull(now, &Destination::seed(seed));
         }
     }
 

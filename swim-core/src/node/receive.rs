@@ -42,6 +42,16 @@ impl<R: Rng> Node<R> {
             DecodeError::UnknownMessageType(_) => DropReason::UnknownMessage,
             _ => DropReason::Malformed,
         })?;
+        let short_name;
+        let packet = match packet.sender_hash {
+            Some(hash) => {
+                let id = self.members.by_name_hash(hash).ok_or(DropReason::UnknownSender)?;
+                let member = self.members.get(id).ok_or(DropReason::UnknownSender)?;
+                short_name = member.name().clone();
+                packet.with_sender(&short_name, member.addr())
+            }
+            None => packet,
+        };
         self.admit(now, from, &packet)?;
         // Authenticated, well-formed, new and expected: from here on, state may change.
         let sender = self.apply_packet(now, &packet)?;
@@ -54,6 +64,12 @@ impl<R: Rng> Node<R> {
             // told what we hold, so that a restarted member moves past its previous life.
             self.send_correction(sender, packet.sender.addr, datagram.len());
             return Ok(());
+        }
+        if !packet.header.flags.has(Flags::TO_ADDRESS) && packet.header.version == Version::V2 {
+            // Bound to our name: it holds us, and may be sent short senders.
+            if let Some(member) = self.members.get_mut(sender) {
+                member.set_knows_us(true);
+            }
         }
         let limit = self.answer_limit(sender, datagram.len());
         self.dispatch_body(now, sender, &packet, limit);

@@ -35,6 +35,15 @@ pub(crate) const INLINE_RECORD: usize = 256;
 pub(crate) struct Destination {
     pub(crate) addr: SocketAddr,
     pub(crate) receiver: Option<SmolStr>,
+    /// Whether the receiver holds us in its table, so a datagram may name us short.
+    pub(crate) short_sender: bool,
+}
+
+impl Destination {
+    /// An address whose member is unknown (a seed): bound to no name.
+    pub(crate) fn seed(addr: SocketAddr) -> Self {
+        Destination { addr, receiver: None, short_sender: false }
+    }
 }
 
 /// Which transport a packet goes by.
@@ -56,7 +65,12 @@ impl<R: Rng> Node<R> {
     /// Where a member is reached, and the name its datagrams are bound to.
     pub(super) fn destination(&self, id: MemberId) -> Option<Destination> {
         let member = self.members.get(id)?;
-        Some(Destination { addr: member.addr(), receiver: Some(member.name().clone()) })
+        let receiver = Some(member.name().clone());
+        Some(Destination {
+            addr: member.addr(),
+            receiver,
+            short_sender: member.takes_short_sender(),
+        })
     }
 
     /// How large an answer to a request of `request_len` bytes from `id` may be: a whole
@@ -154,7 +168,8 @@ impl<R: Rng> Node<R> {
     /// unvalidated address.
     pub(super) fn send_correction(&mut self, id: MemberId, addr: SocketAddr, request_len: usize) {
         let Some(Destination { receiver, .. }) = self.destination(id) else { return };
-        let to = Destination { addr, receiver };
+        // Not where the member's table entry says: it may not know us there.
+        let to = Destination { addr, receiver, short_sender: false };
         let limit = request_len.saturating_mul(AMPLIFICATION_LIMIT);
         let Some(mut draft) = self.draft(&to, &Body::Gossip, limit) else { return };
         if let Some(member) = self.members.get(id) {
@@ -190,6 +205,9 @@ impl<R: Rng> Node<R> {
         }
         if transport == Transport::Stream {
             flags |= Flags::STREAM;
+        } else if to.short_sender && version == Version::V2 {
+            // About 15 bytes less a datagram (a name and an address become 8 bytes).
+            flags |= Flags::SHORT_SENDER;
         }
         let wall = self.wall.millis(self.clock.now());
         let mut header = Header::new(version, Flags(flags), self.nonces.next(wall, &mut self.rng));

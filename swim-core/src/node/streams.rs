@@ -68,6 +68,10 @@ impl<R: Rng> Node<R> {
         if !flags.has(Flags::STREAM) || !packet.body.may_stream() {
             return Err(DropReason::Misdirected);
         }
+        // Stream messages always name their sender in full.
+        if flags.has(Flags::SHORT_SENDER) {
+            return Err(DropReason::Malformed);
+        }
         if packet.sender.name == self.members.local().name() {
             return Err(DropReason::FromSelf);
         }
@@ -174,7 +178,7 @@ impl<R: Rng> Node<R> {
     /// Whether member `id` accepts stream messages, as it just showed.
     pub(super) fn note_streams(&mut self, id: MemberId, speaks: bool) {
         if let Some(member) = self.members.get_mut(id) {
-            member.streams = speaks;
+            member.set_speaks_streams(speaks);
         }
     }
 

@@ -293,6 +293,27 @@ mod tests {
     }
 
     #[test]
+    fn a_short_sender_travels_as_its_name_hash_and_incarnation() {
+        let body = Body::Ping { seq: 9, root: 4, target: "" };
+        let full = encode(&body, &[]);
+        let header = Header::new(Version::V2, Flags(Flags::SHORT_SENDER), 7);
+        let writer = PacketWriter::new(Vec::new(), 1452, &header, &sender(), &body).unwrap();
+        let short = writer.finish();
+        // "127.0.0.1:7001" (1 + 14) and an IPv4 address (7) become 8 bytes of hash.
+        assert_eq!(full.len() - short.len(), 14);
+        let packet = Packet::decode(&short).unwrap();
+        assert_eq!(packet.sender_hash, Some(crate::hash::name_hash("127.0.0.1:7001")));
+        assert_eq!((packet.sender.name, packet.sender.incarnation), ("", 3));
+        let resolved = packet.with_sender("127.0.0.1:7001", addr(7001));
+        assert_eq!(resolved.sender, sender());
+        assert_eq!(resolved.body, body);
+        for len in 0..short.len() {
+            assert!(Packet::decode(&short[..len]).is_err(), "{len} bytes");
+        }
+        assert_eq!(Packet::decode(&full).unwrap().sender_hash, None);
+    }
+
+    #[test]
     fn every_truncation_is_an_error() {
         let metadata: Metadata = [("k", Bytes::from_static(b"v"))].into_iter().collect();
         let record = Record {

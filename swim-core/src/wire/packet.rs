@@ -8,6 +8,7 @@ use super::codec::{Reader, put_addr, put_name, put_varint};
 use super::record::{Record, Records};
 use super::{DecodeError, LEGACY_MINOR, STREAMS_MINOR, VERSION_MINOR};
 use crate::auth::TAG_LEN;
+use crate::hash::name_hash;
 
 /// A wire format version: the major version byte every datagram starts with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,7 +46,11 @@ impl Flags {
     /// message captured on a stream is refused as a datagram and the other way round, and
     /// each transport keeps its own replay windows.
     pub const STREAM: u8 = 4;
-    const KNOWN: u8 = Self::TO_ADDRESS | Self::ENCRYPTED | Self::STREAM;
+    /// The sender names itself by the 64-bit hash of its name and its incarnation alone,
+    /// without name and address: sent only to a member that has shown it holds the sender
+    /// in its table, which takes both from there (a datagram, never a stream message).
+    pub const SHORT_SENDER: u8 = 8;
+    const KNOWN: u8 = Self::TO_ADDRESS | Self::ENCRYPTED | Self::STREAM | Self::SHORT_SENDER;
 
     /// Whether `flag` is set.
     pub fn has(self, flag: u8) -> bool {
@@ -128,8 +133,12 @@ pub struct Sender<'a> {
 pub struct Packet<'a> {
     /// Version, flags and nonce.
     pub header: Header,
-    /// The sender.
+    /// The sender. Of a short sender ([`Flags::SHORT_SENDER`]) only the incarnation is on
+    /// the wire: the name is empty and the address unspecified until the receiver resolves
+    /// [`Packet::sender_hash`] in its table ([`Packet::with_sender`]).
     pub sender: Sender<'a>,
+    /// A short sender's name hash.
+    pub sender_hash: Option<u64>,
     /// The message.
     pub body: Body<'a>,
     /// Membership facts piggybacked on the message.
@@ -144,17 +153,34 @@ impl<'a> Packet<'a> {
         let mut r = Reader::new(opened);
         r.bytes(header.encoded_len())?;
         let kind = MessageType::from_wire(r.u8()?)?;
-        let sender = Sender { name: r.name()?, addr: r.addr()?, incarnation: r.varint()? };
-        if sender.name.is_empty() {
-            // Every member has a name: an empty one would enter tables and gossip.
-            return Err(DecodeError::InvalidField("sender name"));
-        }
+        let (sender, sender_hash) = if header.flags.has(Flags::SHORT_SENDER) {
+            let hash = r.u64()?;
+            let unresolved = SocketAddr::from(([0, 0, 0, 0], 0));
+            (Sender { name: "", addr: unresolved, incarnation: r.varint()? }, Some(hash))
+        } else {
+            let sender = Sender { name: r.name()?, addr: r.addr()?, incarnation: r.varint()? };
+            if sender.name.is_empty() {
+                // Every member has a name: an empty one would enter tables and gossip.
+                return Err(DecodeError::InvalidField("sender name"));
+            }
+            (sender, None)
+        };
         let body = Body::decode(kind, &mut r, header.version)?;
         let records = Records::decode(&mut r)?;
         if !r.is_empty() {
             return Err(DecodeError::TrailingBytes(r.remaining()));
         }
-        Ok(Packet { header, sender, body, records })
+        Ok(Packet { header, sender, sender_hash, body, records })
+    }
+
+    /// The packet with a short sender resolved: `name` and `addr` as the receiver's table
+    /// holds the member whose name hash the packet carries.
+    pub fn with_sender<'b>(self, name: &'b str, addr: SocketAddr) -> Packet<'b>
+    where
+        'a: 'b,
+    {
+        let sender = Sender { name, addr, incarnation: self.sender.incarnation };
+        Packet { sender, ..self }
     }
 }
 
@@ -187,8 +213,12 @@ impl PacketWriter {
         out.clear();
         header.write(&mut out);
         out.push(body.message_type() as u8);
-        put_name(&mut out, sender.name);
-        put_addr(&mut out, &sender.addr);
+        if header.flags.has(Flags::SHORT_SENDER) {
+            out.extend_from_slice(&name_hash(sender.name).to_be_bytes());
+        } else {
+            put_name(&mut out, sender.name);
+            put_addr(&mut out, &sender.addr);
+        }
         put_varint(&mut out, sender.incarnation);
         if body.encode(&mut out, header.version).is_none() {
             return Err(out);
