@@ -193,7 +193,17 @@ async fn a_three_member_cluster_is_mirrored() {
 
     reload_local_metadata(&dir, &b, &reload).await;
 
-    // A change of b's metadata rewrites its file; c's failure moves its links.
+    change_fail_and_leave(&dir, &log, b, c).await;
+
+    stop.send(()).unwrap();
+    let (a, result) = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    result.unwrap();
+    drop((a, evil));
+}
+
+/// A change of b's metadata rewrites its file, c's failure moves its links (and runs the
+/// hook), then b leaves: filed as left, its metadata files gone, its folder kept.
+async fn change_fail_and_leave(dir: &Path, log: &Path, b: Handle, c: Handle) {
     b.set_metadata("role", "search").unwrap();
     c.abort();
     eventually("c offline, b's role", || {
@@ -204,7 +214,7 @@ async fn a_three_member_cluster_is_mirrored() {
             && read(dir.join("b/role")).as_deref() == Some("search")
     })
     .await;
-    let hooked = read(&log).unwrap_or_default();
+    let hooked = read(log).unwrap_or_default();
     for line in [
         format!("b online {}", dir.join("b").display()),
         format!("c offline {}", dir.join("c").display()),
@@ -213,7 +223,6 @@ async fn a_three_member_cluster_is_mirrored() {
     }
     assert!(!hooked.contains("evil"));
 
-    // b leaves: filed as left, its metadata files gone, its folder kept.
     b.leave().await.unwrap();
     eventually("b left", || {
         link(dir.join(".left/b")).is_some()
@@ -223,11 +232,6 @@ async fn a_three_member_cluster_is_mirrored() {
     })
     .await;
     assert!(dir.join("b").is_dir());
-
-    stop.send(()).unwrap();
-    let (a, result) = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
-    result.unwrap();
-    drop((a, evil));
 }
 
 #[test]

@@ -200,61 +200,83 @@ impl<R: Rng> Node<R> {
             self.counters.facts_refused += 1;
             return;
         }
-        let id = match self.members.id(record.name) {
-            Some(id) => {
-                let Some(member) = self.members.get(id) else {
-                    return;
-                };
-                if !self.plausible_counter(member.incarnation(), record.incarnation)
-                    || !self.plausible_counter(member.meta_version(), record.meta_version)
-                {
-                    self.counters.facts_refused += 1;
-                    return;
-                }
-                let newer = record.incarnation > member.incarnation()
-                    || (record.incarnation == member.incarnation()
-                        && record.status.precedence() > member.status().precedence());
-                let fact =
-                    Fact { addr: Some(record.addr), accuser: record.accuser, ..Fact::default() };
-                let state = State { incarnation: record.incarnation, status: record.status };
-                if newer && record.status == Status::Offline {
-                    self.apply_offline_report(now, id, state, fact, spread);
-                } else if newer {
-                    self.change_state(now, id, state, fact, spread);
-                } else if let (Status::Suspect, Some(accuser)) = (record.status, record.accuser) {
-                    self.confirm_suspicion(now, id, record.incarnation, accuser, spread);
-                } else if record.status != Status::Suspect
-                    && record.incarnation == member.incarnation()
-                    && record.status == member.status()
-                    && record.meta_version == member.meta_version()
-                {
-                    // The sender holds exactly what we are spreading: the fact no longer
-                    // needs us as much (rumour mongering with feedback).
-                    let limit = self.retransmit_limit();
-                    self.gossip.heard_again(id, limit);
-                }
-                id
-            }
-            None => {
-                let known = self.members.tombstone(record.name).map(|t| t.incarnation);
-                if !self.plausible_counter(known.unwrap_or(0), record.incarnation)
-                    || !self.plausible_counter(0, record.meta_version)
-                {
-                    self.counters.facts_refused += 1;
-                    return;
-                }
-                let stale = known.is_some_and(|incarnation| record.incarnation <= incarnation);
-                // Facts about failed members we never knew teach nothing worth storing.
-                if stale || !record.status.is_available() || !self.has_room(record.addr) {
-                    return;
-                }
-                let state = State { incarnation: record.incarnation, status: record.status };
-                self.insert_member(now, record.name, record.addr, state, record.accuser, spread)
-            }
+        let applied = match self.members.id(record.name) {
+            Some(id) => self.apply_known_record(now, id, record, spread),
+            None => self.apply_unknown_record(now, record, spread),
         };
+        let Some(id) = applied else { return };
         if record.streams {
             self.note_streams(id, true);
         }
+        self.apply_record_metadata(id, record, spread);
+    }
+
+    /// A record about a member in the table: a newer state, a confirmation of a suspicion,
+    /// or the very fact we spread. `None` if the record is implausible.
+    fn apply_known_record(
+        &mut self,
+        now: Instant,
+        id: MemberId,
+        record: &Record<'_>,
+        spread: bool,
+    ) -> Option<MemberId> {
+        let member = self.members.get(id)?;
+        if !self.plausible_counter(member.incarnation(), record.incarnation)
+            || !self.plausible_counter(member.meta_version(), record.meta_version)
+        {
+            self.counters.facts_refused += 1;
+            return None;
+        }
+        let newer = record.incarnation > member.incarnation()
+            || (record.incarnation == member.incarnation()
+                && record.status.precedence() > member.status().precedence());
+        let fact = Fact { addr: Some(record.addr), accuser: record.accuser, ..Fact::default() };
+        let state = State { incarnation: record.incarnation, status: record.status };
+        if newer && record.status == Status::Offline {
+            self.apply_offline_report(now, id, state, fact, spread);
+        } else if newer {
+            self.change_state(now, id, state, fact, spread);
+        } else if let (Status::Suspect, Some(accuser)) = (record.status, record.accuser) {
+            self.confirm_suspicion(now, id, record.incarnation, accuser, spread);
+        } else if record.status != Status::Suspect
+            && record.incarnation == member.incarnation()
+            && record.status == member.status()
+            && record.meta_version == member.meta_version()
+        {
+            // The sender holds exactly what we are spreading: the fact no longer needs us
+            // as much (rumour mongering with feedback).
+            let limit = self.retransmit_limit();
+            self.gossip.heard_again(id, limit);
+        }
+        Some(id)
+    }
+
+    /// A record about a member not in the table: stored if it is available, plausible,
+    /// newer than its tombstone and there is room.
+    fn apply_unknown_record(
+        &mut self,
+        now: Instant,
+        record: &Record<'_>,
+        spread: bool,
+    ) -> Option<MemberId> {
+        let known = self.members.tombstone(record.name).map(|t| t.incarnation);
+        if !self.plausible_counter(known.unwrap_or(0), record.incarnation)
+            || !self.plausible_counter(0, record.meta_version)
+        {
+            self.counters.facts_refused += 1;
+            return None;
+        }
+        let stale = known.is_some_and(|incarnation| record.incarnation <= incarnation);
+        // Facts about failed members we never knew teach nothing worth storing.
+        if stale || !record.status.is_available() || !self.has_room(record.addr) {
+            return None;
+        }
+        let state = State { incarnation: record.incarnation, status: record.status };
+        Some(self.insert_member(now, record.name, record.addr, state, record.accuser, spread))
+    }
+
+    /// The metadata a record carries (or announces), if newer than what we hold.
+    fn apply_record_metadata(&mut self, id: MemberId, record: &Record<'_>, spread: bool) {
         let Some(metadata) = &record.metadata else {
             // Too large for a datagram, the metadata may be announced: fetched by `streams`.
             return self.note_announced(id, record, spread);
