@@ -177,3 +177,29 @@ fn read_connection(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    use swim_driver::{ClusterConfig, Keyring};
+
+    use crate::Cluster;
+
+    #[test]
+    fn a_stopped_node_closes_its_stream_listener_before_the_handle_is_gone() {
+        let mut config = ClusterConfig::new("a", Keyring::new("k"));
+        config.bind_host = Some("127.0.0.1".into());
+        assert!(config.protocol.streams, "the drivers' default");
+        let node = Cluster::bind(config).unwrap();
+        let addr = node.local_addr();
+        assert!(TcpListener::bind(addr).is_err(), "the listener holds the port");
+        let started = Instant::now();
+        node.abort();
+        // Joins the driver thread, which wakes the listener blocked in `accept` and joins it.
+        drop(node);
+        assert!(started.elapsed() < Duration::from_secs(1), "the listener was not woken");
+        TcpListener::bind(addr).expect("the port is free once the node is dropped");
+    }
+}
