@@ -71,6 +71,12 @@ impl AntiEntropy {
         !self.agreed || self.last_agreement.is_none_or(|at| now - at >= quiet)
     }
 
+    /// Before when the periodic exchange is not needed, as far as is known now (agreements
+    /// only ever come later, so it never moves earlier): `None` if it may be needed at once.
+    pub(crate) fn quiet_until(&self, interval: core::time::Duration) -> Option<Instant> {
+        self.last_agreement.map(|at| at + interval)
+    }
+
     /// The buckets to answer a digest with: about eight entries each for the larger of the
     /// two tables (`ours` and `theirs` entries), as many as `room` bytes carry.
     pub(crate) fn bucket_shift(ours: usize, theirs: usize, room: usize) -> u8 {

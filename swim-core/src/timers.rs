@@ -67,6 +67,27 @@ impl Timers {
         self.get(timer).is_some_and(|at| at <= now)
     }
 
+    /// When `timer` fires if it skips every deadline before `until`: moved on by whole
+    /// `interval`s, so it keeps its phase. A periodic round that knows it has nothing to do
+    /// before `until` then costs no wake-up before it.
+    pub(crate) fn skipping_until(
+        &self,
+        timer: Timer,
+        until: Option<Instant>,
+        interval: Duration,
+    ) -> Option<Instant> {
+        let at = self.get(timer)?;
+        let (Some(until), Ok(step)) = (until, u64::try_from(interval.as_micros())) else {
+            return Some(at);
+        };
+        if until <= at || step == 0 {
+            return Some(at);
+        }
+        let steps = (until - at).as_micros().div_ceil(u128::from(step));
+        let ahead = u64::try_from(steps.saturating_mul(u128::from(step))).unwrap_or(u64::MAX);
+        Some(at + Duration::from_micros(ahead))
+    }
+
     /// Arms `timer` one `interval` after its last deadline; after a stall, one interval from
     /// now rather than a burst of catch-up rounds.
     pub(crate) fn reschedule(&mut self, timer: Timer, now: Instant, interval: Duration) {
@@ -96,5 +117,20 @@ mod tests {
         assert_eq!(timers.get(Timer::Gossip), Some(Instant::from_secs(3)));
         timers.stop_all();
         assert!(!timers.due(Timer::Probe, Instant::MAX));
+    }
+
+    #[test]
+    fn skipping_keeps_the_phase() {
+        let mut timers = Timers::default();
+        let half = Duration::from_millis(500);
+        assert_eq!(timers.skipping_until(Timer::Sync, Some(Instant::from_secs(9)), half), None);
+        timers.set(Timer::Sync, Instant::from_millis(1_100));
+        let skip = |until| timers.skipping_until(Timer::Sync, until, half);
+        assert_eq!(skip(None), Some(Instant::from_millis(1_100)));
+        assert_eq!(skip(Some(Instant::from_millis(900))), Some(Instant::from_millis(1_100)));
+        assert_eq!(skip(Some(Instant::from_millis(1_100))), Some(Instant::from_millis(1_100)));
+        assert_eq!(skip(Some(Instant::from_millis(1_101))), Some(Instant::from_millis(1_600)));
+        assert_eq!(skip(Some(Instant::from_millis(2_600))), Some(Instant::from_millis(2_600)));
+        assert!(skip(Some(Instant::MAX)).is_some_and(|at| at >= Instant::MAX));
     }
 }

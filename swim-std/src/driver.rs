@@ -3,6 +3,7 @@
 //! wake the thread with an empty datagram to its own socket.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, PoisonError};
 use std::thread::JoinHandle;
@@ -14,14 +15,23 @@ use swim_driver::{
 };
 use tracing::{debug, info_span, warn};
 
+/// How late past a deadline the thread may wake from a wait that timed out and still take
+/// the socket to have been empty at the deadline. The kernel rounds a socket's read timeout
+/// up to its timer ticks (4 ms at 250 Hz); a later wake means the thread was held up
+/// (paused, starved of CPU) and datagrams may have arrived meanwhile.
+const ON_TIME: Duration = Duration::from_millis(20);
+
 /// The threaded driver's I/O: a blocking socket, and a condition variable for waiters.
 #[derive(Debug)]
 pub struct StdIo {
     socket: UdpSocket,
     /// Where an empty datagram wakes the thread: the socket's own address.
     wake_addr: SocketAddr,
-    /// Notified after every step, for `wait_for` and `leave`.
+    /// Notified after a step while anyone waits, for `wait_for` and `leave`.
     changed: Condvar,
+    /// Threads in [`wait`]: without any, a step notifies no one (a notification is a
+    /// system call, paid on every datagram).
+    waiters: AtomicUsize,
 }
 
 impl Io for StdIo {
@@ -38,7 +48,11 @@ impl Io for StdIo {
     }
 
     fn stepped(&self) {
-        self.changed.notify_all();
+        // A waiter registers under the node's lock before it checks the node, and a step
+        // calls this after releasing that lock: a waiter either saw the step or is counted.
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.changed.notify_all();
+        }
     }
 }
 
@@ -60,15 +74,21 @@ pub(crate) fn start(bound: Bound, config: &ClusterConfig) -> Result<Started, Err
         socket: bound.socket,
         wake_addr: wake_addr(bound.local_addr),
         changed: Condvar::new(),
+        waiters: AtomicUsize::new(0),
     };
     let shared = Arc::new(Core::new(driven, io, info_span!("swim", node = %name)));
-    if let Some(listener) = bound.listener {
-        crate::stream::start(&shared, listener, &config.streams)?;
-    }
+    let listening = (bound.listener)
+        .map(|listener| crate::stream::start(&shared, listener, &config.streams))
+        .transpose()?;
     let driver = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
         .name(format!("swim {name}"))
-        .spawn(move || run(&driver))
+        .spawn(move || {
+            run(&driver);
+            if let Some(listening) = listening {
+                listening.stop();
+            }
+        })
         .map_err(Error::Spawn)?;
     let resolver = bound.resolution.and_then(|resolution| {
         let (stop, stopped) = mpsc::channel();
@@ -88,12 +108,14 @@ fn run(shared: &Shared) {
     let socket = &shared.io().socket;
     let mut buffer = vec![0; 65536];
     loop {
-        let wait = {
+        let (wait, deadline) = {
             let driven = shared.lock();
             // `None`: stopped, or a leave is announced or out of time.
             let Some(deadline) = driven.next_wake() else { break };
-            deadline.saturating_duration_since(driven.clock().now())
+            let clock = driven.clock();
+            (deadline.saturating_duration_since(clock.now()), clock.to_std(deadline))
         };
+        let mut emptied = false;
         if !wait.is_zero() {
             if let Err(error) = socket.set_read_timeout(Some(wait)) {
                 warn!(%error, "cannot set the read timeout");
@@ -105,15 +127,22 @@ fn run(shared: &Shared) {
                     shared.handle_datagram(from, &buffer[..len]);
                     continue;
                 }
+                // Nothing arrived until the deadline.
+                Err(error) if is_timeout(&error) => emptied = true,
                 // A stop and resume (SIGSTOP, SIGCONT) ends a wait with a read timeout
                 // as interrupted, whatever waits in the socket.
-                Err(error) if is_timeout(&error) || is_interrupted(&error) => {}
+                Err(error) if is_interrupted(&error) => {}
                 Err(error) => warn!(%error, "receive failed"),
             }
         }
         // A deadline passed, maybe long ago if this thread was paused: what already waits
-        // in the socket (an ack, a refutation) counts before the timers act.
-        catch_up(shared, socket, &mut buffer);
+        // in the socket (an ack, a refutation) counts before the timers act. A wait that
+        // timed out on time found the socket empty at the deadline: no system call to
+        // look again.
+        let on_time = std::time::Instant::now() <= deadline + ON_TIME;
+        if !(emptied && on_time) {
+            catch_up(shared, socket, &mut buffer);
+        }
         // Stopped in the meantime: the loop ends above.
         let _ = shared.handle_timeout();
     }
@@ -170,6 +199,7 @@ pub(crate) fn wait(
 ) -> bool {
     let end = std::time::Instant::now() + timeout;
     let mut driven = shared.lock();
+    let _waiting = Waiting::register(&shared.io().waiters);
     while !done(&driven) {
         let Some(left) = end.checked_duration_since(std::time::Instant::now()) else {
             return false;
@@ -183,8 +213,24 @@ pub(crate) fn wait(
     true
 }
 
+/// A thread counted in [`StdIo::waiters`] while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn register(waiters: &'a AtomicUsize) -> Self {
+        waiters.fetch_add(1, Ordering::SeqCst);
+        Waiting(waiters)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The bound address, as something a datagram can be sent to.
-fn wake_addr(mut local: SocketAddr) -> SocketAddr {
+pub(crate) fn wake_addr(mut local: SocketAddr) -> SocketAddr {
     if local.ip().is_unspecified() {
         local.set_ip(match local.ip() {
             IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),

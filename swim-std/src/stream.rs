@@ -1,12 +1,15 @@
 //! Stream messages on threads: a listener thread accepts connections on the UDP socket's
 //! address and reads each on a thread of its own (at most `max_connections` at once), and
 //! a few sender threads connect, write one frame and close, for each message the node
-//! queues. Everything ends by itself once the node stops: the listener polls for it, the
-//! readers are bounded by the read timeout, and the senders' queue closes.
+//! queues. Every thread blocks until it has work (no polling: an idle member must cost no
+//! CPU). Everything ends once the node stops: the driver thread wakes the listener with a
+//! connection of its own ([`Listening::stop`]), the readers are bounded by the read
+//! timeout, and the senders' queue closes.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TrySendError};
+use std::sync::mpsc::{self, Receiver, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use swim_core::StreamMessage;
@@ -22,17 +25,44 @@ const SENDERS: usize = 4;
 /// Messages waiting for a sender; more are dropped (and counted as failed).
 const QUEUE: usize = 256;
 
-/// How often the listener looks whether the node stopped.
-const POLL: Duration = Duration::from_millis(20);
+/// How long the listener waits after a failed accept (out of file descriptors, say)
+/// before it tries again, rather than spinning.
+const RETRY: Duration = Duration::from_millis(20);
 
-/// Starts the listener and the senders for `shared`'s node.
+/// How long stopping waits to connect to its own listener.
+const STOP_CONNECT: Duration = Duration::from_secs(1);
+
+/// The listener thread, for the driver thread to stop once the node has stopped.
+#[derive(Debug)]
+pub(crate) struct Listening {
+    /// Where a connection wakes the listener from `accept`.
+    wake_addr: SocketAddr,
+    thread: JoinHandle<()>,
+}
+
+impl Listening {
+    /// Wakes the listener (blocked in `accept`) with a connection, so that it sees the node
+    /// stopped and closes its socket, and waits for it to end. If the connection fails the
+    /// thread is left blocked (it ends with the process) rather than waited for forever.
+    pub(crate) fn stop(self) {
+        match TcpStream::connect_timeout(&self.wake_addr, STOP_CONNECT) {
+            Ok(_) => {
+                let _ = self.thread.join();
+            }
+            Err(error) => debug!(%error, "cannot wake the stream listener"),
+        }
+    }
+}
+
+/// Starts the listener and the senders for `shared`'s node; the listener runs until
+/// [`Listening::stop`].
 pub(crate) fn start(
     shared: &Arc<Shared>,
     listener: TcpListener,
     settings: &StreamSettings,
-) -> Result<(), Error> {
+) -> Result<Listening, Error> {
     let addr = listener.local_addr().map_err(Error::Spawn)?;
-    listener.set_nonblocking(true).map_err(|source| Error::BindStream { addr, source })?;
+    listener.set_nonblocking(false).map_err(|source| Error::BindStream { addr, source })?;
     let counters = Arc::clone(shared.lock().stream_counters());
     let (queue, queued) = mpsc::sync_channel::<StreamMessage>(QUEUE);
     let queued = Arc::new(Mutex::new(queued));
@@ -53,11 +83,11 @@ pub(crate) fn start(
         }
     }));
     let (shared, settings) = (Arc::clone(shared), settings.clone());
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name(format!("swim stream listen {addr}"))
         .spawn(move || listen(&shared, &listener, &settings, &counters))
         .map_err(Error::Spawn)?;
-    Ok(())
+    Ok(Listening { wake_addr: crate::driver::wake_addr(addr), thread })
 }
 
 /// Sends queued messages until the queue closes (the node stopped).
@@ -66,13 +96,11 @@ fn send_queued(
     counters: &StreamCounters,
     timeout: Duration,
 ) {
+    // One sender waits in `recv` holding the lock, the others wait for the lock; when the
+    // node stops the queue closes and each in turn sees it closed.
     loop {
-        let next = lock(queued).recv_timeout(POLL * 10);
-        let message = match next {
-            Ok(message) => message,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
+        let next = lock(queued).recv();
+        let Ok(message) = next else { return };
         let sent = send_frame(message.destination, &message.payload, timeout);
         if let Err(error) = &sent {
             debug!(%error, to = %message.destination, "stream message not sent");
@@ -89,8 +117,13 @@ fn listen(
     counters: &Arc<StreamCounters>,
 ) {
     let _span = shared.span().enter();
-    while !shared.lock().is_stopped() {
-        match listener.accept() {
+    loop {
+        let accepted = listener.accept();
+        // The connection that wakes the listener on stop, or one that came too late.
+        if shared.lock().is_stopped() {
+            break;
+        }
+        match accepted {
             Ok((stream, from)) => {
                 let Some(admitted) = counters.admit(settings.max_connections) else {
                     continue; // Dropped: closed at once.
@@ -107,12 +140,9 @@ fn listen(
                     warn!(%error, "cannot start a stream reader");
                 }
             }
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(POLL);
-            }
             Err(error) => {
                 debug!(%error, "accept failed");
-                std::thread::sleep(POLL);
+                std::thread::sleep(RETRY);
             }
         }
     }
@@ -145,5 +175,31 @@ fn read_connection(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    use swim_driver::{ClusterConfig, Keyring};
+
+    use crate::Cluster;
+
+    #[test]
+    fn a_stopped_node_closes_its_stream_listener_before_the_handle_is_gone() {
+        let mut config = ClusterConfig::new("a", Keyring::new("k"));
+        config.bind_host = Some("127.0.0.1".into());
+        assert!(config.protocol.streams, "the drivers' default");
+        let node = Cluster::bind(config).unwrap();
+        let addr = node.local_addr();
+        assert!(TcpListener::bind(addr).is_err(), "the listener holds the port");
+        let started = Instant::now();
+        node.abort();
+        // Joins the driver thread, which wakes the listener blocked in `accept` and joins it.
+        drop(node);
+        assert!(started.elapsed() < Duration::from_secs(1), "the listener was not woken");
+        TcpListener::bind(addr).expect("the port is free once the node is dropped");
     }
 }

@@ -41,6 +41,8 @@ pub struct TokioIo {
     wake: Notify,
     /// Bumped after every step, for `wait_for` and `leave`.
     changed: watch::Sender<()>,
+    /// Tells the stream listener that the driver task has ended.
+    pub(crate) stopped: Notify,
 }
 
 impl Io for TokioIo {
@@ -85,6 +87,7 @@ pub(crate) fn start(
         backlog: Mutex::new(Vec::new()),
         wake: Notify::new(),
         changed: watch::Sender::new(()),
+        stopped: Notify::new(),
     };
     let shared = Arc::new(Core::new(driven, io, span.clone()));
     if let Some(listener) = bound.listener {
@@ -124,6 +127,7 @@ async fn run(shared: Arc<Shared>) {
         }
     }
     shared.stop();
+    io.stopped.notify_one();
     debug!("driver task stopped");
 }
 

@@ -2,8 +2,8 @@
 //! address and reads each on a task of its own (at most `max_connections` at once), and a
 //! sender task connects, writes one frame and closes for each message the node queues (at
 //! most `max_connections` at once). Everything ends by itself once the node stops: the
-//! listener looks for it between accepts, readers are bounded by the read timeout, and the
-//! senders' queue closes.
+//! driver task tells the listener (no polling: an idle member must cost no CPU), readers
+//! are bounded by the read timeout, and the senders' queue closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,8 +24,8 @@ use crate::driver::Shared;
 /// Messages waiting to be sent; more are dropped (and counted as failed).
 const QUEUE: usize = 256;
 
-/// How often the listener looks whether the node stopped.
-const POLL: Duration = Duration::from_millis(100);
+/// How long the listener waits after a failed accept before it tries again.
+const RETRY: Duration = Duration::from_millis(20);
 
 /// Starts the listener and the sender for `shared`'s node, on the current runtime.
 pub(crate) fn start(
@@ -105,10 +105,18 @@ async fn listen(
     settings: StreamSettings,
     counters: Arc<StreamCounters>,
 ) {
-    while !shared.lock().is_stopped() {
+    loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, from)) = accepted else { continue };
+                let (stream, from) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors, say: wait rather than spin.
+                        debug!(%error, "accept failed");
+                        tokio::time::sleep(RETRY).await;
+                        continue;
+                    }
+                };
                 let Some(admitted) = counters.admit(settings.max_connections) else {
                     continue; // Dropped: closed at once.
                 };
@@ -122,7 +130,8 @@ async fn listen(
                     .in_current_span(),
                 );
             }
-            () = tokio::time::sleep(POLL) => {}
+            // A permit: the driver task may end before the listener first waits.
+            () = shared.io().stopped.notified() => break,
         }
     }
     debug!("stream listener stopped");

@@ -246,7 +246,10 @@ impl<R: Rng> Node<R> {
         self.probe_timeouts(now);
         self.expire_deadlines(now);
         self.members.expire_tombstones(now);
-        if self.timers.due(Timer::Sync, now) {
+        if self.sync_deadline().is_some_and(|at| at <= now) {
+            // Rounds skipped as quiet would have sent nothing: start from the first one
+            // that may send, so that the phase and the following rounds are unchanged.
+            self.timers.set(Timer::Sync, self.sync_deadline().unwrap_or(now));
             self.timers.reschedule(Timer::Sync, now, self.config.sync_interval);
             self.sync_round(now);
         }
@@ -428,7 +431,7 @@ impl<R: Rng> Node<R> {
             [
                 gossip,
                 self.timers.get(Timer::Probe),
-                self.timers.get(Timer::Sync),
+                self.sync_deadline(),
                 self.timers.get(Timer::Rejoin),
                 self.timers.get(Timer::PushPull),
                 self.streams.next_deadline(),
@@ -441,6 +444,14 @@ impl<R: Rng> Node<R> {
             .min()
         };
         next.map(|at| self.clock.to_driver(at))
+    }
+
+    /// The first anti-entropy round that may send: while pings and acks keep showing that
+    /// the tables agree, the rounds before it would send nothing, and a node that woke for
+    /// each of them would spend its CPU on wake-ups (two a second by default).
+    fn sync_deadline(&self) -> Option<Instant> {
+        let interval = self.config.sync_interval;
+        self.timers.skipping_until(Timer::Sync, self.sync.quiet_until(interval), interval)
     }
 
     /// The next membership change to report.

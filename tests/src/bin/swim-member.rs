@@ -1,4 +1,5 @@
-//! `swim-member`: one swim member on the swim-std driver, for the real-network testbed.
+//! `swim-member`: one swim member on the swim-std driver (or swim-tokio's, `--driver`), for
+//! the real-network testbed.
 //!
 //! It binds `--name` (`IP:PORT`), joins through `--peer`, and prints every membership event
 //! as a JSON line stamped with the wall clock (`swim_tests::testbed::line`). Commands on
@@ -6,12 +7,29 @@
 //! closes (the testbed ended, however it ended) the member stops at once.
 
 use std::io::{BufRead, Write};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use swim_core::{Event, Keyring, Lifeguard, Status};
-use swim_std::{Cluster, ClusterConfig, Events, Handle, Lagged};
+use swim_std::{ClusterConfig, Error, Lagged, Snapshot};
 use swim_tests::testbed::line::{Change, Command, Line, Traffic, What};
+use swim_tokio::StreamExt;
+
+/// Where the driver comes from when `--driver` is not given (the testbed passes its
+/// environment on to every member).
+const DRIVER_ENV: &str = "SWIM_MEMBER_DRIVER";
+
+/// The driver a member runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Driver {
+    /// swim-std: a thread blocking on the socket.
+    Std,
+    /// swim-tokio on a multi-threaded runtime (tokio's default, `#[tokio::main]`).
+    Tokio,
+    /// swim-tokio on a current-thread runtime.
+    TokioCurrent,
+}
 
 /// One swim member printing its events as JSON lines.
 #[derive(Parser, Debug)]
@@ -66,36 +84,108 @@ struct Args {
     /// Turn Lifeguard off (plain SWIM).
     #[arg(long)]
     no_lifeguard: bool,
+    /// The driver (default: `SWIM_MEMBER_DRIVER` from the environment, else `std`).
+    #[arg(long, value_enum)]
+    driver: Option<Driver>,
 }
 
 fn main() {
     let args = Args::parse();
-    let handle = match Cluster::bind(config(&args)) {
-        Ok(handle) => handle,
-        Err(error) => {
-            eprintln!("swim-member {}: {error}", args.name);
-            std::process::exit(2);
-        }
+    let driver = args.driver.unwrap_or_else(|| {
+        let named = std::env::var(DRIVER_ENV).unwrap_or_default();
+        Driver::from_str(&named, true).unwrap_or(Driver::Std)
+    });
+    let peer = args.peer.as_ref().map(|peer| {
+        peer.parse::<SocketAddr>().unwrap_or_else(|error| {
+            exit(&args, &format!("--peer {peer}: {error}"));
+        })
+    });
+    let runtime = match driver {
+        Driver::Std => return run_std(&args, peer),
+        Driver::Tokio => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        Driver::TokioCurrent => tokio::runtime::Builder::new_current_thread().enable_all().build(),
     };
+    let runtime = runtime.unwrap_or_else(|error| exit(&args, &format!("runtime: {error}")));
+    runtime.block_on(run_tokio(&args, peer));
+}
+
+fn exit(args: &Args, error: &str) -> ! {
+    eprintln!("swim-member {}: {error}", args.name);
+    std::process::exit(2);
+}
+
+fn run_std(args: &Args, peer: Option<SocketAddr>) {
+    let handle = swim_std::Cluster::bind(config(args))
+        .unwrap_or_else(|error| exit(args, &error.to_string()));
     // Subscribed before joining: `bind` with peers would start joining at once, and the
     // events of a fast join would be published before anyone listened.
     let events = handle.subscribe();
     print(What::Bound);
-    std::thread::spawn(move || print_events(&events));
-    if let Some(peer) = &args.peer {
-        match peer.parse() {
-            Ok(peer) => {
-                if let Err(error) = handle.join([peer]) {
-                    eprintln!("swim-member {}: join: {error}", args.name);
-                }
-            }
-            Err(error) => {
-                eprintln!("swim-member {}: --peer {peer}: {error}", args.name);
-                std::process::exit(2);
-            }
-        }
+    std::thread::spawn(move || events.for_each(print_event));
+    if let Some(peer) = peer
+        && let Err(error) = handle.join([peer])
+    {
+        eprintln!("swim-member {}: join: {error}", args.name);
     }
-    serve(handle);
+    serve(&StdMember(handle));
+}
+
+async fn run_tokio(args: &Args, peer: Option<SocketAddr>) {
+    let bound = swim_tokio::Cluster::bind(config(args)).await;
+    let handle = bound.unwrap_or_else(|error| exit(args, &error.to_string()));
+    let mut events = handle.subscribe();
+    print(What::Bound);
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            print_event(event);
+        }
+    });
+    if let Some(peer) = peer
+        && let Err(error) = handle.join([peer])
+    {
+        eprintln!("swim-member {}: join: {error}", args.name);
+    }
+    // Stdin blocks: read on a blocking thread, while the runtime drives the node.
+    let member = TokioMember { handle, runtime: tokio::runtime::Handle::current() };
+    let _ = tokio::task::spawn_blocking(move || serve(&member)).await;
+}
+
+/// What [`serve`] needs of a running member, whichever its driver.
+trait Member {
+    fn snapshot(&self) -> Snapshot;
+    fn set_metadata(&self, key: String, value: Vec<u8>) -> bool;
+    fn leave(&self) -> Result<(), Error>;
+}
+
+struct StdMember(swim_std::Handle);
+
+impl Member for StdMember {
+    fn snapshot(&self) -> Snapshot {
+        self.0.snapshot()
+    }
+    fn set_metadata(&self, key: String, value: Vec<u8>) -> bool {
+        self.0.set_metadata(key, value).is_ok()
+    }
+    fn leave(&self) -> Result<(), Error> {
+        self.0.leave()
+    }
+}
+
+struct TokioMember {
+    handle: swim_tokio::Handle,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Member for TokioMember {
+    fn snapshot(&self) -> Snapshot {
+        self.handle.snapshot()
+    }
+    fn set_metadata(&self, key: String, value: Vec<u8>) -> bool {
+        self.handle.set_metadata(key, value).is_ok()
+    }
+    fn leave(&self) -> Result<(), Error> {
+        self.runtime.block_on(self.handle.leave())
+    }
 }
 
 fn config(args: &Args) -> ClusterConfig {
@@ -130,7 +220,7 @@ fn config(args: &Args) -> ClusterConfig {
 }
 
 /// Answers commands until stdin closes or the member leaves.
-fn serve(handle: Handle) {
+fn serve(handle: &impl Member) {
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         match Command::parse(&line) {
@@ -146,9 +236,9 @@ fn serve(handle: Handle) {
                     dropped: c.dropped_total(),
                 }));
             }
-            Some(Command::View) => print(view(&handle)),
+            Some(Command::View) => print(view(handle)),
             Some(Command::Set(key, value)) => {
-                let ok = handle.set_metadata(key, value.into_bytes()).is_ok();
+                let ok = handle.set_metadata(key, value.into_bytes());
                 print(What::Set { ok });
             }
             Some(Command::Leave) => {
@@ -163,7 +253,7 @@ fn serve(handle: Handle) {
     }
 }
 
-fn view(handle: &Handle) -> What {
+fn view(handle: &impl Member) -> What {
     let snapshot = handle.snapshot();
     let own = snapshot.local_member().name().clone();
     let (mut online, mut suspect, mut gone) = (Vec::new(), Vec::new(), Vec::new());
@@ -178,14 +268,12 @@ fn view(handle: &Handle) -> What {
     What::View { online, suspect, gone }
 }
 
-fn print_events(events: &Events<Event>) {
-    while let Some(event) = events.recv() {
-        let whats = match event {
-            Ok(event) => describe(event),
-            Err(Lagged(missed)) => vec![What::Lagged { missed }],
-        };
-        whats.into_iter().for_each(print);
-    }
+fn print_event(event: Result<Event, Lagged>) {
+    let whats = match event {
+        Ok(event) => describe(event),
+        Err(Lagged(missed)) => vec![What::Lagged { missed }],
+    };
+    whats.into_iter().for_each(print);
 }
 
 /// The lines an event makes: one, except for a member that joins as suspect (joined, then
