@@ -71,10 +71,11 @@ impl AntiEntropy {
         !self.agreed || self.last_agreement.is_none_or(|at| now - at >= quiet)
     }
 
-    /// Before when the periodic exchange is not needed, as far as is known now (agreements
-    /// only ever come later, so it never moves earlier): `None` if it may be needed at once.
-    pub(crate) fn quiet_until(&self, interval: core::time::Duration) -> Option<Instant> {
-        self.last_agreement.map(|at| at + interval)
+    /// Before when the periodic exchange is not needed (see [`Self::is_due`]), as far as is
+    /// known now: `None` if it may be needed at once. Only a root that differs from ours
+    /// moves it earlier, and that comes with a datagram, after which the driver asks again.
+    pub(crate) fn quiet_until(&self, quiet: core::time::Duration) -> Option<Instant> {
+        self.last_agreement.filter(|_| self.agreed).map(|at| at + quiet)
     }
 
     /// The buckets to answer a digest with: about eight entries each for the larger of the

@@ -33,7 +33,8 @@ fn a_settled_cluster_sends_only_probes_and_bare_acks() {
     let pings = kinds.iter().filter(|k| *k == "Ping").count();
     let acks = kinds.iter().filter(|k| *k == "Ack").count();
     assert!((n * 29..=n * 31).contains(&pings), "{pings} pings");
-    assert_eq!(pings, acks);
+    // Each answered (a ping sent as the window closes may still be on its way).
+    assert!(acks <= pings && pings - acks <= n, "{pings} pings, {acks} acks");
     // An ack answers a member that just named us: it names its sender short, and is the
     // whole budget of a datagram: header 11, type 1, sender 9, seq 4, root 8, count 2, tag 16.
     for ack in window.iter().filter(|s| s.kind() == "Ack") {

@@ -18,8 +18,7 @@ impl<R: Rng> Node<R> {
     /// showed an equal table, within three probe intervals: in a quiet cluster, probes
     /// carry the roots and no separate digest is needed.
     pub(super) fn sync_round(&mut self, now: Instant) {
-        let quiet = self.config.sync_interval.max(self.config.ping_interval.saturating_mul(3));
-        if !self.sync.is_due(now, quiet) {
+        if !self.sync.is_due(now, self.sync_quiet()) {
             return;
         }
         let peer =

@@ -450,8 +450,14 @@ impl<R: Rng> Node<R> {
     /// the tables agree, the rounds before it would send nothing, and a node that woke for
     /// each of them would spend its CPU on wake-ups (two a second by default).
     fn sync_deadline(&self) -> Option<Instant> {
-        let interval = self.config.sync_interval;
-        self.timers.skipping_until(Timer::Sync, self.sync.quiet_until(interval), interval)
+        let until = self.sync.quiet_until(self.sync_quiet());
+        self.timers.skipping_until(Timer::Sync, until, self.config.sync_interval)
+    }
+
+    /// How long an equal root heard on a ping or ack spares anti-entropy digests: three
+    /// probe intervals (a node hears about two roots a second), at least `sync_interval`.
+    pub(super) fn sync_quiet(&self) -> Duration {
+        self.config.sync_interval.max(self.config.ping_interval.saturating_mul(3))
     }
 
     /// The next membership change to report.
