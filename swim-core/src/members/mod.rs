@@ -205,6 +205,12 @@ impl Members {
             .sum()
     }
 
+    /// Number of members other than the local one with a status in `filter`.
+    fn count_others(&self, filter: StatusFilter) -> usize {
+        let local = self.get(Members::LOCAL).is_some_and(|m| filter.matches(m.status()));
+        self.count(filter) - usize::from(local)
+    }
+
     /// Up to `count` (at most [`MAX_SAMPLE`]) distinct members other than the local one,
     /// matching `filter` and not in `exclude`, chosen at random. Random probes of the slab
     /// first (O(1) each when most members match, which is the common case), then a full
@@ -221,6 +227,15 @@ impl Members {
         let out = scratch;
         out.clear();
         let bound = self.id_bound() as usize;
+        if count > 0 && bound > 1 && self.count_others(filter) == 0 {
+            // Nothing can match (a rejoin round looking for offline members in a healthy
+            // cluster): the probes and the scan below would touch every entry for nothing.
+            // The probes' draws are still made, so the random stream stays where it would be.
+            for _ in 0..count * 4 + 4 {
+                random_below(rng, bound);
+            }
+            return Sample::of(out);
+        }
         let matches = |id: MemberId, out: &Vec<MemberId>| {
             id != Members::LOCAL
                 && !exclude.contains(&id)
