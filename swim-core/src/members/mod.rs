@@ -511,6 +511,8 @@ mod tests {
         // (24 bytes, no allocation of its own for names up to 23 bytes): 8 more bytes here
         // than a shared pointer, against a 32-48 byte allocation per entry saved.
         assert!(core::mem::size_of::<Member>() <= 112, "{}", core::mem::size_of::<Member>());
+        // A slab slot is an `Option<Member>`: the empty slot must cost nothing extra.
+        assert_eq!(core::mem::size_of::<Option<Member>>(), core::mem::size_of::<Member>());
     }
 
     #[test]
