@@ -9,9 +9,11 @@
 //! them cannot bring them back.
 //!
 //! - `member`: one entry;
+//! - `index`: ids by name hash;
 //! - `digest`: the table's anti-entropy digest, and the stable hashes it is made of.
 
 mod digest;
+mod index;
 mod member;
 
 use alloc::boxed::Box;
@@ -33,6 +35,7 @@ use crate::random::{MAX_SAMPLE, Sample, random_below};
 use crate::replay::ReplayWindow;
 use crate::status::{Status, StatusFilter};
 use crate::time::Instant;
+use index::Index;
 use member::PackedAddr;
 
 /// Slots for members, in chunks of fixed capacity: a plain `Vec` would keep up to half its
@@ -100,7 +103,7 @@ pub(crate) struct Members {
     free: Vec<MemberId>,
     /// Ids by name hash: one lookup per received record, so a hash table (a few bytes per
     /// entry, one name comparison per lookup) rather than a tree of string comparisons.
-    index: HashTable<MemberId>,
+    index: Index,
     /// Ids by the hash of their IP address, to count members per IP.
     by_ip: HashTable<MemberId>,
     /// Suspicion expiries and reap times, by member.
@@ -120,7 +123,7 @@ impl Members {
         let mut members = Members {
             slots: Slab::default(),
             free: Vec::new(),
-            index: HashTable::new(),
+            index: Index::default(),
             by_ip: HashTable::new(),
             deadlines: BTreeSet::new(),
             tombstones: BTreeMap::new(),
@@ -147,8 +150,8 @@ impl Members {
 
     pub(crate) fn id(&self, name: &str) -> Option<MemberId> {
         let slots = &self.slots;
-        let named = |id: &MemberId| slots.get(id.index()).is_some_and(|m| *m.name == *name);
-        self.index.find(name_hash(name), named).copied()
+        let named = |id: MemberId| slots.get(id.index()).is_some_and(|m| *m.name == *name);
+        self.index.find(name_hash(name), named)
     }
 
     /// Members whose address has the IP `ip`, counted up to `limit`.
@@ -326,8 +329,8 @@ impl Members {
             self.slots.push(member);
         }
         let slots = &self.slots;
-        let rehash = |id: &MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
-        self.index.insert_unique(hash, id, rehash);
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
+        self.index.insert(hash, id, rehash);
         self.index_ip(id, addr.ip());
         id
     }
@@ -370,9 +373,9 @@ impl Members {
         }
         self.digest.remove(id, &member);
         self.counts[usize::from(member.status.precedence())] -= 1;
-        if let Ok(entry) = self.index.find_entry(name_hash(&member.name), |x| *x == id) {
-            entry.remove();
-        }
+        let slots = &self.slots;
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
+        self.index.remove(name_hash(&member.name), id, rehash);
         self.unindex_ip(id, member.addr.get().ip());
         self.free.push(id);
         self.tombstones.insert(
