@@ -60,6 +60,23 @@ impl Index {
         self.large.range(range).map(|&(_, id)| id).find(|id| eq(*id))
     }
 
+    /// Every id under `hash` that its tag does not rule out (some may be under other hashes:
+    /// the caller checks), in no particular but a deterministic order.
+    pub(super) fn candidates(&self, hash: u64) -> impl Iterator<Item = MemberId> + '_ {
+        let mask = self.slots.len().wrapping_sub(1);
+        let tag = tag(hash);
+        let run = (0..self.slots.len())
+            .map(move |k| self.slots[(hash as usize).wrapping_add(k) & mask])
+            .take_while(|&slot| slot != 0)
+            .filter(move |&slot| slot >> 24 == tag)
+            .map(id_of);
+        let large = (!self.large.is_empty()).then(|| {
+            let range = (hash, MemberId(0))..=(hash, MemberId(u32::MAX));
+            self.large.range(range).map(|&(_, id)| id)
+        });
+        run.chain(large.into_iter().flatten())
+    }
+
     /// Adds `id` under `hash`; `rehash` gives the hash of any id already indexed (to grow).
     pub(super) fn insert(&mut self, hash: u64, id: MemberId, rehash: impl Fn(MemberId) -> u64) {
         if id.0 >= SLOT_IDS {
@@ -180,6 +197,22 @@ mod tests {
         }
         // A hash nobody has is not found, whatever `eq` says.
         assert_eq!(index.find(u64::MAX, |_| true), None);
+    }
+
+    #[test]
+    fn candidates_include_every_id_under_a_hash() {
+        let mut index = Index::default();
+        for i in 0..60 {
+            index.insert(crowded(MemberId(i)), MemberId(i), crowded);
+        }
+        let hash = crowded(MemberId(4));
+        let mut under: Vec<MemberId> =
+            index.candidates(hash).filter(|&id| crowded(id) == hash).collect();
+        under.sort();
+        let expected: Vec<MemberId> =
+            (0..60).map(MemberId).filter(|&id| crowded(id) == hash).collect();
+        assert_eq!(under, expected);
+        assert_eq!(Index::default().candidates(hash).count(), 0);
     }
 
     #[test]

@@ -20,7 +20,6 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
-use hashbrown::HashTable;
 use rand_core::Rng;
 use smol_str::SmolStr;
 
@@ -105,7 +104,7 @@ pub(crate) struct Members {
     /// entry, one name comparison per lookup) rather than a tree of string comparisons.
     index: Index,
     /// Ids by the hash of their IP address, to count members per IP.
-    by_ip: HashTable<MemberId>,
+    by_ip: Index,
     /// Suspicion expiries and reap times, by member.
     deadlines: BTreeSet<(Instant, MemberId)>,
     tombstones: BTreeMap<SmolStr, Tombstone>,
@@ -124,7 +123,7 @@ impl Members {
             slots: Slab::default(),
             free: Vec::new(),
             index: Index::default(),
-            by_ip: HashTable::new(),
+            by_ip: Index::default(),
             deadlines: BTreeSet::new(),
             tombstones: BTreeMap::new(),
             tombstone_expiry: BTreeSet::new(),
@@ -158,7 +157,7 @@ impl Members {
     pub(crate) fn count_at_ip(&self, ip: IpAddr, limit: usize) -> usize {
         let slots = &self.slots;
         self.by_ip
-            .iter_hash(ip_hash(ip))
+            .candidates(ip_hash(ip))
             .filter(|id| slots.get(id.index()).is_some_and(|m| m.addr.get().ip() == ip))
             .take(limit)
             .count()
@@ -180,14 +179,15 @@ impl Members {
     fn index_ip(&mut self, id: MemberId, ip: IpAddr) {
         let slots = &self.slots;
         let rehash =
-            |id: &MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
-        self.by_ip.insert_unique(ip_hash(ip), id, rehash);
+            |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        self.by_ip.insert(ip_hash(ip), id, rehash);
     }
 
     fn unindex_ip(&mut self, id: MemberId, ip: IpAddr) {
-        if let Ok(entry) = self.by_ip.find_entry(ip_hash(ip), |x| *x == id) {
-            entry.remove();
-        }
+        let slots = &self.slots;
+        let rehash =
+            |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        self.by_ip.remove(ip_hash(ip), id, rehash);
     }
 
     pub(crate) fn by_name(&self, name: &str) -> Option<&Member> {
