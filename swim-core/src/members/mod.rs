@@ -178,15 +178,13 @@ impl Members {
 
     fn index_ip(&mut self, id: MemberId, ip: IpAddr) {
         let slots = &self.slots;
-        let rehash =
-            |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
         self.by_ip.insert(ip_hash(ip), id, rehash);
     }
 
     fn unindex_ip(&mut self, id: MemberId, ip: IpAddr) {
         let slots = &self.slots;
-        let rehash =
-            |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
         self.by_ip.remove(ip_hash(ip), id, rehash);
     }
 
