@@ -170,9 +170,10 @@ fn a_suspect_hears_first_and_its_refutation_returns_before_the_rumour_spreads() 
     assert_eq!(alive.map(|(t, _)| *t - at), Some(support::LATENCY * 2));
     // Nobody else ever heard the suspicion (node 0, cut off, may be suspected itself).
     for other in (1..4).filter(|&o| o != target) {
-        let heard = cluster.events_of(other, |e| {
-            matches!(e, Event::MemberSuspect { name: n, .. } if *n == name(target))
-        });
+        let heard = cluster.events_of(
+            other,
+            |e| matches!(e, Event::MemberSuspect { name: n, .. } if *n == name(target)),
+        );
         assert_eq!(heard, [], "node {other} heard of it");
     }
 }
