@@ -33,11 +33,16 @@ pub struct Metadata {
 impl Metadata {
     /// An empty map (known to be empty, unlike unknown metadata).
     pub const fn new() -> Self {
-        Metadata { encoded: Bytes::from_static(&[0]), hash: EMPTY_HASH }
+        Metadata { encoded: Bytes::from_static(EMPTY_ENCODING), hash: EMPTY_HASH }
     }
 
     /// The map encoded in a received record, copied out of the datagram in one piece.
     pub(crate) fn from_entries(entries: MetadataEntries<'_>) -> Self {
+        if entries.encoded() == EMPTY_ENCODING {
+            // The empty map every member starts with: shared, so that learning of a member
+            // (and the event that says so) allocates nothing for it.
+            return Metadata::new();
+        }
         Metadata {
             encoded: Bytes::copy_from_slice(entries.encoded()),
             hash: metadata_hash(entries),
@@ -125,6 +130,9 @@ impl Metadata {
 
 /// [`Metadata::hash`] of the empty map.
 const EMPTY_HASH: u64 = mix(FNV_OFFSET);
+
+/// The encoding of the empty map: a count of zero.
+const EMPTY_ENCODING: &[u8] = &[0];
 
 /// See [`Metadata::hash`].
 fn metadata_hash(entries: MetadataEntries<'_>) -> u64 {

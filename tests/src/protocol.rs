@@ -178,6 +178,11 @@ pub trait Protocol: Sized + Send {
     /// Whether this node sees node `subject` as a member: online or suspect (not offline,
     /// left or unknown).
     fn sees_available(&self, subject: u32) -> bool;
+    /// Whether this node, node `me`, sees every other of nodes `0..nodes` as available
+    /// ([`Protocol::sees_available`]).
+    fn sees_all_available(&self, me: u32, nodes: u32) -> bool {
+        (0..nodes).all(|s| s == me || self.sees_available(s))
+    }
     /// Whether this node holds an entry about node `subject`, whatever its status.
     fn knows(&self, subject: u32) -> bool;
     /// Member entries this node holds, itself included, whatever their status.

@@ -192,6 +192,20 @@ impl Protocol for Swim {
         self.node.member(&addr(subject).to_string()).is_some_and(|m| m.status().is_available())
     }
 
+    fn sees_all_available(&self, me: u32, nodes: u32) -> bool {
+        // One pass over the table instead of a lookup by name per subject: the end of a
+        // `loss` run asks this of every node about every other.
+        let others = (0..nodes).filter(|&s| s != me).count();
+        let available = self
+            .node
+            .members()
+            .filter(|m| m.status().is_available())
+            .filter_map(|m| index_of_name(m.name()))
+            .filter(|&s| s < nodes && s != me)
+            .count();
+        available == others
+    }
+
     fn knows(&self, subject: u32) -> bool {
         self.node.member(&addr(subject).to_string()).is_some()
     }

@@ -71,7 +71,9 @@ impl Digest {
         let after = entry_hash(member);
         self.add(member.bucket, after.wrapping_sub(before));
         let bucket = &mut self.entries[usize::from(member.bucket)];
-        if let Some(entry) = bucket.iter_mut().find(|s| s.id == id) {
+        // From the newest: a member just learned gets its metadata next (a bucket holds
+        // about N/256 entries, 40 at N = 10000).
+        if let Some(entry) = bucket.iter_mut().rev().find(|s| s.id == id) {
             entry.hash = fold(after);
         }
     }

@@ -30,30 +30,36 @@ pub(super) static NO_METADATA: Metadata = Metadata::new();
 
 /// A member of the cluster as this node sees it.
 #[derive(Clone, Debug)]
+// Fields in this order: see below.
+#[repr(C)]
 pub struct Member {
     // Every node holds one of these per member, so a cluster of N holds N² of them: the
     // fields are packed (address, deadline, boxed metadata) to keep an entry small, and the
     // name is stored inline: looking a member up by name then touches one entry, not two
     // allocations, which is most of what handling a datagram costs in a large cluster.
+    // What a lookup and a received record read (name, incarnation, metadata version,
+    // status, address) comes first, in the entry's first 64 bytes, so that handling a
+    // record touches one or two cache lines of the entry rather than all of it; the rest
+    // follows without padding.
     pub(super) name: SmolStr,
-    pub(super) addr: PackedAddr,
-    pub(super) status: Status,
     pub(super) incarnation: u64,
-    /// `None` with a version above 0: known to be empty (see `NO_METADATA`).
-    pub(super) metadata: Option<Box<Metadata>>,
     pub(super) meta_version: u64,
-    pub(super) status_changed_at: Instant,
+    pub(super) status: Status,
     /// The anti-entropy bucket of the name (the top byte of its hash), fixed for life.
     pub(crate) bucket: u8,
+    /// What it has shown: see [`Marks`].
+    pub(super) marks: Marks,
+    pub(super) addr: PackedAddr,
+    /// `None` with a version above 0: known to be empty (see `NO_METADATA`).
+    pub(super) metadata: Option<Box<Metadata>>,
+    /// While suspect: who accused it and since when (boxed: most members are not suspect).
+    pub(crate) suspicion: Option<Box<Suspicion>>,
     /// When the current status times out (suspicion to offline, offline or left to reaped),
     /// in microseconds; deadlines are never at the origin, so zero is free to mean none.
     pub(super) deadline: Option<NonZeroU64>,
-    /// While suspect: who accused it and since when (boxed: most members are not suspect).
-    pub(crate) suspicion: Option<Box<Suspicion>>,
+    pub(super) status_changed_at: Instant,
     /// The sequenced nonces of its datagrams already accepted.
     pub(crate) replay: ReplayWindow,
-    /// What it has shown: see [`Marks`].
-    pub(super) marks: Marks,
 }
 
 /// What a member has shown this node, one bit each (an entry stays within 112 bytes).

@@ -9,16 +9,17 @@
 //! them cannot bring them back.
 //!
 //! - `member`: one entry;
+//! - `index`: ids by name hash;
 //! - `digest`: the table's anti-entropy digest, and the stable hashes it is made of.
 
 mod digest;
+mod index;
 mod member;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
-use hashbrown::HashTable;
 use rand_core::Rng;
 use smol_str::SmolStr;
 
@@ -33,6 +34,7 @@ use crate::random::{MAX_SAMPLE, Sample, random_below};
 use crate::replay::ReplayWindow;
 use crate::status::{Status, StatusFilter};
 use crate::time::Instant;
+use index::Index;
 use member::{Marks, PackedAddr};
 
 /// Slots for members, in chunks of fixed capacity: a plain `Vec` would keep up to half its
@@ -100,9 +102,9 @@ pub(crate) struct Members {
     free: Vec<MemberId>,
     /// Ids by name hash: one lookup per received record, so a hash table (a few bytes per
     /// entry, one name comparison per lookup) rather than a tree of string comparisons.
-    index: HashTable<MemberId>,
+    index: Index,
     /// Ids by the hash of their IP address, to count members per IP.
-    by_ip: HashTable<MemberId>,
+    by_ip: Index,
     /// Suspicion expiries and reap times, by member.
     deadlines: BTreeSet<(Instant, MemberId)>,
     tombstones: BTreeMap<SmolStr, Tombstone>,
@@ -120,8 +122,8 @@ impl Members {
         let mut members = Members {
             slots: Slab::default(),
             free: Vec::new(),
-            index: HashTable::new(),
-            by_ip: HashTable::new(),
+            index: Index::default(),
+            by_ip: Index::default(),
             deadlines: BTreeSet::new(),
             tombstones: BTreeMap::new(),
             tombstone_expiry: BTreeSet::new(),
@@ -147,8 +149,8 @@ impl Members {
 
     pub(crate) fn id(&self, name: &str) -> Option<MemberId> {
         let slots = &self.slots;
-        let named = |id: &MemberId| slots.get(id.index()).is_some_and(|m| *m.name == *name);
-        self.index.find(name_hash(name), named).copied()
+        let named = |id: MemberId| slots.get(id.index()).is_some_and(|m| *m.name == *name);
+        self.index.find(name_hash(name), named)
     }
 
     /// The one member whose name hashes to `hash` (a short sender), if exactly one does.
@@ -156,9 +158,9 @@ impl Members {
         let slots = &self.slots;
         let mut matching = self
             .index
-            .iter_hash(hash)
+            .candidates(hash)
             .filter(|id| slots.get(id.index()).is_some_and(|m| name_hash(&m.name) == hash));
-        let first = matching.next().copied();
+        let first = matching.next();
         // Two names with one hash (never by chance among 2^64; a key holder could choose
         // one): the short sender is ambiguous, and the datagram is dropped.
         first.filter(|_| matching.next().is_none())
@@ -168,7 +170,7 @@ impl Members {
     pub(crate) fn count_at_ip(&self, ip: IpAddr, limit: usize) -> usize {
         let slots = &self.slots;
         self.by_ip
-            .iter_hash(ip_hash(ip))
+            .candidates(ip_hash(ip))
             .filter(|id| slots.get(id.index()).is_some_and(|m| m.addr.get().ip() == ip))
             .take(limit)
             .count()
@@ -189,15 +191,14 @@ impl Members {
 
     fn index_ip(&mut self, id: MemberId, ip: IpAddr) {
         let slots = &self.slots;
-        let rehash =
-            |id: &MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
-        self.by_ip.insert_unique(ip_hash(ip), id, rehash);
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        self.by_ip.insert(ip_hash(ip), id, rehash);
     }
 
     fn unindex_ip(&mut self, id: MemberId, ip: IpAddr) {
-        if let Ok(entry) = self.by_ip.find_entry(ip_hash(ip), |x| *x == id) {
-            entry.remove();
-        }
+        let slots = &self.slots;
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        self.by_ip.remove(ip_hash(ip), id, rehash);
     }
 
     pub(crate) fn by_name(&self, name: &str) -> Option<&Member> {
@@ -218,6 +219,12 @@ impl Members {
             .sum()
     }
 
+    /// Number of members other than the local one with a status in `filter`.
+    fn count_others(&self, filter: StatusFilter) -> usize {
+        let local = self.get(Members::LOCAL).is_some_and(|m| filter.matches(m.status()));
+        self.count(filter) - usize::from(local)
+    }
+
     /// Up to `count` (at most [`MAX_SAMPLE`]) distinct members other than the local one,
     /// matching `filter` and not in `exclude`, chosen at random. Random probes of the slab
     /// first (O(1) each when most members match, which is the common case), then a full
@@ -234,6 +241,15 @@ impl Members {
         let out = scratch;
         out.clear();
         let bound = self.id_bound() as usize;
+        if count > 0 && bound > 1 && self.count_others(filter) == 0 {
+            // Nothing can match (a rejoin round looking for offline members in a healthy
+            // cluster): the probes and the scan below would touch every entry for nothing.
+            // The probes' draws are still made, so the random stream stays where it would be.
+            for _ in 0..count * 4 + 4 {
+                random_below(rng, bound);
+            }
+            return Sample::of(out);
+        }
         let matches = |id: MemberId, out: &Vec<MemberId>| {
             id != Members::LOCAL
                 && !exclude.contains(&id)
@@ -323,8 +339,8 @@ impl Members {
             self.slots.push(member);
         }
         let slots = &self.slots;
-        let rehash = |id: &MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
-        self.index.insert_unique(hash, id, rehash);
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
+        self.index.insert(hash, id, rehash);
         self.index_ip(id, addr.ip());
         id
     }
@@ -371,9 +387,9 @@ impl Members {
         }
         self.digest.remove(id, &member);
         self.counts[usize::from(member.status.precedence())] -= 1;
-        if let Ok(entry) = self.index.find_entry(name_hash(&member.name), |x| *x == id) {
-            entry.remove();
-        }
+        let slots = &self.slots;
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
+        self.index.remove(name_hash(&member.name), id, rehash);
         self.unindex_ip(id, member.addr.get().ip());
         self.free.push(id);
         self.tombstones.insert(
@@ -512,6 +528,8 @@ mod tests {
         // (24 bytes, no allocation of its own for names up to 23 bytes): 8 more bytes here
         // than a shared pointer, against a 32-48 byte allocation per entry saved.
         assert!(core::mem::size_of::<Member>() <= 112, "{}", core::mem::size_of::<Member>());
+        // A slab slot is an `Option<Member>`: the empty slot must cost nothing extra.
+        assert_eq!(core::mem::size_of::<Option<Member>>(), core::mem::size_of::<Member>());
     }
 
     #[test]

@@ -20,9 +20,7 @@ pub(super) fn run<P: Protocol>(story: &mut Story<'_, P>) -> bool {
     // A complete live view holds every other node as a member (online, or suspect while
     // it refutes: at 5% loss some suspicion is always in flight somewhere).
     let sim = &story.sim;
-    let full = (0..n)
-        .filter(|&v| sim.node(v).is_some_and(|p| (0..n).all(|s| s == v || p.sees_available(s))))
-        .count();
+    let full = (0..n).filter(|&v| sim.node(v).is_some_and(|p| p.sees_all_available(v, n))).count();
     story.out.false_suspect = Some(reports.suspect);
     story.out.false_offline = Some(reports.offline);
     story.out.suspect_events_heard = Some(reports.heard_suspect::<P>());

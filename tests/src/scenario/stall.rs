@@ -89,9 +89,7 @@ pub(super) fn run<P: Protocol>(story: &mut Story<'_, P>) -> bool {
     story.run_for(opts.stall_duration + RECOVERY, |o| stalls.hear(o));
     let duration = story.now().saturating_duration_since(start);
     let sim = &story.sim;
-    let full = (0..n)
-        .filter(|&v| sim.node(v).is_some_and(|p| (0..n).all(|s| s == v || p.sees_available(s))))
-        .count();
+    let full = (0..n).filter(|&v| sim.node(v).is_some_and(|p| p.sees_all_available(v, n))).count();
     let out = &mut story.out;
     out.stalls = Some(stalls.log.len());
     out.false_suspect_by_resumed = Some(stalls.by_resumed);

@@ -1,0 +1,231 @@
+//! The table's index from name hashes to member ids: open addressing with linear probing
+//! over 4-byte slots, each holding an id and eight more bits of its name's hash.
+//!
+//! Every received record is looked up by name, and in a large cluster each lookup is a
+//! cache miss: a general hash table reads its control bytes, then the slot (two misses)
+//! before the member entry itself. Here a slot carries the id and a tag together, so a
+//! lookup reads one line of slots, then the one entry the tag points to.
+
+use alloc::collections::BTreeSet;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::member::MemberId;
+
+/// Ids below this fit a slot (24 bits, as `id + 1`, with 0 meaning empty); larger ones,
+/// which only tables of more than 16 million entries reach, go to `Index::large`.
+const SLOT_IDS: u32 = (1 << 24) - 1;
+
+/// Fewest slots a non-empty index holds.
+const MIN_SLOTS: usize = 8;
+
+/// Name hash to member id, many ids per hash allowed (the caller tells them apart).
+#[derive(Debug, Default)]
+pub(super) struct Index {
+    /// `tag << 24 | (id + 1)`, or 0 for an empty slot; a power of two long, never full.
+    slots: Vec<u32>,
+    /// Ids in `slots`.
+    len: usize,
+    /// Ids of `SLOT_IDS` and above, by hash.
+    large: BTreeSet<(u64, MemberId)>,
+}
+
+impl Index {
+    /// Number of ids indexed.
+    pub(super) fn len(&self) -> usize {
+        self.len + self.large.len()
+    }
+
+    /// The first id under `hash` for which `eq` holds.
+    pub(super) fn find(&self, hash: u64, eq: impl Fn(MemberId) -> bool) -> Option<MemberId> {
+        if !self.slots.is_empty() {
+            let mask = self.slots.len() - 1;
+            let tag = tag(hash);
+            let mut at = hash as usize & mask;
+            loop {
+                let slot = self.slots[at];
+                if slot == 0 {
+                    break;
+                }
+                if slot >> 24 == tag && eq(id_of(slot)) {
+                    return Some(id_of(slot));
+                }
+                at = (at + 1) & mask;
+            }
+        }
+        if self.large.is_empty() {
+            return None;
+        }
+        let range = (hash, MemberId(0))..=(hash, MemberId(u32::MAX));
+        self.large.range(range).map(|&(_, id)| id).find(|id| eq(*id))
+    }
+
+    /// Every id under `hash` that its tag does not rule out (some may be under other hashes:
+    /// the caller checks), in no particular but a deterministic order.
+    pub(super) fn candidates(&self, hash: u64) -> impl Iterator<Item = MemberId> + '_ {
+        let mask = self.slots.len().wrapping_sub(1);
+        let tag = tag(hash);
+        let run = (0..self.slots.len())
+            .map(move |k| self.slots[(hash as usize).wrapping_add(k) & mask])
+            .take_while(|&slot| slot != 0)
+            .filter(move |&slot| slot >> 24 == tag)
+            .map(id_of);
+        let large = (!self.large.is_empty()).then(|| {
+            let range = (hash, MemberId(0))..=(hash, MemberId(u32::MAX));
+            self.large.range(range).map(|&(_, id)| id)
+        });
+        run.chain(large.into_iter().flatten())
+    }
+
+    /// Adds `id` under `hash`; `rehash` gives the hash of any id already indexed (to grow).
+    pub(super) fn insert(&mut self, hash: u64, id: MemberId, rehash: impl Fn(MemberId) -> u64) {
+        if id.0 >= SLOT_IDS {
+            self.large.insert((hash, id));
+            return;
+        }
+        if (self.len + 1) * 8 > self.slots.len() * 7 {
+            self.grow(&rehash);
+        }
+        self.place(hash, tag(hash) << 24 | (id.0 + 1));
+        self.len += 1;
+    }
+
+    /// Removes `id`, indexed under `hash`; `rehash` gives the hash of the other ids.
+    pub(super) fn remove(&mut self, hash: u64, id: MemberId, rehash: impl Fn(MemberId) -> u64) {
+        if id.0 >= SLOT_IDS {
+            self.large.remove(&(hash, id));
+            return;
+        }
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            match self.slots[at] {
+                0 => return,
+                slot if id_of(slot) == id => break,
+                _ => at = (at + 1) & mask,
+            }
+        }
+        // Backward shift: later slots of the run move into the hole when their home is at
+        // or before it, so that no lookup meets an empty slot before its id.
+        let mut hole = at;
+        let mut next = (at + 1) & mask;
+        while self.slots[next] != 0 {
+            let home = rehash(id_of(self.slots[next])) as usize & mask;
+            if next.wrapping_sub(home) & mask >= next.wrapping_sub(hole) & mask {
+                self.slots[hole] = self.slots[next];
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.slots[hole] = 0;
+        self.len -= 1;
+    }
+
+    /// Puts `slot` in the first empty slot from `hash`'s home on.
+    fn place(&mut self, hash: u64, slot: u32) {
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        while self.slots[at] != 0 {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = slot;
+    }
+
+    /// Doubles the slots (at least `MIN_SLOTS`) and places every id again.
+    fn grow(&mut self, rehash: &impl Fn(MemberId) -> u64) {
+        let size = (self.slots.len() * 2).max(MIN_SLOTS);
+        let old = core::mem::replace(&mut self.slots, vec![0; size]);
+        for slot in old.into_iter().filter(|&slot| slot != 0) {
+            self.place(rehash(id_of(slot)), slot);
+        }
+    }
+}
+
+/// The eight bits of a hash a slot keeps (those above the ones that place it, in any table
+/// of up to 2^56 slots).
+fn tag(hash: u64) -> u32 {
+    (hash >> 56) as u32
+}
+
+fn id_of(slot: u32) -> MemberId {
+    MemberId((slot & 0x00ff_ffff) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::mix;
+
+    /// Hashes that collide often: few homes and few tags.
+    fn crowded(id: MemberId) -> u64 {
+        u64::from(id.0 % 5) << 56 | u64::from(id.0 % 3)
+    }
+
+    #[test]
+    fn finds_what_it_holds_after_inserts_and_removals() {
+        let mut index = Index::default();
+        let hash = |id: MemberId| mix(u64::from(id.0));
+        for i in 0..1000 {
+            index.insert(hash(MemberId(i)), MemberId(i), hash);
+        }
+        for i in (0..1000).step_by(3) {
+            index.remove(hash(MemberId(i)), MemberId(i), hash);
+        }
+        assert_eq!(index.len(), 666);
+        for i in 0..1000 {
+            let id = MemberId(i);
+            let found = index.find(hash(id), |x| x == id);
+            assert_eq!(found, (i % 3 != 0).then_some(id), "{i}");
+        }
+    }
+
+    #[test]
+    fn colliding_hashes_and_tags_stay_apart() {
+        let mut index = Index::default();
+        for i in 0..200 {
+            index.insert(crowded(MemberId(i)), MemberId(i), crowded);
+        }
+        for i in (0..200).filter(|i| i % 2 == 0) {
+            index.remove(crowded(MemberId(i)), MemberId(i), crowded);
+        }
+        for i in 0..200 {
+            let id = MemberId(i);
+            assert_eq!(index.find(crowded(id), |x| x == id), (i % 2 == 1).then_some(id));
+        }
+        // A hash nobody has is not found, whatever `eq` says.
+        assert_eq!(index.find(u64::MAX, |_| true), None);
+    }
+
+    #[test]
+    fn candidates_include_every_id_under_a_hash() {
+        let mut index = Index::default();
+        for i in 0..60 {
+            index.insert(crowded(MemberId(i)), MemberId(i), crowded);
+        }
+        let hash = crowded(MemberId(4));
+        let mut under: Vec<MemberId> =
+            index.candidates(hash).filter(|&id| crowded(id) == hash).collect();
+        under.sort();
+        let expected: Vec<MemberId> =
+            (0..60).map(MemberId).filter(|&id| crowded(id) == hash).collect();
+        assert_eq!(under, expected);
+        assert_eq!(Index::default().candidates(hash).count(), 0);
+    }
+
+    #[test]
+    fn ids_beyond_a_slot_are_indexed_too() {
+        let mut index = Index::default();
+        let hash = |id: MemberId| mix(u64::from(id.0));
+        let big = MemberId(SLOT_IDS + 7);
+        index.insert(hash(big), big, hash);
+        index.insert(hash(MemberId(3)), MemberId(3), hash);
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.find(hash(big), |x| x == big), Some(big));
+        index.remove(hash(big), big, hash);
+        assert_eq!(index.find(hash(big), |x| x == big), None);
+        assert_eq!(index.find(hash(MemberId(3)), |x| x == MemberId(3)), Some(MemberId(3)));
+    }
+}
