@@ -18,6 +18,9 @@ use alloc::vec::Vec;
 use crate::members::{MemberId, Members};
 use crate::wire::{MIN_RECORD_LEN, PacketWriter};
 
+/// Stale stack entries tolerated beyond the live ones before the stacks are compacted.
+const STALE_SLACK: usize = 1024;
+
 /// Entries examined beyond the first that did not fit, before giving up on a packet.
 const MAX_SKIPPED: usize = 16;
 
@@ -46,6 +49,8 @@ pub(crate) struct GossipQueue {
     pending: Vec<Option<Pending>>,
     /// Entries that are not stale.
     live: usize,
+    /// Entries in the stacks, stale ones included.
+    stacked: usize,
     next_stamp: u32,
     /// How many times every stack shifted up one ([`GossipQueue::all_heard_again`]).
     shifts: u16,
@@ -109,6 +114,7 @@ impl GossipQueue {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         while self.by_sends.len() > limit {
             let Some(spent) = self.by_sends.pop() else { break };
+            self.stacked -= spent.len();
             for (id, stamp) in spent {
                 let slot = self.pending.get_mut(id.0 as usize);
                 if let Some(slot) = slot.filter(|s| s.is_some_and(|p| p.stamp == stamp)) {
@@ -157,6 +163,27 @@ impl GossipQueue {
             self.by_sends.resize_with(sends + 1, Vec::new);
         }
         self.by_sends[sends].push((id, stamp));
+        self.stacked += 1;
+        if self.stacked > 2 * self.live + STALE_SLACK {
+            self.compact();
+        }
+    }
+
+    /// Drops the stale entries from every stack, keeping the order of the others. A stale
+    /// entry is otherwise dropped only when popped, and under a flood of re-queued facts
+    /// (suspicions and refutations at 20% loss) the lower stacks never empty: the queues
+    /// of a 1000-member simulation held 10.2 M entries for 0.86 M live facts after 90 s,
+    /// growing without bound. Compacting when stale entries outnumber live ones keeps the
+    /// stacks within twice the live facts, at amortised O(1) per push.
+    fn compact(&mut self) {
+        let pending = &self.pending;
+        let is_live = |&(id, stamp): &(MemberId, u32)| {
+            pending.get(id.0 as usize).copied().flatten().is_some_and(|p| p.stamp == stamp)
+        };
+        for stack in &mut self.by_sends {
+            stack.retain(is_live);
+        }
+        self.stacked = self.by_sends.iter().map(Vec::len).sum();
     }
 
     /// Packs queued facts into `writer` and counts a send for each; facts sent `limit` times
@@ -181,6 +208,7 @@ impl GossipQueue {
                     break 'stacks;
                 }
                 stack.pop();
+                self.stacked -= 1;
                 let live = self.pending.get(id.0 as usize).copied().flatten();
                 let Some(pending) = live.filter(|p| p.stamp == stamp) else {
                     continue; // Stale: re-queued or forgotten since.
@@ -370,6 +398,29 @@ mod tests {
         assert_eq!(queue.len(), 1);
         assert_eq!(fill(&mut queue, &members, 1452, 3), ["member-0"]);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn requeued_facts_leave_a_bounded_number_of_stale_entries() {
+        let (members, ids) = members(50);
+        let mut queue = GossipQueue::default();
+        // A flood of re-queued facts that never reach the top of the stacks.
+        for round in 0..2_000 {
+            for id in &ids {
+                queue.enqueue(*id, false);
+                if round % 3 == 0 {
+                    queue.heard_again(*id, 100);
+                }
+            }
+        }
+        assert_eq!(queue.len(), 50);
+        let stacked: usize = queue.by_sends.iter().map(Vec::len).sum();
+        assert_eq!(stacked, queue.stacked);
+        assert!(stacked <= 2 * 50 + STALE_SLACK, "{stacked} entries for 50 facts");
+        // Order and content survive compaction: every fact is sent, newest first.
+        let sent = fill(&mut queue, &members, 1452, 100);
+        assert_eq!(sent.len(), 50);
+        assert_eq!(sent[0], "member-49");
     }
 
     #[test]
