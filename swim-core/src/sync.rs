@@ -39,6 +39,8 @@ pub(crate) struct AntiEntropy {
     last_agreement: Option<Instant>,
     /// Whether the last root a ping or ack carried was equal to ours.
     agreed: bool,
+    /// Since when every root pings and acks carried was equal to ours.
+    agreed_since: Option<Instant>,
     /// A peer's summaries while they are compared with ours, sorted by name, each with
     /// whether we hold the same version (reused).
     theirs: Vec<(u32, u32, bool)>,
@@ -50,6 +52,7 @@ impl AntiEntropy {
             exchanges: Exchanges::new(),
             last_agreement: None,
             agreed: false,
+            agreed_since: None,
             theirs: Vec::new(),
         }
     }
@@ -59,7 +62,17 @@ impl AntiEntropy {
         self.agreed = root == ours;
         if self.agreed {
             self.last_agreement = Some(now);
+            self.agreed_since.get_or_insert(now);
+        } else {
+            self.agreed_since = None;
         }
+    }
+
+    /// Whether every root pings and acks carried for at least `hold` was equal to ours: the
+    /// tables agree, and have for a while (during a join, two members may agree for a
+    /// moment while others still learn of them).
+    pub(crate) fn is_settled(&self, now: Instant, hold: core::time::Duration) -> bool {
+        self.agreed_since.is_some_and(|since| now - since >= hold)
     }
 
     /// Whether the periodic exchange is needed: not while the last root a ping or ack

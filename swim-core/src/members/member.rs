@@ -76,6 +76,9 @@ impl Marks {
     /// to its name), so that datagrams to it may name their sender short. Cleared when it
     /// moves, goes offline or leaves, or leaves a probe unanswered.
     pub(super) const KNOWS_US: u8 = 4;
+    /// It left a probe unanswered, or moved, since it last showed that it holds this node:
+    /// it may have forgotten us (restarted, or reaped us), so it is sent our full name.
+    pub(super) const MAY_NOT_KNOW_US: u8 = 8;
 
     pub(super) fn has(self, mark: u8) -> bool {
         self.0 & mark != 0
@@ -168,15 +171,31 @@ impl Member {
         self.marks.set(Marks::VALIDATED, true);
     }
 
-    /// Whether datagrams to it may name their sender short: it showed that it holds this
-    /// node, and it is online.
-    pub(crate) fn takes_short_sender(&self) -> bool {
-        self.marks.has(Marks::KNOWS_US) && self.status == Status::Online
+    /// Whether datagrams to it may name their sender short: it is online and showed that
+    /// it holds this node, or the cluster is `settled` (the last digest root this node
+    /// heard equalled its own: the tables agree, so every member holds every other) and it
+    /// has not since left a probe unanswered.
+    pub(crate) fn takes_short_sender(&self, settled: bool) -> bool {
+        let holds_us =
+            self.marks.has(Marks::KNOWS_US) || (settled && !self.marks.has(Marks::MAY_NOT_KNOW_US));
+        holds_us && self.status == Status::Online
     }
 
-    /// Whether it showed that it holds this node in its table.
-    pub(crate) fn set_knows_us(&mut self, knows_us: bool) {
-        self.marks.set(Marks::KNOWS_US, knows_us);
+    /// It showed that it holds this node in its table (it sent a datagram bound to us).
+    pub(crate) fn knows_us(&mut self) {
+        self.marks.set(Marks::KNOWS_US, true);
+        self.marks.set(Marks::MAY_NOT_KNOW_US, false);
+    }
+
+    /// It may have forgotten this node: it left a probe unanswered, or moved.
+    pub(crate) fn may_not_know_us(&mut self) {
+        self.marks.set(Marks::KNOWS_US, false);
+        self.marks.set(Marks::MAY_NOT_KNOW_US, true);
+    }
+
+    /// It went offline or left: what it showed of its table is forgotten.
+    pub(crate) fn forget_knows_us(&mut self) {
+        self.marks.set(Marks::KNOWS_US, false);
     }
 
     /// When the current status times out.

@@ -182,7 +182,8 @@ impl Members {
         let old = member.addr.get().ip();
         member.addr = PackedAddr::from(addr);
         // A new address has shown nothing yet.
-        member.marks.set(Marks::VALIDATED | Marks::KNOWS_US, false);
+        member.marks.set(Marks::VALIDATED, false);
+        member.may_not_know_us();
         if old != addr.ip() {
             self.unindex_ip(id, old);
             self.index_ip(id, addr.ip());
@@ -358,7 +359,7 @@ impl Members {
         member.status = state.status;
         if !state.status.is_available() {
             // Back from offline it may have forgotten us: it shows again that it has not.
-            member.set_knows_us(false);
+            member.forget_knows_us();
         }
         self.counts[usize::from(member.status.precedence())] += 1;
         self.digest.update(id, before, member);

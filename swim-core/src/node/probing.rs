@@ -103,7 +103,7 @@ impl<R: Rng> Node<R> {
                     // It may have forgotten us (restarted, or reaped us): from now on it is
                     // sent our full name until it shows again that it holds us.
                     if let Some(member) = self.members.get_mut(target) {
-                        member.set_knows_us(false);
+                        member.may_not_know_us();
                     }
                     let helpers = self.send_ping_reqs(seq, target, &name);
                     self.prober.asked(seq, helpers, self.config.lifeguard.nacks);

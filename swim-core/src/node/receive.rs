@@ -68,7 +68,7 @@ impl<R: Rng> Node<R> {
         if !packet.header.flags.has(Flags::TO_ADDRESS) && packet.header.version == Version::V2 {
             // Bound to our name: it holds us, and may be sent short senders.
             if let Some(member) = self.members.get_mut(sender) {
-                member.set_knows_us(true);
+                member.knows_us();
             }
         }
         let limit = self.answer_limit(sender, datagram.len());

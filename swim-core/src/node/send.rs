@@ -69,8 +69,14 @@ impl<R: Rng> Node<R> {
         Some(Destination {
             addr: member.addr(),
             receiver,
-            short_sender: member.takes_short_sender(),
+            short_sender: member.takes_short_sender(self.settled()),
         })
+    }
+
+    /// Whether the cluster looks settled: every digest root heard for a probe interval
+    /// equalled ours, so every member holds every other, this node included.
+    fn settled(&self) -> bool {
+        self.sync.is_settled(self.clock.now(), self.config.ping_interval)
     }
 
     /// How large an answer to a request of `request_len` bytes from `id` may be: a whole
