@@ -78,7 +78,8 @@ impl GossipQueue {
         // it survived that long untouched, and it would merely be sent once more.
         self.next_stamp = self.next_stamp.wrapping_add(1);
         let stamp = self.next_stamp;
-        self.pending[index] = Some(Pending { sends: self.stored(0), stamp, with_metadata });
+        self.pending[index] =
+            Some(Pending { sends: 0u16.wrapping_sub(self.shifts), stamp, with_metadata });
         self.push(0, id, stamp);
     }
 
@@ -123,11 +124,6 @@ impl GossipQueue {
                 }
             }
         }
-    }
-
-    /// The value stored for an entry pushed at stack `sends` (relative to the shifts).
-    fn stored(&self, sends: u16) -> u16 {
-        sends.wrapping_sub(self.shifts)
     }
 
     /// Forgets the member's entry (it was reaped).

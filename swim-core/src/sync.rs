@@ -37,9 +37,8 @@ pub(crate) struct AntiEntropy {
     pub(crate) exchanges: Exchanges,
     /// When a ping or ack last showed a member's table equal to ours.
     last_agreement: Option<Instant>,
-    /// Whether the last root a ping or ack carried was equal to ours.
-    agreed: bool,
-    /// Since when every root pings and acks carried was equal to ours.
+    /// Since when every root pings and acks carried was equal to ours (`None`: the last
+    /// one differed, or none came yet).
     agreed_since: Option<Instant>,
     /// A peer's summaries while they are compared with ours, sorted by name, each with
     /// whether we hold the same version (reused).
@@ -51,7 +50,6 @@ impl AntiEntropy {
         AntiEntropy {
             exchanges: Exchanges::new(),
             last_agreement: None,
-            agreed: false,
             agreed_since: None,
             theirs: Vec::new(),
         }
@@ -59,8 +57,7 @@ impl AntiEntropy {
 
     /// A root carried by a ping or ack: equal to `ours`, the two tables agree.
     pub(crate) fn note_root(&mut self, now: Instant, root: u64, ours: u64) {
-        self.agreed = root == ours;
-        if self.agreed {
+        if root == ours {
             self.last_agreement = Some(now);
             self.agreed_since.get_or_insert(now);
         } else {
@@ -81,14 +78,14 @@ impl AntiEntropy {
     /// agree no digest travels, where one every `sync_interval` whenever no equal root was
     /// heard in that interval cost a third of the steady-state datagrams at N = 1000.
     pub(crate) fn is_due(&self, now: Instant, quiet: core::time::Duration) -> bool {
-        !self.agreed || self.last_agreement.is_none_or(|at| now - at >= quiet)
+        self.agreed_since.is_none() || self.last_agreement.is_none_or(|at| now - at >= quiet)
     }
 
     /// Before when the periodic exchange is not needed (see [`Self::is_due`]), as far as is
     /// known now: `None` if it may be needed at once. Only a root that differs from ours
     /// moves it earlier, and that comes with a datagram, after which the driver asks again.
     pub(crate) fn quiet_until(&self, quiet: core::time::Duration) -> Option<Instant> {
-        self.last_agreement.filter(|_| self.agreed).map(|at| at + quiet)
+        self.last_agreement.filter(|_| self.agreed_since.is_some()).map(|at| at + quiet)
     }
 
     /// The buckets to answer a digest with: about eight entries each for the larger of the
