@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Cluster, addr, forge, name, nonce};
-use swim_core::wire::{Body, Record, Sender};
+use support::{Cluster, addr, forge, name, nonce, record};
+use swim_core::wire::{Body, Sender};
 use swim_core::{Event, Instant, Status};
 
 /// Runs `cluster` until node `from` sends a ping, and returns when.
@@ -62,17 +62,7 @@ fn report_offline(cluster: &mut Cluster, reporter: usize, to: usize, subject: us
     let (reporter_name, subject_name) = (name(reporter), name(subject));
     let sender = Sender { name: &reporter_name, addr: addr(reporter), incarnation: 0 };
     let incarnation = cluster.nodes[to].member(&subject_name).unwrap().incarnation();
-    let record = Record {
-        name: &subject_name,
-        addr: addr(subject),
-        incarnation,
-        status: Status::Offline,
-        meta_version: 0,
-        metadata: None,
-        accuser: None,
-        meta_hash: None,
-        streams: false,
-    };
+    let record = record(&subject_name, addr(subject), incarnation, Status::Offline);
     let datagram = forge(&name(to), sender, nonce(cluster.now, k), &Body::Gossip, &[record]);
     let now = cluster.now;
     cluster.nodes[to].handle_datagram(now, addr(reporter), &datagram);

@@ -6,23 +6,9 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::{Cluster, addr, config, forge, name};
+use support::{Cluster, addr, config, forge, name, record};
 use swim_core::wire::{Body, Record, Sender};
 use swim_core::{Event, Instant, Metadata, Status};
-
-fn record<'a>(name: &'a str, addr: SocketAddr, incarnation: u64, status: Status) -> Record<'a> {
-    Record {
-        name,
-        addr,
-        incarnation,
-        status,
-        meta_version: 0,
-        metadata: None,
-        accuser: None,
-        meta_hash: None,
-        streams: false,
-    }
-}
 
 use support::nonce as fresh_nonce;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use support::{Cluster, addr, config, forge, name, nonce, seal};
+use support::{Cluster, addr, config, forge, name, nonce, record, seal};
 use swim_core::wire::{
     Body, BucketSet, Flags, Header, Packet, PacketWriter, Record, Sender, Version,
 };
@@ -23,20 +23,6 @@ const STEP: u64 = 1 << 32;
 /// An address outside the cluster that the attacker wants flooded.
 fn victim() -> SocketAddr {
     "192.0.2.7:9".parse().unwrap()
-}
-
-fn record<'a>(name: &'a str, addr: SocketAddr, incarnation: u64, status: Status) -> Record<'a> {
-    Record {
-        name,
-        addr,
-        incarnation,
-        status,
-        meta_version: 0,
-        metadata: None,
-        accuser: None,
-        meta_hash: None,
-        streams: false,
-    }
 }
 
 /// The cookie of the bucket hashes in `datagram` (plain, so it decodes without the key).

@@ -7,12 +7,13 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Cluster, addr, config, name, nonce, seal};
-use swim_core::wire::{Body, Flags, Header, PacketWriter, Record, Sender, Version};
+use support::{Cluster, addr, config, forge_with, name, nonce, record};
+use swim_core::wire::{Body, Flags, Record, Sender};
 use swim_core::{DropReason, Event, Status};
 
 /// A datagram to `receiver` from a short sender named `from` (any name: the hash is all
-/// that travels), as a holder of the key could forge it.
+/// that travels; the address here is a decoy, never written), as a holder of the key could
+/// forge it.
 fn short(
     receiver: &str,
     from: &str,
@@ -20,14 +21,8 @@ fn short(
     body: &Body<'_>,
     records: &[Record<'_>],
 ) -> Vec<u8> {
-    let header = Header::new(Version::V2, Flags(Flags::SHORT_SENDER), nonce);
-    // Name and address are not written: the address here is a decoy.
     let sender = Sender { name: from, addr: addr(99), incarnation: 0 };
-    let mut writer = PacketWriter::new(Vec::new(), 1452, &header, &sender, body).unwrap();
-    for record in records {
-        assert!(writer.push(record));
-    }
-    seal(receiver, writer.finish())
+    forge_with(receiver, Flags::SHORT_SENDER, 1452, sender, nonce, body, records)
 }
 
 #[test]
@@ -35,17 +30,7 @@ fn a_short_sender_the_receiver_does_not_hold_is_dropped_counted_and_changes_noth
     let mut cluster = Cluster::joined(3, 71);
     let now = cluster.now;
     let ghost = "127.0.0.1:7999";
-    let record = Record {
-        name: ghost,
-        addr: addr(999),
-        incarnation: 0,
-        status: Status::Online,
-        meta_version: 0,
-        metadata: None,
-        accuser: None,
-        meta_hash: None,
-        streams: false,
-    };
+    let record = record(ghost, addr(999), 0, Status::Online);
     let datagram = short(&name(0), ghost, nonce(now, 1), &Body::Gossip, &[record]);
     let before = cluster.nodes[0].members().count();
     cluster.nodes[0].handle_datagram(now, addr(999), &datagram);

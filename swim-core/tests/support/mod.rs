@@ -28,6 +28,25 @@ pub fn nonce(now: Instant, count: u64) -> u64 {
     swim_core::SEQUENCED | ((wall_ms << 20) + (1 << 19) + count)
 }
 
+/// A packet as a holder of the tests' key could forge it: any header flags, sender, nonce
+/// and records, at most `limit` bytes, for the member named `receiver`.
+pub fn forge_with(
+    receiver: &str,
+    flags: u8,
+    limit: usize,
+    sender: Sender<'_>,
+    nonce: u64,
+    body: &Body<'_>,
+    records: &[Record<'_>],
+) -> Vec<u8> {
+    let header = Header::new(Version::V2, Flags(flags), nonce);
+    let mut writer = PacketWriter::new(Vec::new(), limit, &header, &sender, body).unwrap();
+    for record in records {
+        assert!(writer.push(record), "the records fit one packet");
+    }
+    seal(receiver, writer.finish())
+}
+
 /// A datagram as a holder of the tests' key could forge it: any sender, nonce and records,
 /// for the member named `receiver`.
 pub fn forge(
@@ -37,12 +56,7 @@ pub fn forge(
     body: &Body<'_>,
     records: &[Record<'_>],
 ) -> Vec<u8> {
-    let header = Header::new(Version::V2, Flags::default(), nonce);
-    let mut writer = PacketWriter::new(Vec::new(), 1452, &header, &sender, body).unwrap();
-    for record in records {
-        assert!(writer.push(record), "the records fit one datagram");
-    }
-    seal(receiver, writer.finish())
+    forge_with(receiver, 0, 1452, sender, nonce, body, records)
 }
 
 /// A stream message as a holder of the tests' key could forge it, for the member named
@@ -54,12 +68,22 @@ pub fn forge_stream(
     body: &Body<'_>,
     records: &[Record<'_>],
 ) -> Vec<u8> {
-    let header = Header::new(Version::V2, Flags(Flags::STREAM), nonce);
-    let mut writer = PacketWriter::new(Vec::new(), 1 << 20, &header, &sender, body).unwrap();
-    for record in records {
-        assert!(writer.push(record), "the records fit one message");
+    forge_with(receiver, Flags::STREAM, 1 << 20, sender, nonce, body, records)
+}
+
+/// A record of `name` at `addr`: `status` at `incarnation`, no metadata, no accuser.
+pub fn record<'a>(name: &'a str, addr: SocketAddr, incarnation: u64, status: Status) -> Record<'a> {
+    Record {
+        name,
+        addr,
+        incarnation,
+        status,
+        meta_version: 0,
+        metadata: None,
+        accuser: None,
+        meta_hash: None,
+        streams: false,
     }
-    seal(receiver, writer.finish())
 }
 
 /// One-way delay of every link.
