@@ -14,6 +14,7 @@ use crate::driven::{Driven, DriverNode, commands, lock};
 use crate::error::Error;
 use crate::resolve::Resolved;
 use crate::snapshot::Snapshot;
+use crate::stream::StreamStats;
 
 /// What a driver does for its node.
 pub trait Io: Send + Sync + 'static {
@@ -72,6 +73,12 @@ impl<I: Io> Core<I> {
     /// [`Self::handle_timeout`] (see [`Driven::handle_datagram`]).
     pub fn handle_datagram(&self, from: SocketAddr, datagram: &[u8]) {
         self.lock().handle_datagram(from, datagram, |to, b| self.io.send(to, b));
+        self.io.stepped();
+    }
+
+    /// Hands the node a stream message received from `from` and drives it.
+    pub fn handle_stream(&self, from: SocketAddr, message: &[u8]) {
+        self.lock().handle_stream(from, message, |to, b| self.io.send(to, b));
         self.io.stepped();
     }
 
@@ -210,6 +217,13 @@ impl<I: Io> Control<I> {
     /// A status dump now (see [`Snapshot::status_dump`]).
     pub fn status_dump(&self) -> StatusDump {
         self.snapshot().status_dump()
+    }
+
+    /// What the driver's streams did: connections accepted and refused, messages sent,
+    /// failed, received and cut off, bytes each way. (The node's own counts, including
+    /// messages dropped by the protocol, are in [`swim_core::Counters`].)
+    pub fn stream_stats(&self) -> StreamStats {
+        self.core.lock().stream_counters().stats()
     }
 
     /// Whether the node has heard from the cluster since it joined (PySyncObj's `isReady`).

@@ -21,8 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::control::{Control, Core, Io};
-
 /// Bytes of the length prefix before each stream message.
 pub const FRAME_PREFIX_LEN: usize = 4;
 
@@ -153,23 +151,6 @@ fn is_timeout(error: &io::Error) -> bool {
 /// swim-protocol package does.
 pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
-}
-
-impl<I: Io> Core<I> {
-    /// Hands the node a stream message received from `from` and drives it.
-    pub fn handle_stream(&self, from: SocketAddr, message: &[u8]) {
-        self.lock().handle_stream(from, message, |to, b| self.io().send(to, b));
-        self.io().stepped();
-    }
-}
-
-impl<I: Io> Control<I> {
-    /// What the driver's streams did: connections accepted and refused, messages sent,
-    /// failed, received and cut off, bytes each way. (The node's own counts, including
-    /// messages dropped by the protocol, are in [`swim_core::Counters`].)
-    pub fn stream_stats(&self) -> StreamStats {
-        self.core().lock().stream_counters().stats()
-    }
 }
 
 /// What a driver's streams did, as [`StreamCounters::stats`] reads it.

@@ -2,61 +2,24 @@
 //! set to the node's next deadline; handle methods drive the node under the same lock and
 //! wake the thread with an empty datagram to its own socket.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use swim_core::SystemClock;
-use swim_driver::{
-    Bound, CATCH_UP_DATAGRAMS, ClusterConfig, Core, Driven, Error, Io, PeerResolution,
-};
+use swim_driver::{Bound, CATCH_UP_DATAGRAMS, ClusterConfig, Core, Driven, Error, PeerResolution};
 use tracing::{debug, info_span, warn};
+
+use crate::io::{Shared, StdIo};
 
 /// How late past a deadline the thread may wake from a wait that timed out and still take
 /// the socket to have been empty at the deadline. The kernel rounds a socket's read timeout
 /// up to its timer ticks (4 ms at 250 Hz); a later wake means the thread was held up
 /// (paused, starved of CPU) and datagrams may have arrived meanwhile.
 const ON_TIME: Duration = Duration::from_millis(20);
-
-/// The threaded driver's I/O: a blocking socket, and a condition variable for waiters.
-#[derive(Debug)]
-pub struct StdIo {
-    socket: UdpSocket,
-    /// Where an empty datagram wakes the thread: the socket's own address.
-    wake_addr: SocketAddr,
-    /// Notified after a step while anyone waits, for `wait_for` and `leave`.
-    changed: Condvar,
-    /// Threads in [`wait`]: without any, a step notifies no one (a notification is a
-    /// system call, paid on every datagram).
-    waiters: AtomicUsize,
-}
-
-impl Io for StdIo {
-    fn send(&self, to: SocketAddr, datagram: &[u8]) {
-        if let Err(error) = self.socket.send_to(datagram, to) {
-            debug!(%error, %to, "send failed");
-        }
-    }
-
-    fn wake(&self) {
-        if let Err(error) = self.socket.send_to(&[], self.wake_addr) {
-            debug!(%error, "cannot wake the driver thread");
-        }
-    }
-
-    fn stepped(&self) {
-        // A waiter registers under the node's lock before it checks the node, and a step
-        // calls this after releasing that lock: a waiter either saw the step or is counted.
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            self.changed.notify_all();
-        }
-    }
-}
-
-pub(crate) type Shared = Core<StdIo>;
 
 /// A started node: what handles share, and the threads to stop with the last of them.
 pub(crate) struct Started {
@@ -70,12 +33,7 @@ pub(crate) struct Started {
 pub(crate) fn start(bound: Bound, config: &ClusterConfig) -> Result<Started, Error> {
     let name = bound.node.local_member().name().to_owned();
     let driven = Driven::new(bound.node, bound.finder, SystemClock::new(), config, bound.resolved);
-    let io = StdIo {
-        socket: bound.socket,
-        wake_addr: wake_addr(bound.local_addr),
-        changed: Condvar::new(),
-        waiters: AtomicUsize::new(0),
-    };
+    let io = StdIo::new(bound.socket, bound.local_addr);
     let shared = Arc::new(Core::new(driven, io, info_span!("swim", node = %name)));
     let listening = (bound.listener)
         .map(|listener| crate::stream::start(&shared, listener, &config.streams))
@@ -227,17 +185,6 @@ impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// The bound address, as something a datagram can be sent to.
-pub(crate) fn wake_addr(mut local: SocketAddr) -> SocketAddr {
-    if local.ip().is_unspecified() {
-        local.set_ip(match local.ip() {
-            IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-            IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    local
 }
 
 fn is_interrupted(error: &std::io::Error) -> bool {

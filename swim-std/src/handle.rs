@@ -11,7 +11,8 @@ use swim_driver::{
     ClusterConfig, Control, Error, Event, Lagged, Snapshot, WatchFilter, Watched, lock,
 };
 
-use crate::driver::{self, Shared, Started, StdIo};
+use crate::driver::{self, Started};
+use crate::io::{Shared, StdIo};
 
 /// Starts nodes on `std::net` sockets.
 #[derive(Debug)]

@@ -44,10 +44,11 @@
 
 mod driver;
 mod handle;
+mod io;
 mod stream;
 
-pub use driver::StdIo;
 pub use handle::{Cluster, Events, Handle};
+pub use io::StdIo;
 pub use swim_driver::Control;
 #[cfg(feature = "clap")]
 pub use swim_driver::{ArgsError, ClusterArgs, parse_seconds};

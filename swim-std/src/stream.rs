@@ -16,7 +16,7 @@ use swim_core::StreamMessage;
 use swim_driver::{Error, StreamCounters, StreamSettings, lock, read_frame, send_frame};
 use tracing::{debug, warn};
 
-use crate::driver::Shared;
+use crate::io::{Shared, wake_addr};
 
 /// Threads that send queued messages: few, since messages are rare and each is quick, but
 /// more than one, so that a member that does not answer delays no one else.
@@ -87,7 +87,7 @@ pub(crate) fn start(
         .name(format!("swim stream listen {addr}"))
         .spawn(move || listen(&shared, &listener, &settings, &counters))
         .map_err(Error::Spawn)?;
-    Ok(Listening { wake_addr: crate::driver::wake_addr(addr), thread })
+    Ok(Listening { wake_addr: wake_addr(addr), thread })
 }
 
 /// Sends queued messages until the queue closes (the node stopped).

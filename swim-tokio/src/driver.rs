@@ -1,19 +1,20 @@
 //! The driver task: one task per node selects over the socket, a sleep until the node's
 //! next deadline, and a wake-up from the handles, which drive the node under the same lock.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use swim_core::SystemClock;
 use swim_driver::{
-    Bound, CATCH_UP_DATAGRAMS, ClusterConfig, Core, Driven, Error, Io, Lagged, Offered,
-    PeerResolution, lock,
+    Bound, CATCH_UP_DATAGRAMS, ClusterConfig, Core, Driven, Error, Lagged, Offered, PeerResolution,
+    lock,
 };
 use tokio::net::UdpSocket;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};
+
+use crate::io::{Shared, TokioIo};
 
 /// Where the driver publishes events: one bounded channel per stream.
 #[derive(Debug)]
@@ -29,47 +30,6 @@ impl<T: Send> swim_driver::Outlet<T> for Outlet<T> {
     }
 }
 
-/// The tokio driver's I/O: a non-blocking socket, a wake-up for the task, a change signal
-/// for waiters.
-#[derive(Debug)]
-pub struct TokioIo {
-    socket: UdpSocket,
-    /// Datagrams the socket could not take at once (it would have blocked): the only ones
-    /// copied, sent by the driver task when the socket is writable again.
-    backlog: Mutex<Vec<(SocketAddr, Vec<u8>)>>,
-    /// Wakes the driver task: the deadline changed, the backlog filled, or it should stop.
-    wake: Notify,
-    /// Bumped after every step, for `wait_for` and `leave`.
-    changed: watch::Sender<()>,
-    /// Tells the stream listener that the driver task has ended.
-    pub(crate) stopped: Notify,
-}
-
-impl Io for TokioIo {
-    /// Sends straight from the node's buffer; only a datagram the socket cannot take now
-    /// is copied, for the driver task to send when it can.
-    fn send(&self, to: SocketAddr, datagram: &[u8]) {
-        match self.socket.try_send_to(datagram, to) {
-            Ok(_) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                lock(&self.backlog).push((to, datagram.to_vec()));
-                self.wake.notify_one();
-            }
-            Err(error) => debug!(%error, %to, "send failed"),
-        }
-    }
-
-    fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    fn stepped(&self) {
-        self.changed.send_replace(());
-    }
-}
-
-pub(crate) type Shared = Core<TokioIo>;
-
 /// Spawns the driver task (and the resolver task, if names need resolving again) on the
 /// current runtime.
 pub(crate) fn start(
@@ -82,13 +42,7 @@ pub(crate) fn start(
         .map_err(|source| Error::Bind { addr, source })?;
     let span = info_span!("swim", node = %bound.node.local_member().name());
     let driven = Driven::new(bound.node, bound.finder, SystemClock::new(), config, bound.resolved);
-    let io = TokioIo {
-        socket,
-        backlog: Mutex::new(Vec::new()),
-        wake: Notify::new(),
-        changed: watch::Sender::new(()),
-        stopped: Notify::new(),
-    };
+    let io = TokioIo::new(socket);
     let shared = Arc::new(Core::new(driven, io, span.clone()));
     if let Some(listener) = bound.listener {
         crate::stream::start(&shared, listener, &config.streams)?;

@@ -11,7 +11,8 @@ use swim_driver::{ClusterConfig, Control, Error, Event, Lagged, Snapshot, WatchF
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::driver::{self, Outlet, Shared, TokioIo};
+use crate::driver::{self, Outlet};
+use crate::io::{Shared, TokioIo};
 
 /// Starts nodes on tokio sockets.
 #[derive(Debug)]

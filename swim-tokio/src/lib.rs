@@ -76,10 +76,11 @@
 
 mod driver;
 mod handle;
+mod io;
 mod stream;
 
-pub use driver::TokioIo;
 pub use handle::{Cluster, Events, Handle};
+pub use io::TokioIo;
 pub use swim_driver::Control;
 #[cfg(feature = "clap")]
 pub use swim_driver::{ArgsError, ClusterArgs, parse_seconds};

@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::timeout;
 use tracing::{Instrument, debug};
 
-use crate::driver::Shared;
+use crate::io::Shared;
 
 /// Messages waiting to be sent; more are dropped (and counted as failed).
 const QUEUE: usize = 256;
