@@ -215,8 +215,8 @@ impl GossipQueue {
                     } else {
                         self.kept.push((sends, id, stamp));
                     }
-                } else if let Some(member) = members.get(id) {
-                    if writer.push(&member.record(pending.with_metadata)) {
+                } else if let Some(record) = members.record(id, pending.with_metadata) {
+                    if writer.push(&record) {
                         self.sent.push(id);
                     } else {
                         skipped += 1;

@@ -48,8 +48,9 @@ impl Digest {
     /// Counts a new entry, whose name hashes to `name`.
     pub(crate) fn insert(&mut self, id: MemberId, name: u64, member: &Member) {
         let hash = entry_hash_with(name, member);
-        self.add(member.bucket, hash);
-        let bucket = &mut self.entries[usize::from(member.bucket)];
+        let fine = fine_bucket(name);
+        self.add(fine, hash);
+        let bucket = &mut self.entries[usize::from(fine)];
         if bucket.len() == bucket.capacity() {
             // Grow by a quarter, not double: N² of these live in a cluster of N.
             bucket.reserve_exact((bucket.len() / 4).max(4));
@@ -59,8 +60,12 @@ impl Digest {
 
     /// Forgets an entry.
     pub(crate) fn remove(&mut self, id: MemberId, member: &Member) {
-        self.add(member.bucket, entry_hash(member).wrapping_neg());
-        let bucket = &mut self.entries[usize::from(member.bucket)];
+        // The name is hashed again rather than its bucket stored: entries are many, changes
+        // are few.
+        let name = name_hash(member.name());
+        let fine = fine_bucket(name);
+        self.add(fine, entry_hash_with(name, member).wrapping_neg());
+        let bucket = &mut self.entries[usize::from(fine)];
         if let Some(at) = bucket.iter().position(|s| s.id == id) {
             bucket.swap_remove(at);
         }
@@ -68,9 +73,11 @@ impl Digest {
 
     /// An entry changed: `before` is [`entry_hash`] of what it was.
     pub(crate) fn update(&mut self, id: MemberId, before: u64, member: &Member) {
-        let after = entry_hash(member);
-        self.add(member.bucket, after.wrapping_sub(before));
-        let bucket = &mut self.entries[usize::from(member.bucket)];
+        let name = name_hash(member.name());
+        let after = entry_hash_with(name, member);
+        let fine = fine_bucket(name);
+        self.add(fine, after.wrapping_sub(before));
+        let bucket = &mut self.entries[usize::from(fine)];
         // From the newest: a member just learned gets its metadata next (a bucket holds
         // about N/256 entries, 40 at N = 10000).
         if let Some(entry) = bucket.iter_mut().rev().find(|s| s.id == id) {

@@ -1,15 +1,13 @@
 //! A member as a node sees it: its name, address, status, incarnation and metadata, and the
-//! bookkeeping each entry carries (deadline, suspicion, replay window).
+//! bookkeeping each entry carries (marks, replay window).
 
 use alloc::boxed::Box;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use core::num::NonZeroU64;
 use smol_str::SmolStr;
 
 use crate::metadata::Metadata;
 use crate::replay::ReplayWindow;
 use crate::status::Status;
-use crate::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::wire::Record;
 
@@ -34,35 +32,32 @@ pub(super) static NO_METADATA: Metadata = Metadata::new();
 #[repr(C)]
 pub struct Member {
     // Every node holds one of these per member, so a cluster of N holds N² of them: the
-    // fields are packed (address, deadline, boxed metadata) to keep an entry small, and the
-    // name is stored inline: looking a member up by name then touches one entry, not two
-    // allocations, which is most of what handling a datagram costs in a large cluster.
-    // What a lookup and a received record read (name, incarnation, metadata version,
-    // status, address) comes first, in the entry's first 64 bytes, so that handling a
-    // record touches one or two cache lines of the entry rather than all of it; the rest
-    // follows without padding.
+    // fields are packed (address, boxed metadata, the time in seconds) to keep an entry
+    // small, and what only some members need (a suspicion, a deadline) lives in the
+    // table's side tables. The name is stored inline: looking a member up by name then
+    // touches one entry, not two allocations, which is most of what handling a datagram
+    // costs in a large cluster. What a lookup and a received record read (name,
+    // incarnation, metadata version, status, address) comes first, in the entry's first
+    // 64 bytes, so that handling a record touches one or two cache lines of the entry
+    // rather than all of it; the rest follows without padding.
     pub(super) name: SmolStr,
     pub(super) incarnation: u64,
     pub(super) meta_version: u64,
     pub(super) status: Status,
-    /// The anti-entropy bucket of the name (the top byte of its hash), fixed for life.
-    pub(crate) bucket: u8,
-    /// What it has shown: see [`Marks`].
+    /// What it has shown, and the family of its address: see [`Marks`].
     pub(super) marks: Marks,
     pub(super) addr: PackedAddr,
+    /// When this node last saw its status change, in whole seconds since the origin
+    /// (136 years fit): see [`Member::status_changed_at`].
+    pub(super) changed_secs: u32,
     /// `None` with a version above 0: known to be empty (see `NO_METADATA`).
     pub(super) metadata: Option<Box<Metadata>>,
-    /// While suspect: who accused it and since when (boxed: most members are not suspect).
-    pub(crate) suspicion: Option<Box<Suspicion>>,
-    /// When the current status times out (suspicion to offline, offline or left to reaped),
-    /// in microseconds; deadlines are never at the origin, so zero is free to mean none.
-    pub(super) deadline: Option<NonZeroU64>,
-    pub(super) status_changed_at: Instant,
     /// The sequenced nonces of its datagrams already accepted.
     pub(crate) replay: ReplayWindow,
 }
 
-/// What a member has shown this node, one bit each (an entry stays within 112 bytes).
+/// What a member has shown this node, one bit each, and one bit of its address (the entry
+/// stays within 88 bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Marks(u8);
 
@@ -79,6 +74,9 @@ impl Marks {
     /// It left a probe unanswered, or moved, since it last showed that it holds this node:
     /// it may have forgotten us (restarted, or reaped us), so it is sent our full name.
     pub(super) const MAY_NOT_KNOW_US: u8 = 8;
+    /// Not something it showed: its address is an IPv6 one (see [`PackedAddr`]), kept here
+    /// rather than in a byte of its own.
+    pub(super) const V6: u8 = 16;
 
     pub(super) fn has(self, mark: u8) -> bool {
         self.0 & mark != 0
@@ -102,7 +100,7 @@ impl Member {
 
     /// The address the member advertises.
     pub fn addr(&self) -> SocketAddr {
-        self.addr.get()
+        self.addr.get(self.marks.has(Marks::V6))
     }
 
     /// What this node believes about the member.
@@ -128,23 +126,40 @@ impl Member {
         self.meta_version
     }
 
-    /// When this node last saw the member's status change.
+    /// When this node last saw the member's status change (or learned of it), to the second:
+    /// the instant rounded down to a whole second since the origin.
     pub fn status_changed_at(&self) -> Instant {
-        self.status_changed_at
+        Instant::from_secs(u64::from(self.changed_secs))
     }
 
-    /// The member's state as a wire record, with its metadata if asked and known (and its
-    /// metadata's hash, which the writer sends instead when the metadata is too large).
-    pub(crate) fn record(&self, with_metadata: bool) -> Record<'_> {
+    /// Notes that its status changed at `now`.
+    pub(super) fn set_changed_at(&mut self, now: Instant) {
+        self.changed_secs = u32::try_from(now.as_micros() / 1_000_000).unwrap_or(u32::MAX);
+    }
+
+    /// Moves it to `addr`.
+    pub(super) fn set_addr(&mut self, addr: SocketAddr) {
+        self.addr = PackedAddr::from(addr);
+        self.marks.set(Marks::V6, addr.is_ipv6());
+    }
+
+    /// The member's state as a wire record, naming `accuser` (the latest accuser of its
+    /// suspicion), with its metadata if asked and known (and its metadata's hash, which the
+    /// writer sends instead when the metadata is too large).
+    pub(super) fn record<'a>(
+        &'a self,
+        with_metadata: bool,
+        accuser: Option<&'a str>,
+    ) -> Record<'a> {
         let metadata = self.metadata().filter(|_| with_metadata);
         Record {
             name: &self.name,
-            addr: self.addr.get(),
+            addr: self.addr(),
             incarnation: self.incarnation,
             status: self.status,
             meta_version: self.meta_version,
             metadata: metadata.map(Metadata::entries),
-            accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
+            accuser,
             meta_hash: metadata.map(Metadata::hash),
             streams: self.speaks_streams(),
         }
@@ -197,33 +212,20 @@ impl Member {
     pub(crate) fn forget_knows_us(&mut self) {
         self.marks.set(Marks::KNOWS_US, false);
     }
-
-    /// When the current status times out.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline.map(|at| Instant::from_micros(at.get()))
-    }
-
-    /// Replaces the deadline, returning the old one. A deadline at the origin cannot be
-    /// stored: callers keep deadlines at one microsecond or later.
-    pub(crate) fn replace_deadline(&mut self, deadline: Option<Instant>) -> Option<Instant> {
-        let old = self.deadline();
-        self.deadline = deadline.and_then(|at| NonZeroU64::new(at.as_micros()));
-        old
-    }
 }
 
-/// A socket address in 20 bytes instead of `SocketAddr`'s 32 (no IPv6 flow label or scope,
-/// which the wire format does not carry either).
+/// A socket address in 18 bytes instead of `SocketAddr`'s 32 (no IPv6 flow label or scope,
+/// which the wire format does not carry either), and one bit elsewhere: whether it is an
+/// IPv6 address (an IPv4 one takes the first four bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct PackedAddr {
     ip: [u8; 16],
     port: u16,
-    v6: bool,
 }
 
 impl PackedAddr {
-    pub(super) fn get(&self) -> SocketAddr {
-        let ip = if self.v6 {
+    pub(super) fn get(&self, v6: bool) -> SocketAddr {
+        let ip = if v6 {
             IpAddr::V6(Ipv6Addr::from(self.ip))
         } else {
             IpAddr::V4(Ipv4Addr::new(self.ip[0], self.ip[1], self.ip[2], self.ip[3]))
@@ -235,17 +237,11 @@ impl PackedAddr {
 impl From<SocketAddr> for PackedAddr {
     fn from(addr: SocketAddr) -> Self {
         let mut ip = [0; 16];
-        let v6 = match addr.ip() {
-            IpAddr::V4(v4) => {
-                ip[..4].copy_from_slice(&v4.octets());
-                false
-            }
-            IpAddr::V6(v6) => {
-                ip = v6.octets();
-                true
-            }
-        };
-        PackedAddr { ip, port: addr.port(), v6 }
+        match addr.ip() {
+            IpAddr::V4(v4) => ip[..4].copy_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => ip = v6.octets(),
+        }
+        PackedAddr { ip, port: addr.port() }
     }
 }
 

@@ -9,9 +9,11 @@
 //! them cannot bring them back.
 //!
 //! - `member`: one entry;
+//! - `deadlines`: when the status of members that are not online times out;
 //! - `index`: ids by name hash;
 //! - `digest`: the table's anti-entropy digest, and the stable hashes it is made of.
 
+mod deadlines;
 mod digest;
 mod index;
 mod member;
@@ -33,7 +35,10 @@ use crate::metadata::Metadata;
 use crate::random::{MAX_SAMPLE, Sample, random_below};
 use crate::replay::ReplayWindow;
 use crate::status::{Status, StatusFilter};
+use crate::suspicion::Suspicion;
 use crate::time::Instant;
+use crate::wire::Record;
+use deadlines::Deadlines;
 use index::Index;
 use member::{Marks, PackedAddr};
 
@@ -106,7 +111,10 @@ pub(crate) struct Members {
     /// Ids by the hash of their IP address, to count members per IP.
     by_ip: Index,
     /// Suspicion expiries and reap times, by member.
-    deadlines: BTreeSet<(Instant, MemberId)>,
+    deadlines: Deadlines,
+    /// The suspicions in progress, by suspect (most members are not suspect: a side table
+    /// rather than a field of every entry).
+    suspicions: BTreeMap<MemberId, Suspicion>,
     tombstones: BTreeMap<SmolStr, Tombstone>,
     tombstone_expiry: BTreeSet<(Instant, SmolStr)>,
     digest: Digest,
@@ -124,7 +132,8 @@ impl Members {
             free: Vec::new(),
             index: Index::default(),
             by_ip: Index::default(),
-            deadlines: BTreeSet::new(),
+            deadlines: Deadlines::default(),
+            suspicions: BTreeMap::new(),
             tombstones: BTreeMap::new(),
             tombstone_expiry: BTreeSet::new(),
             digest: Digest::new(),
@@ -171,7 +180,7 @@ impl Members {
         let slots = &self.slots;
         self.by_ip
             .candidates(ip_hash(ip))
-            .filter(|id| slots.get(id.index()).is_some_and(|m| m.addr.get().ip() == ip))
+            .filter(|id| slots.get(id.index()).is_some_and(|m| m.addr().ip() == ip))
             .take(limit)
             .count()
     }
@@ -179,8 +188,8 @@ impl Members {
     /// Moves a member to another address.
     pub(crate) fn set_addr(&mut self, id: MemberId, addr: SocketAddr) {
         let Some(member) = self.slots.get_mut(id.index()) else { return };
-        let old = member.addr.get().ip();
-        member.addr = PackedAddr::from(addr);
+        let old = member.addr().ip();
+        member.set_addr(addr);
         // A new address has shown nothing yet.
         member.marks.set(Marks::VALIDATED, false);
         member.may_not_know_us();
@@ -192,13 +201,13 @@ impl Members {
 
     fn index_ip(&mut self, id: MemberId, ip: IpAddr) {
         let slots = &self.slots;
-        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr().ip()));
         self.by_ip.insert(ip_hash(ip), id, rehash);
     }
 
     fn unindex_ip(&mut self, id: MemberId, ip: IpAddr) {
         let slots = &self.slots;
-        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr().ip()));
         self.by_ip.remove(ip_hash(ip), id, rehash);
     }
 
@@ -314,23 +323,21 @@ impl Members {
         now: Instant,
     ) -> MemberId {
         self.tombstones.remove(&*name);
-        // Hashed once: the bucket, the digest and the index all key on it.
+        // Hashed once: the digest and the index both key on it.
         let hash = name_hash(&name);
-        let bucket = digest::fine_bucket(hash);
-        let member = Member {
+        let mut member = Member {
             name: name.clone(),
             addr: PackedAddr::from(addr),
             status: state.status,
             incarnation: state.incarnation,
             metadata: None,
             meta_version: 0,
-            status_changed_at: now,
-            bucket,
-            deadline: None,
-            suspicion: None,
+            changed_secs: 0,
             replay: ReplayWindow::default(),
             marks: Marks::default(),
         };
+        member.set_addr(addr);
+        member.set_changed_at(now);
         self.counts[usize::from(state.status.precedence())] += 1;
         let id = self.free.pop().unwrap_or(MemberId(self.slots.len() as u32));
         self.digest.insert(id, hash, &member);
@@ -353,7 +360,7 @@ impl Members {
         let before = digest::entry_hash(member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         if member.status != state.status {
-            member.status_changed_at = now;
+            member.set_changed_at(now);
         }
         member.incarnation = state.incarnation;
         member.status = state.status;
@@ -383,15 +390,14 @@ impl Members {
             return None;
         }
         let member = self.slots.take(id.index())?;
-        if let Some(at) = member.deadline() {
-            self.deadlines.remove(&(at, id));
-        }
+        self.deadlines.set(id, None);
+        self.suspicions.remove(&id);
         self.digest.remove(id, &member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         let slots = &self.slots;
         let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
         self.index.remove(name_hash(&member.name), id, rehash);
-        self.unindex_ip(id, member.addr.get().ip());
+        self.unindex_ip(id, member.addr().ip());
         self.free.push(id);
         self.tombstones.insert(
             member.name.clone(),
@@ -408,34 +414,45 @@ impl Members {
 
     /// Sets (or clears) when `id`'s current status times out.
     pub(crate) fn set_deadline(&mut self, id: MemberId, deadline: Option<Instant>) {
-        let Some(member) = self.slots.get_mut(id.index()) else {
-            return;
-        };
-        // The member stores deadlines as non-zero microseconds.
-        let deadline = deadline.map(|at| at.max(Instant::from_micros(1)));
-        if let Some(old) = member.replace_deadline(deadline) {
-            self.deadlines.remove(&(old, id));
-        }
-        if let Some(at) = deadline {
-            self.deadlines.insert((at, id));
+        if self.slots.get(id.index()).is_some() {
+            self.deadlines.set(id, deadline);
         }
     }
 
     /// The earliest deadline of a member's status.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        self.deadlines.next()
     }
 
     /// A member whose status timed out by `now`, its deadline cleared.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<MemberId> {
-        loop {
-            let &(_, id) = self.deadlines.first().filter(|(at, _)| *at <= now)?;
-            self.deadlines.pop_first();
-            if let Some(member) = self.slots.get_mut(id.index()) {
-                member.replace_deadline(None);
-                return Some(id);
+        self.deadlines.pop_due(now)
+    }
+
+    /// The suspicion in progress against `id`, if any.
+    pub(crate) fn suspicion(&self, id: MemberId) -> Option<&Suspicion> {
+        self.suspicions.get(&id)
+    }
+
+    pub(crate) fn suspicion_mut(&mut self, id: MemberId) -> Option<&mut Suspicion> {
+        self.suspicions.get_mut(&id)
+    }
+
+    /// Starts (or, with `None`, ends) the suspicion against `id`.
+    pub(crate) fn set_suspicion(&mut self, id: MemberId, suspicion: Option<Suspicion>) {
+        match suspicion {
+            Some(suspicion) if self.slots.get(id.index()).is_some() => {
+                self.suspicions.insert(id, suspicion);
             }
+            _ => drop(self.suspicions.remove(&id)),
         }
+    }
+
+    /// `id`'s state as a wire record (see [`Member::record`]), naming the latest accuser of
+    /// its suspicion, if any.
+    pub(crate) fn record(&self, id: MemberId, with_metadata: bool) -> Option<Record<'_>> {
+        let accuser = self.suspicion(id).and_then(Suspicion::latest_accuser);
+        Some(self.get(id)?.record(with_metadata, accuser))
     }
 
     /// The earliest tombstone expiry.
@@ -528,7 +545,7 @@ mod tests {
         // N² of these live in a cluster of N: keep an eye on the size. The name is inline
         // (24 bytes, no allocation of its own for names up to 23 bytes): 8 more bytes here
         // than a shared pointer, against a 32-48 byte allocation per entry saved.
-        assert!(core::mem::size_of::<Member>() <= 112, "{}", core::mem::size_of::<Member>());
+        assert!(core::mem::size_of::<Member>() <= 88, "{}", core::mem::size_of::<Member>());
         // A slab slot is an `Option<Member>`: the empty slot must cost nothing extra.
         assert_eq!(core::mem::size_of::<Option<Member>>(), core::mem::size_of::<Member>());
     }
@@ -537,7 +554,7 @@ mod tests {
     fn packed_addresses_round_trip() {
         for addr in ["127.0.0.1:7000", "[2001:db8::1]:65535", "0.0.0.0:0", "[::]:1"] {
             let addr: SocketAddr = addr.parse().unwrap();
-            assert_eq!(PackedAddr::from(addr).get(), addr);
+            assert_eq!(PackedAddr::from(addr).get(addr.is_ipv6()), addr);
         }
     }
 
