@@ -8,6 +8,7 @@ use core::ops::Range;
 use rand_core::Rng;
 
 use super::member::{Member, MemberId};
+use super::reserve_per_member;
 use crate::hash::{FNV_OFFSET, fnv1a, mix};
 use crate::random::random_below;
 use crate::wire::{BucketSet, MAX_BUCKET_SHIFT};
@@ -51,10 +52,7 @@ impl Digest {
         let fine = fine_bucket(name);
         self.add(fine, hash);
         let bucket = &mut self.entries[usize::from(fine)];
-        if bucket.len() == bucket.capacity() {
-            // Grow by a quarter, not double: N² of these live in a cluster of N.
-            bucket.reserve_exact((bucket.len() / 4).max(4));
-        }
+        reserve_per_member(bucket, 1);
         bucket.push(Summary { id, name: short_name(name), hash: fold(hash) });
     }
 

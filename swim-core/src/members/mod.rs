@@ -42,6 +42,15 @@ use deadlines::Deadlines;
 use index::Index;
 use member::{Marks, PackedAddr};
 
+/// Makes room for `additional` more elements in a list that grows with the membership (one
+/// element per member, in every node: N² of them in a cluster of N), by a quarter of its
+/// length rather than by doubling, which would keep up to half of it unused.
+pub(crate) fn reserve_per_member<T>(list: &mut Vec<T>, additional: usize) {
+    if list.capacity() - list.len() < additional {
+        list.reserve_exact(additional.max(list.len() / 4).max(4));
+    }
+}
+
 /// Slots for members, in chunks of fixed capacity: a plain `Vec` would keep up to half its
 /// capacity unused after growing, and a slot is a whole [`Member`] in every node for every
 /// member of the cluster.
