@@ -561,9 +561,19 @@ mod tests {
 
     #[test]
     fn packed_addresses_round_trip() {
-        for addr in ["127.0.0.1:7000", "[2001:db8::1]:65535", "0.0.0.0:0", "[::]:1"] {
+        let mut members = table();
+        let online = State { incarnation: 0, status: Status::Online };
+        let id = members.insert(SmolStr::new("a"), addr(2), online, Instant::ZERO);
+        let all =
+            ["127.0.0.1:7000", "[2001:db8::1]:65535", "0.0.0.0:0", "[::]:1", "[::ffff:1.2.3.4]:5"];
+        for addr in all {
             let addr: SocketAddr = addr.parse().unwrap();
             assert_eq!(PackedAddr::from(addr).get(addr.is_ipv6()), addr);
+            // The family bit lives in the marks, which the move must leave otherwise alone.
+            members.set_addr(id, addr);
+            assert_eq!(members.get(id).unwrap().addr(), addr);
+            let local = usize::from(addr.ip() == members.local().addr().ip());
+            assert_eq!(members.count_at_ip(addr.ip(), 9), 1 + local);
         }
     }
 
@@ -589,6 +599,36 @@ mod tests {
         assert_eq!(members.count(StatusFilter::AVAILABLE), 2);
         assert_eq!(members.count(StatusFilter::UNAVAILABLE), 1);
         assert_eq!(members.count(StatusFilter::ALL), 2);
+        // Kept to the second; only a change of status moves it.
+        let later = Instant::from_millis(2_999);
+        members.set_state(a, State { incarnation: 1, status: Status::Offline }, later);
+        assert_eq!(members.get(a).unwrap().status_changed_at(), Instant::from_secs(2));
+        members.set_state(a, State { incarnation: 2, status: Status::Offline }, Instant::MAX);
+        assert_eq!(members.get(a).unwrap().status_changed_at(), Instant::from_secs(2));
+    }
+
+    #[test]
+    fn suspicions_and_deadlines_go_with_their_member() {
+        let mut members = table();
+        let suspect = State { incarnation: 0, status: Status::Suspect };
+        let a = members.insert(SmolStr::new("a"), addr(2), suspect, Instant::ZERO);
+        members.set_suspicion(a, Some(Suspicion::new(Instant::ZERO, Some("local"))));
+        members.set_deadline(a, Some(Instant::from_secs(5)));
+        assert_eq!(members.record(a, false).unwrap().accuser, Some("local"));
+        assert_eq!(members.next_deadline(), Some(Instant::from_secs(5)));
+        members.remove(a, Instant::from_secs(60));
+        // The slot is reused by a member that inherits neither.
+        let online = State { incarnation: 0, status: Status::Online };
+        let b = members.insert(SmolStr::new("b"), addr(3), online, Instant::ZERO);
+        assert_eq!(b, a);
+        assert!(members.suspicion(b).is_none());
+        assert_eq!(members.record(b, false).unwrap().accuser, None);
+        assert_eq!((members.next_deadline(), members.pop_due(Instant::MAX)), (None, None));
+        // Nor does a member that is not there get any.
+        members.set_suspicion(MemberId(99), Some(Suspicion::new(Instant::ZERO, None)));
+        members.set_deadline(MemberId(99), Some(Instant::from_secs(1)));
+        assert!(members.suspicion(MemberId(99)).is_none());
+        assert_eq!(members.next_deadline(), None);
     }
 
     #[test]
