@@ -26,14 +26,35 @@ impl MemberId {
 /// that in a cluster without metadata no entry allocates any.
 pub(super) static NO_METADATA: Metadata = Metadata::new();
 
+/// An entry's 32-bit counter with this value holds its counter in the entry's [`Extra`]:
+/// incarnations and metadata versions count up by one from 0, so only a member that
+/// refuted or changed its metadata four billion times (or a forger within the plausibility
+/// bound) reaches it.
+const WIDE: u32 = u32::MAX;
+
+/// A counter as an entry keeps it: itself, or [`WIDE`].
+fn narrow(counter: u64) -> u32 {
+    u32::try_from(counter).ok().filter(|&n| n != WIDE).unwrap_or(WIDE)
+}
+
+/// What few entries need, boxed: metadata that is not empty, and counters beyond 32 bits.
+/// While an entry has one, it holds both of the entry's counters in full.
+#[derive(Clone, Debug)]
+pub(super) struct Extra {
+    metadata: Option<Metadata>,
+    incarnation: u64,
+    meta_version: u64,
+}
+
 /// A member of the cluster as this node sees it.
 #[derive(Clone, Debug)]
 // Fields in this order: see below.
 #[repr(C)]
 pub struct Member {
     // Every node holds one of these per member, so a cluster of N holds N² of them: the
-    // fields are packed (address, boxed metadata, the time in seconds) to keep an entry
-    // small, and what only some members need (a suspicion, a deadline) lives in the
+    // fields are packed (32-bit counters, the address, the time in seconds) to keep an
+    // entry small, what few members need is boxed (metadata, wide counters: `Extra`), and
+    // what only members that are not online need (a suspicion, a deadline) lives in the
     // table's side tables. The name is stored inline: looking a member up by name then
     // touches one entry, not two allocations, which is most of what handling a datagram
     // costs in a large cluster. What a lookup and a received record read (name,
@@ -41,8 +62,10 @@ pub struct Member {
     // 64 bytes, so that handling a record touches one or two cache lines of the entry
     // rather than all of it; the rest follows without padding.
     pub(super) name: SmolStr,
-    pub(super) incarnation: u64,
-    pub(super) meta_version: u64,
+    /// The incarnation, or [`WIDE`].
+    incarnation: u32,
+    /// The metadata version, or [`WIDE`].
+    meta_version: u32,
     pub(super) status: Status,
     /// What it has shown, and the family of its address: see [`Marks`].
     pub(super) marks: Marks,
@@ -50,14 +73,15 @@ pub struct Member {
     /// When this node last saw its status change, in whole seconds since the origin
     /// (136 years fit): see [`Member::status_changed_at`].
     pub(super) changed_secs: u32,
-    /// `None` with a version above 0: known to be empty (see `NO_METADATA`).
-    pub(super) metadata: Option<Box<Metadata>>,
+    /// Metadata and wide counters. No metadata with a version above 0: known to be empty
+    /// (see `NO_METADATA`).
+    extra: Option<Box<Extra>>,
     /// The sequenced nonces of its datagrams already accepted.
     pub(crate) replay: ReplayWindow,
 }
 
 /// What a member has shown this node, one bit each, and one bit of its address (the entry
-/// stays within 88 bytes).
+/// stays within 80 bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Marks(u8);
 
@@ -92,6 +116,25 @@ impl Marks {
 }
 
 impl Member {
+    /// A member as first learned: no metadata known, nothing shown.
+    pub(super) fn new(name: SmolStr, addr: SocketAddr, state: State, now: Instant) -> Self {
+        let mut member = Member {
+            name,
+            incarnation: 0,
+            meta_version: 0,
+            status: state.status,
+            marks: Marks::default(),
+            addr: PackedAddr::from(addr),
+            changed_secs: 0,
+            extra: None,
+            replay: ReplayWindow::default(),
+        };
+        member.set_addr(addr);
+        member.set_changed_at(now);
+        member.set_incarnation(state.incarnation);
+        member
+    }
+
     /// The unique name (the Python swim-protocol package uses `host:port`), as events carry
     /// it: it reads as a `&str`, and cloning it never allocates.
     pub fn name(&self) -> &SmolStr {
@@ -110,20 +153,70 @@ impl Member {
 
     /// The member's incarnation: raised by the member itself to refute suspicion.
     pub fn incarnation(&self) -> u64 {
-        self.incarnation
+        match &self.extra {
+            Some(extra) => extra.incarnation,
+            None => u64::from(self.incarnation),
+        }
     }
 
     /// The metadata, or `None` while it is unknown (which differs from known and empty).
     pub fn metadata(&self) -> Option<&Metadata> {
-        match &self.metadata {
+        match self.extra.as_ref().and_then(|extra| extra.metadata.as_ref()) {
             Some(metadata) => Some(metadata),
-            None => (self.meta_version > 0).then_some(&NO_METADATA),
+            None => (self.meta_version() > 0).then_some(&NO_METADATA),
         }
     }
 
     /// Version of the metadata held (0: unknown). Set by the member itself.
     pub fn meta_version(&self) -> u64 {
-        self.meta_version
+        match &self.extra {
+            Some(extra) => extra.meta_version,
+            None => u64::from(self.meta_version),
+        }
+    }
+
+    pub(super) fn set_incarnation(&mut self, incarnation: u64) {
+        let narrow = narrow(incarnation);
+        if narrow == WIDE || self.extra.is_some() {
+            self.extra_mut().incarnation = incarnation;
+        }
+        self.incarnation = narrow;
+        self.tidy();
+    }
+
+    /// Replaces the metadata and its version (empty metadata is kept as none: see
+    /// `NO_METADATA`).
+    pub(super) fn set_metadata(&mut self, metadata: Metadata, version: u64) {
+        let metadata = (!metadata.is_empty()).then_some(metadata);
+        let narrow = narrow(version);
+        if narrow == WIDE || metadata.is_some() || self.extra.is_some() {
+            let extra = self.extra_mut();
+            extra.metadata = metadata;
+            extra.meta_version = version;
+        }
+        self.meta_version = narrow;
+        self.tidy();
+    }
+
+    /// The entry's `Extra`, made if it had none (holding the counters as they are).
+    fn extra_mut(&mut self) -> &mut Extra {
+        let (incarnation, meta_version) = (self.incarnation(), self.meta_version());
+        self.extra
+            .get_or_insert_with(|| Box::new(Extra { metadata: None, incarnation, meta_version }))
+    }
+
+    /// Whether the entry has an `Extra`.
+    #[cfg(test)]
+    pub(super) fn is_boxed(&self) -> bool {
+        self.extra.is_some()
+    }
+
+    /// Drops the entry's `Extra` once it holds nothing the entry cannot.
+    fn tidy(&mut self) {
+        let narrow = self.incarnation != WIDE && self.meta_version != WIDE;
+        if narrow && self.extra.as_ref().is_some_and(|extra| extra.metadata.is_none()) {
+            self.extra = None;
+        }
     }
 
     /// When this node last saw the member's status change (or learned of it), to the second:
@@ -155,9 +248,9 @@ impl Member {
         Record {
             name: &self.name,
             addr: self.addr(),
-            incarnation: self.incarnation,
+            incarnation: self.incarnation(),
             status: self.status,
-            meta_version: self.meta_version,
+            meta_version: self.meta_version(),
             metadata: metadata.map(Metadata::entries),
             accuser,
             meta_hash: metadata.map(Metadata::hash),

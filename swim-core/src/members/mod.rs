@@ -18,7 +18,6 @@ mod digest;
 mod index;
 mod member;
 
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
@@ -33,14 +32,13 @@ pub(crate) use member::{MemberId, State, Tombstone, is_member_addr};
 
 use crate::metadata::Metadata;
 use crate::random::{MAX_SAMPLE, Sample, random_below};
-use crate::replay::ReplayWindow;
 use crate::status::{Status, StatusFilter};
 use crate::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::wire::Record;
 use deadlines::Deadlines;
 use index::Index;
-use member::{Marks, PackedAddr};
+use member::Marks;
 
 /// Makes room for `additional` more elements in a list that grows with the membership (one
 /// element per member, in every node: N² of them in a cluster of N), by a quarter of its
@@ -334,19 +332,7 @@ impl Members {
         self.tombstones.remove(&*name);
         // Hashed once: the digest and the index both key on it.
         let hash = name_hash(&name);
-        let mut member = Member {
-            name: name.clone(),
-            addr: PackedAddr::from(addr),
-            status: state.status,
-            incarnation: state.incarnation,
-            metadata: None,
-            meta_version: 0,
-            changed_secs: 0,
-            replay: ReplayWindow::default(),
-            marks: Marks::default(),
-        };
-        member.set_addr(addr);
-        member.set_changed_at(now);
+        let member = Member::new(name.clone(), addr, state, now);
         self.counts[usize::from(state.status.precedence())] += 1;
         let id = self.free.pop().unwrap_or(MemberId(self.slots.len() as u32));
         self.digest.insert(id, hash, &member);
@@ -365,13 +351,13 @@ impl Members {
     /// Changes a member's incarnation and status; returns the previous state.
     pub(crate) fn set_state(&mut self, id: MemberId, state: State, now: Instant) -> Option<State> {
         let member = self.slots.get_mut(id.index())?;
-        let previous = State { incarnation: member.incarnation, status: member.status };
+        let previous = State { incarnation: member.incarnation(), status: member.status };
         let before = digest::entry_hash(member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         if member.status != state.status {
             member.set_changed_at(now);
         }
-        member.incarnation = state.incarnation;
+        member.set_incarnation(state.incarnation);
         member.status = state.status;
         if !state.status.is_available() {
             // Back from offline it may have forgotten us: it shows again that it has not.
@@ -386,9 +372,7 @@ impl Members {
     pub(crate) fn set_metadata(&mut self, id: MemberId, metadata: Metadata, version: u64) {
         if let Some(member) = self.slots.get_mut(id.index()) {
             let before = digest::entry_hash(member);
-            // Empty metadata is the shared `NO_METADATA`: no allocation per entry.
-            member.metadata = (!metadata.is_empty()).then(|| Box::new(metadata));
-            member.meta_version = version;
+            member.set_metadata(metadata, version);
             self.digest.update(id, before, member);
         }
     }
@@ -411,7 +395,7 @@ impl Members {
         self.tombstones.insert(
             member.name.clone(),
             Tombstone {
-                incarnation: member.incarnation,
+                incarnation: member.incarnation(),
                 status: member.status,
                 expires: tombstone_until,
                 last_nonce: member.replay.highest(),
@@ -499,6 +483,7 @@ fn ip_hash(ip: IpAddr) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::member::{NO_METADATA, PackedAddr};
     use super::*;
     use core::time::Duration;
 
@@ -554,7 +539,7 @@ mod tests {
         // N² of these live in a cluster of N: keep an eye on the size. The name is inline
         // (24 bytes, no allocation of its own for names up to 23 bytes): 8 more bytes here
         // than a shared pointer, against a 32-48 byte allocation per entry saved.
-        assert!(core::mem::size_of::<Member>() <= 88, "{}", core::mem::size_of::<Member>());
+        assert!(core::mem::size_of::<Member>() <= 80, "{}", core::mem::size_of::<Member>());
         // A slab slot is an `Option<Member>`: the empty slot must cost nothing extra.
         assert_eq!(core::mem::size_of::<Option<Member>>(), core::mem::size_of::<Member>());
     }
@@ -605,6 +590,40 @@ mod tests {
         assert_eq!(members.get(a).unwrap().status_changed_at(), Instant::from_secs(2));
         members.set_state(a, State { incarnation: 2, status: Status::Offline }, Instant::MAX);
         assert_eq!(members.get(a).unwrap().status_changed_at(), Instant::from_secs(2));
+    }
+
+    #[test]
+    fn counters_beyond_32_bits_and_metadata_are_kept_whole() {
+        let mut members = table();
+        let mut tags = Metadata::new();
+        tags.insert("zone", "a");
+        let online = |incarnation| State { incarnation, status: Status::Online };
+        let id = members.insert(SmolStr::new("a"), addr(2), online(0), Instant::ZERO);
+        // The entry boxes what it cannot hold (`boxed`), and gives back what it was given.
+        let check = |members: &Members, incarnation, version, metadata, boxed| {
+            let member = members.get(id).unwrap();
+            assert_eq!((member.incarnation(), member.meta_version()), (incarnation, version));
+            assert_eq!((member.metadata(), member.is_boxed()), (metadata, boxed));
+        };
+        let wide = u64::from(u32::MAX);
+        members.set_state(id, online(wide - 1), Instant::ZERO);
+        check(&members, wide - 1, 0, None, false);
+        members.set_state(id, online(wide), Instant::ZERO);
+        check(&members, wide, 0, None, true);
+        members.set_metadata(id, tags.clone(), 7);
+        check(&members, wide, 7, Some(&tags), true);
+        members.set_state(id, online(3), Instant::ZERO);
+        check(&members, 3, 7, Some(&tags), true);
+        members.set_metadata(id, Metadata::new(), u64::MAX);
+        check(&members, 3, u64::MAX, Some(&NO_METADATA), true);
+        members.set_metadata(id, Metadata::new(), 8);
+        check(&members, 3, 8, Some(&NO_METADATA), false);
+        // The digest saw every change: it equals one made from the entries as they are.
+        let mut expected = Digest::new();
+        for (id, member) in members.iter() {
+            expected.insert(id, name_hash(member.name()), member);
+        }
+        assert_eq!(members.digest().root(), expected.root());
     }
 
     #[test]
