@@ -138,7 +138,7 @@ impl Index {
     /// The slot where the run of `hash` starts (the slots are not empty): the low 32 bits
     /// of the hash scaled to the length (the tag is the top eight).
     fn home(&self, hash: u64) -> usize {
-        ((hash & 0xffff_ffff) * self.slots.len() as u64 >> 32) as usize
+        (((hash & 0xffff_ffff) * self.slots.len() as u64) >> 32) as usize
     }
 
     /// The slot after `at`, wrapping around.
