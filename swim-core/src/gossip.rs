@@ -15,7 +15,7 @@
 
 use alloc::vec::Vec;
 
-use crate::members::{MemberId, Members};
+use crate::members::{MemberId, Members, reserve_per_member};
 use crate::wire::{MIN_RECORD_LEN, PacketWriter};
 
 /// Stale stack entries tolerated beyond the live ones before the stacks are compacted.
@@ -66,6 +66,8 @@ impl GossipQueue {
     pub(crate) fn enqueue(&mut self, id: MemberId, with_metadata: bool) {
         let index = id.0 as usize;
         if self.pending.len() <= index {
+            let missing = index + 1 - self.pending.len();
+            reserve_per_member(&mut self.pending, missing);
             self.pending.resize(index + 1, None);
         }
         let mut with_metadata = with_metadata;
@@ -158,6 +160,7 @@ impl GossipQueue {
         if self.by_sends.len() <= sends {
             self.by_sends.resize_with(sends + 1, Vec::new);
         }
+        reserve_per_member(&mut self.by_sends[sends], 1);
         self.by_sends[sends].push((id, stamp));
         self.stacked += 1;
         if self.stacked > 2 * self.live + STALE_SLACK {
@@ -215,8 +218,8 @@ impl GossipQueue {
                     } else {
                         self.kept.push((sends, id, stamp));
                     }
-                } else if let Some(member) = members.get(id) {
-                    if writer.push(&member.record(pending.with_metadata)) {
+                } else if let Some(record) = members.record(id, pending.with_metadata) {
+                    if writer.push(&record) {
                         self.sent.push(id);
                     } else {
                         skipped += 1;

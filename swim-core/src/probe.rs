@@ -17,7 +17,7 @@ use smol_str::SmolStr;
 
 use rand_core::Rng;
 
-use crate::members::{MemberId, Members};
+use crate::members::{MemberId, Members, reserve_per_member};
 use crate::random::random_below;
 use crate::time::Instant;
 
@@ -130,6 +130,7 @@ impl Prober {
     /// members costs O(N) here, not O(N²) of shifting.
     pub(crate) fn insert(&mut self, id: MemberId, rng: &mut impl Rng) {
         let at = self.next + random_below(rng, self.order.len() - self.next + 1);
+        reserve_per_member(&mut self.order, 1);
         self.order.push(id);
         let last = self.order.len() - 1;
         self.order.swap(at, last);

@@ -274,7 +274,8 @@ pub struct MemberStatus {
     /// Bytes of the encoded metadata (what `max_metadata_size` limits), `None` while the
     /// metadata is unknown.
     pub metadata_bytes: Option<usize>,
-    /// Microseconds since the node started when its status last changed.
+    /// Microseconds since the node started when its status last changed (a whole number of
+    /// seconds: see [`Member::status_changed_at`]).
     pub status_changed_at_us: u64,
 }
 

@@ -8,6 +8,7 @@ use core::ops::Range;
 use rand_core::Rng;
 
 use super::member::{Member, MemberId};
+use super::reserve_per_member;
 use crate::hash::{FNV_OFFSET, fnv1a, mix};
 use crate::random::random_below;
 use crate::wire::{BucketSet, MAX_BUCKET_SHIFT};
@@ -48,19 +49,21 @@ impl Digest {
     /// Counts a new entry, whose name hashes to `name`.
     pub(crate) fn insert(&mut self, id: MemberId, name: u64, member: &Member) {
         let hash = entry_hash_with(name, member);
-        self.add(member.bucket, hash);
-        let bucket = &mut self.entries[usize::from(member.bucket)];
-        if bucket.len() == bucket.capacity() {
-            // Grow by a quarter, not double: N² of these live in a cluster of N.
-            bucket.reserve_exact((bucket.len() / 4).max(4));
-        }
+        let fine = fine_bucket(name);
+        self.add(fine, hash);
+        let bucket = &mut self.entries[usize::from(fine)];
+        reserve_per_member(bucket, 1);
         bucket.push(Summary { id, name: short_name(name), hash: fold(hash) });
     }
 
     /// Forgets an entry.
     pub(crate) fn remove(&mut self, id: MemberId, member: &Member) {
-        self.add(member.bucket, entry_hash(member).wrapping_neg());
-        let bucket = &mut self.entries[usize::from(member.bucket)];
+        // The name is hashed again rather than its bucket stored: entries are many, changes
+        // are few.
+        let name = name_hash(member.name());
+        let fine = fine_bucket(name);
+        self.add(fine, entry_hash_with(name, member).wrapping_neg());
+        let bucket = &mut self.entries[usize::from(fine)];
         if let Some(at) = bucket.iter().position(|s| s.id == id) {
             bucket.swap_remove(at);
         }
@@ -68,9 +71,11 @@ impl Digest {
 
     /// An entry changed: `before` is [`entry_hash`] of what it was.
     pub(crate) fn update(&mut self, id: MemberId, before: u64, member: &Member) {
-        let after = entry_hash(member);
-        self.add(member.bucket, after.wrapping_sub(before));
-        let bucket = &mut self.entries[usize::from(member.bucket)];
+        let name = name_hash(member.name());
+        let after = entry_hash_with(name, member);
+        let fine = fine_bucket(name);
+        self.add(fine, after.wrapping_sub(before));
+        let bucket = &mut self.entries[usize::from(fine)];
         // From the newest: a member just learned gets its metadata next (a bucket holds
         // about N/256 entries, 40 at N = 10000).
         if let Some(entry) = bucket.iter_mut().rev().find(|s| s.id == id) {

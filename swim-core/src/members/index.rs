@@ -1,5 +1,8 @@
 //! The table's index from name hashes to member ids: open addressing with linear probing
-//! over 4-byte slots, each holding an id and eight more bits of its name's hash.
+//! over 4-byte slots, each holding an id and eight more bits of its name's hash. The table
+//! grows by half (not doubling, which would leave it between 44% and 88% full: a node holds
+//! one of these per member, two indexes per node), and a hash's home slot is its low 32
+//! bits scaled to the table's length, which need not be a power of two.
 //!
 //! Every received record is looked up by name, and in a large cluster each lookup is a
 //! cache miss: a general hash table reads its control bytes, then the slot (two misses)
@@ -22,7 +25,7 @@ const MIN_SLOTS: usize = 8;
 /// Name hash to member id, many ids per hash allowed (the caller tells them apart).
 #[derive(Debug, Default)]
 pub(super) struct Index {
-    /// `tag << 24 | (id + 1)`, or 0 for an empty slot; a power of two long, never full.
+    /// `tag << 24 | (id + 1)`, or 0 for an empty slot; never full.
     slots: Vec<u32>,
     /// Ids in `slots`.
     len: usize,
@@ -39,9 +42,8 @@ impl Index {
     /// The first id under `hash` for which `eq` holds.
     pub(super) fn find(&self, hash: u64, eq: impl Fn(MemberId) -> bool) -> Option<MemberId> {
         if !self.slots.is_empty() {
-            let mask = self.slots.len() - 1;
             let tag = tag(hash);
-            let mut at = hash as usize & mask;
+            let mut at = self.home(hash);
             loop {
                 let slot = self.slots[at];
                 if slot == 0 {
@@ -50,7 +52,7 @@ impl Index {
                 if slot >> 24 == tag && eq(id_of(slot)) {
                     return Some(id_of(slot));
                 }
-                at = (at + 1) & mask;
+                at = self.after(at);
             }
         }
         if self.large.is_empty() {
@@ -63,10 +65,11 @@ impl Index {
     /// Every id under `hash` that its tag does not rule out (some may be under other hashes:
     /// the caller checks), in no particular but a deterministic order.
     pub(super) fn candidates(&self, hash: u64) -> impl Iterator<Item = MemberId> + '_ {
-        let mask = self.slots.len().wrapping_sub(1);
         let tag = tag(hash);
-        let run = (0..self.slots.len())
-            .map(move |k| self.slots[(hash as usize).wrapping_add(k) & mask])
+        let home = (!self.slots.is_empty()).then(|| self.home(hash));
+        let run = core::iter::successors(home, |&at| Some(self.after(at)))
+            .take(self.slots.len())
+            .map(|at| self.slots[at])
             .take_while(|&slot| slot != 0)
             .filter(move |&slot| slot >> 24 == tag)
             .map(id_of);
@@ -99,26 +102,25 @@ impl Index {
         if self.slots.is_empty() {
             return;
         }
-        let mask = self.slots.len() - 1;
-        let mut at = hash as usize & mask;
+        let mut at = self.home(hash);
         loop {
             match self.slots[at] {
                 0 => return,
                 slot if id_of(slot) == id => break,
-                _ => at = (at + 1) & mask,
+                _ => at = self.after(at),
             }
         }
         // Backward shift: later slots of the run move into the hole when their home is at
         // or before it, so that no lookup meets an empty slot before its id.
         let mut hole = at;
-        let mut next = (at + 1) & mask;
+        let mut next = self.after(at);
         while self.slots[next] != 0 {
-            let home = rehash(id_of(self.slots[next])) as usize & mask;
-            if next.wrapping_sub(home) & mask >= next.wrapping_sub(hole) & mask {
+            let home = self.home(rehash(id_of(self.slots[next])));
+            if self.distance(home, next) >= self.distance(hole, next) {
                 self.slots[hole] = self.slots[next];
                 hole = next;
             }
-            next = (next + 1) & mask;
+            next = self.after(next);
         }
         self.slots[hole] = 0;
         self.len -= 1;
@@ -126,17 +128,32 @@ impl Index {
 
     /// Puts `slot` in the first empty slot from `hash`'s home on.
     fn place(&mut self, hash: u64, slot: u32) {
-        let mask = self.slots.len() - 1;
-        let mut at = hash as usize & mask;
+        let mut at = self.home(hash);
         while self.slots[at] != 0 {
-            at = (at + 1) & mask;
+            at = self.after(at);
         }
         self.slots[at] = slot;
     }
 
-    /// Doubles the slots (at least `MIN_SLOTS`) and places every id again.
+    /// The slot where the run of `hash` starts (the slots are not empty): the low 32 bits
+    /// of the hash scaled to the length (the tag is the top eight).
+    fn home(&self, hash: u64) -> usize {
+        (((hash & 0xffff_ffff) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    /// The slot after `at`, wrapping around.
+    fn after(&self, at: usize) -> usize {
+        if at + 1 == self.slots.len() { 0 } else { at + 1 }
+    }
+
+    /// How many slots `to` lies after `from`, wrapping around.
+    fn distance(&self, from: usize, to: usize) -> usize {
+        if to >= from { to - from } else { to + self.slots.len() - from }
+    }
+
+    /// Grows the slots by half (at least to `MIN_SLOTS`) and places every id again.
     fn grow(&mut self, rehash: &impl Fn(MemberId) -> u64) {
-        let size = (self.slots.len() * 2).max(MIN_SLOTS);
+        let size = (self.slots.len() + self.slots.len() / 2).max(MIN_SLOTS);
         let old = core::mem::replace(&mut self.slots, vec![0; size]);
         for slot in old.into_iter().filter(|&slot| slot != 0) {
             self.place(rehash(id_of(slot)), slot);
@@ -144,8 +161,7 @@ impl Index {
     }
 }
 
-/// The eight bits of a hash a slot keeps (those above the ones that place it, in any table
-/// of up to 2^56 slots).
+/// The eight bits of a hash a slot keeps: its top ones, apart from the low 32 that place it.
 fn tag(hash: u64) -> u32 {
     (hash >> 56) as u32
 }
@@ -180,6 +196,25 @@ mod tests {
             let found = index.find(hash(id), |x| x == id);
             assert_eq!(found, (i % 3 != 0).then_some(id), "{i}");
         }
+    }
+
+    #[test]
+    fn grows_by_half_so_ten_thousand_ids_take_under_five_bytes_each() {
+        let mut index = Index::default();
+        let hash = |id: MemberId| mix(u64::from(id.0));
+        for i in 0..10_000 {
+            index.insert(hash(MemberId(i)), MemberId(i), hash);
+        }
+        // 8, 12, 18, ... 7749, 11623 slots: 86% full (doubling would give 16384, 61%).
+        assert_eq!(index.slots.len(), 11_623);
+        for i in (0..10_000).rev() {
+            let id = MemberId(i);
+            assert_eq!(index.find(hash(id), |x| x == id), Some(id));
+            index.remove(hash(id), id, hash);
+            assert_eq!(index.find(hash(id), |x| x == id), None);
+        }
+        assert_eq!(index.len(), 0);
+        assert!(index.slots.iter().all(|&slot| slot == 0));
     }
 
     #[test]

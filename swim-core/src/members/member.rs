@@ -1,15 +1,13 @@
 //! A member as a node sees it: its name, address, status, incarnation and metadata, and the
-//! bookkeeping each entry carries (deadline, suspicion, replay window).
+//! bookkeeping each entry carries (marks, replay window).
 
 use alloc::boxed::Box;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use core::num::NonZeroU64;
 use smol_str::SmolStr;
 
 use crate::metadata::Metadata;
 use crate::replay::ReplayWindow;
 use crate::status::Status;
-use crate::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::wire::Record;
 
@@ -28,41 +26,62 @@ impl MemberId {
 /// that in a cluster without metadata no entry allocates any.
 pub(super) static NO_METADATA: Metadata = Metadata::new();
 
+/// An entry's 32-bit counter with this value holds its counter in the entry's [`Extra`]:
+/// incarnations and metadata versions count up by one from 0, so only a member that
+/// refuted or changed its metadata four billion times (or a forger within the plausibility
+/// bound) reaches it.
+const WIDE: u32 = u32::MAX;
+
+/// A counter as an entry keeps it: itself, or [`WIDE`].
+fn narrow(counter: u64) -> u32 {
+    u32::try_from(counter).ok().filter(|&n| n != WIDE).unwrap_or(WIDE)
+}
+
+/// What few entries need, boxed: metadata that is not empty, and counters beyond 32 bits.
+/// While an entry has one, it holds both of the entry's counters in full.
+#[derive(Clone, Debug)]
+pub(super) struct Extra {
+    metadata: Option<Metadata>,
+    incarnation: u64,
+    meta_version: u64,
+}
+
 /// A member of the cluster as this node sees it.
 #[derive(Clone, Debug)]
 // Fields in this order: see below.
 #[repr(C)]
 pub struct Member {
     // Every node holds one of these per member, so a cluster of N holds N² of them: the
-    // fields are packed (address, deadline, boxed metadata) to keep an entry small, and the
-    // name is stored inline: looking a member up by name then touches one entry, not two
-    // allocations, which is most of what handling a datagram costs in a large cluster.
-    // What a lookup and a received record read (name, incarnation, metadata version,
-    // status, address) comes first, in the entry's first 64 bytes, so that handling a
-    // record touches one or two cache lines of the entry rather than all of it; the rest
-    // follows without padding.
+    // fields are packed (32-bit counters, the address, the time in seconds) to keep an
+    // entry small, what few members need is boxed (metadata, wide counters: `Extra`), and
+    // what only members that are not online need (a suspicion, a deadline) lives in the
+    // table's side tables. The name is stored inline: looking a member up by name then
+    // touches one entry, not two allocations, which is most of what handling a datagram
+    // costs in a large cluster. What a lookup and a received record read (name,
+    // incarnation, metadata version, status, address) comes first, in the entry's first
+    // 64 bytes, so that handling a record touches one or two cache lines of the entry
+    // rather than all of it; the rest follows without padding.
     pub(super) name: SmolStr,
-    pub(super) incarnation: u64,
-    pub(super) meta_version: u64,
+    /// The incarnation, or [`WIDE`].
+    incarnation: u32,
+    /// The metadata version, or [`WIDE`].
+    meta_version: u32,
     pub(super) status: Status,
-    /// The anti-entropy bucket of the name (the top byte of its hash), fixed for life.
-    pub(crate) bucket: u8,
-    /// What it has shown: see [`Marks`].
+    /// What it has shown, and the family of its address: see [`Marks`].
     pub(super) marks: Marks,
     pub(super) addr: PackedAddr,
-    /// `None` with a version above 0: known to be empty (see `NO_METADATA`).
-    pub(super) metadata: Option<Box<Metadata>>,
-    /// While suspect: who accused it and since when (boxed: most members are not suspect).
-    pub(crate) suspicion: Option<Box<Suspicion>>,
-    /// When the current status times out (suspicion to offline, offline or left to reaped),
-    /// in microseconds; deadlines are never at the origin, so zero is free to mean none.
-    pub(super) deadline: Option<NonZeroU64>,
-    pub(super) status_changed_at: Instant,
+    /// When this node last saw its status change, in whole seconds since the origin
+    /// (136 years fit): see [`Member::status_changed_at`].
+    pub(super) changed_secs: u32,
+    /// Metadata and wide counters. No metadata with a version above 0: known to be empty
+    /// (see `NO_METADATA`).
+    extra: Option<Box<Extra>>,
     /// The sequenced nonces of its datagrams already accepted.
     pub(crate) replay: ReplayWindow,
 }
 
-/// What a member has shown this node, one bit each (an entry stays within 112 bytes).
+/// What a member has shown this node, one bit each, and one bit of its address (the entry
+/// stays within 80 bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Marks(u8);
 
@@ -79,6 +98,9 @@ impl Marks {
     /// It left a probe unanswered, or moved, since it last showed that it holds this node:
     /// it may have forgotten us (restarted, or reaped us), so it is sent our full name.
     pub(super) const MAY_NOT_KNOW_US: u8 = 8;
+    /// Not something it showed: its address is an IPv6 one (see [`PackedAddr`]), kept here
+    /// rather than in a byte of its own.
+    pub(super) const V6: u8 = 16;
 
     pub(super) fn has(self, mark: u8) -> bool {
         self.0 & mark != 0
@@ -94,6 +116,25 @@ impl Marks {
 }
 
 impl Member {
+    /// A member as first learned: no metadata known, nothing shown.
+    pub(super) fn new(name: SmolStr, addr: SocketAddr, state: State, now: Instant) -> Self {
+        let mut member = Member {
+            name,
+            incarnation: 0,
+            meta_version: 0,
+            status: state.status,
+            marks: Marks::default(),
+            addr: PackedAddr::from(addr),
+            changed_secs: 0,
+            extra: None,
+            replay: ReplayWindow::default(),
+        };
+        member.set_addr(addr);
+        member.set_changed_at(now);
+        member.set_incarnation(state.incarnation);
+        member
+    }
+
     /// The unique name (the Python swim-protocol package uses `host:port`), as events carry
     /// it: it reads as a `&str`, and cloning it never allocates.
     pub fn name(&self) -> &SmolStr {
@@ -102,7 +143,7 @@ impl Member {
 
     /// The address the member advertises.
     pub fn addr(&self) -> SocketAddr {
-        self.addr.get()
+        self.addr.get(self.marks.has(Marks::V6))
     }
 
     /// What this node believes about the member.
@@ -112,39 +153,106 @@ impl Member {
 
     /// The member's incarnation: raised by the member itself to refute suspicion.
     pub fn incarnation(&self) -> u64 {
-        self.incarnation
+        match &self.extra {
+            Some(extra) => extra.incarnation,
+            None => u64::from(self.incarnation),
+        }
     }
 
     /// The metadata, or `None` while it is unknown (which differs from known and empty).
     pub fn metadata(&self) -> Option<&Metadata> {
-        match &self.metadata {
+        match self.extra.as_ref().and_then(|extra| extra.metadata.as_ref()) {
             Some(metadata) => Some(metadata),
-            None => (self.meta_version > 0).then_some(&NO_METADATA),
+            None => (self.meta_version() > 0).then_some(&NO_METADATA),
         }
     }
 
     /// Version of the metadata held (0: unknown). Set by the member itself.
     pub fn meta_version(&self) -> u64 {
-        self.meta_version
+        match &self.extra {
+            Some(extra) => extra.meta_version,
+            None => u64::from(self.meta_version),
+        }
     }
 
-    /// When this node last saw the member's status change.
+    pub(super) fn set_incarnation(&mut self, incarnation: u64) {
+        let narrow = narrow(incarnation);
+        if narrow == WIDE || self.extra.is_some() {
+            self.extra_mut().incarnation = incarnation;
+        }
+        self.incarnation = narrow;
+        self.tidy();
+    }
+
+    /// Replaces the metadata and its version (empty metadata is kept as none: see
+    /// `NO_METADATA`).
+    pub(super) fn set_metadata(&mut self, metadata: Metadata, version: u64) {
+        let metadata = (!metadata.is_empty()).then_some(metadata);
+        let narrow = narrow(version);
+        if narrow == WIDE || metadata.is_some() || self.extra.is_some() {
+            let extra = self.extra_mut();
+            extra.metadata = metadata;
+            extra.meta_version = version;
+        }
+        self.meta_version = narrow;
+        self.tidy();
+    }
+
+    /// The entry's `Extra`, made if it had none (holding the counters as they are).
+    fn extra_mut(&mut self) -> &mut Extra {
+        let (incarnation, meta_version) = (self.incarnation(), self.meta_version());
+        self.extra
+            .get_or_insert_with(|| Box::new(Extra { metadata: None, incarnation, meta_version }))
+    }
+
+    /// Whether the entry has an `Extra`.
+    #[cfg(test)]
+    pub(super) fn is_boxed(&self) -> bool {
+        self.extra.is_some()
+    }
+
+    /// Drops the entry's `Extra` once it holds nothing the entry cannot.
+    fn tidy(&mut self) {
+        let narrow = self.incarnation != WIDE && self.meta_version != WIDE;
+        if narrow && self.extra.as_ref().is_some_and(|extra| extra.metadata.is_none()) {
+            self.extra = None;
+        }
+    }
+
+    /// When this node last saw the member's status change (or learned of it), to the second:
+    /// the instant rounded down to a whole second since the origin.
     pub fn status_changed_at(&self) -> Instant {
-        self.status_changed_at
+        Instant::from_secs(u64::from(self.changed_secs))
     }
 
-    /// The member's state as a wire record, with its metadata if asked and known (and its
-    /// metadata's hash, which the writer sends instead when the metadata is too large).
-    pub(crate) fn record(&self, with_metadata: bool) -> Record<'_> {
+    /// Notes that its status changed at `now`.
+    pub(super) fn set_changed_at(&mut self, now: Instant) {
+        self.changed_secs = u32::try_from(now.as_micros() / 1_000_000).unwrap_or(u32::MAX);
+    }
+
+    /// Moves it to `addr`.
+    pub(super) fn set_addr(&mut self, addr: SocketAddr) {
+        self.addr = PackedAddr::from(addr);
+        self.marks.set(Marks::V6, addr.is_ipv6());
+    }
+
+    /// The member's state as a wire record, naming `accuser` (the latest accuser of its
+    /// suspicion), with its metadata if asked and known (and its metadata's hash, which the
+    /// writer sends instead when the metadata is too large).
+    pub(super) fn record<'a>(
+        &'a self,
+        with_metadata: bool,
+        accuser: Option<&'a str>,
+    ) -> Record<'a> {
         let metadata = self.metadata().filter(|_| with_metadata);
         Record {
             name: &self.name,
-            addr: self.addr.get(),
-            incarnation: self.incarnation,
+            addr: self.addr(),
+            incarnation: self.incarnation(),
             status: self.status,
-            meta_version: self.meta_version,
+            meta_version: self.meta_version(),
             metadata: metadata.map(Metadata::entries),
-            accuser: self.suspicion.as_ref().and_then(|s| s.latest_accuser()),
+            accuser,
             meta_hash: metadata.map(Metadata::hash),
             streams: self.speaks_streams(),
         }
@@ -197,33 +305,20 @@ impl Member {
     pub(crate) fn forget_knows_us(&mut self) {
         self.marks.set(Marks::KNOWS_US, false);
     }
-
-    /// When the current status times out.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline.map(|at| Instant::from_micros(at.get()))
-    }
-
-    /// Replaces the deadline, returning the old one. A deadline at the origin cannot be
-    /// stored: callers keep deadlines at one microsecond or later.
-    pub(crate) fn replace_deadline(&mut self, deadline: Option<Instant>) -> Option<Instant> {
-        let old = self.deadline();
-        self.deadline = deadline.and_then(|at| NonZeroU64::new(at.as_micros()));
-        old
-    }
 }
 
-/// A socket address in 20 bytes instead of `SocketAddr`'s 32 (no IPv6 flow label or scope,
-/// which the wire format does not carry either).
+/// A socket address in 18 bytes instead of `SocketAddr`'s 32 (no IPv6 flow label or scope,
+/// which the wire format does not carry either), and one bit elsewhere: whether it is an
+/// IPv6 address (an IPv4 one takes the first four bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct PackedAddr {
     ip: [u8; 16],
     port: u16,
-    v6: bool,
 }
 
 impl PackedAddr {
-    pub(super) fn get(&self) -> SocketAddr {
-        let ip = if self.v6 {
+    pub(super) fn get(&self, v6: bool) -> SocketAddr {
+        let ip = if v6 {
             IpAddr::V6(Ipv6Addr::from(self.ip))
         } else {
             IpAddr::V4(Ipv4Addr::new(self.ip[0], self.ip[1], self.ip[2], self.ip[3]))
@@ -235,17 +330,11 @@ impl PackedAddr {
 impl From<SocketAddr> for PackedAddr {
     fn from(addr: SocketAddr) -> Self {
         let mut ip = [0; 16];
-        let v6 = match addr.ip() {
-            IpAddr::V4(v4) => {
-                ip[..4].copy_from_slice(&v4.octets());
-                false
-            }
-            IpAddr::V6(v6) => {
-                ip = v6.octets();
-                true
-            }
-        };
-        PackedAddr { ip, port: addr.port(), v6 }
+        match addr.ip() {
+            IpAddr::V4(v4) => ip[..4].copy_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => ip = v6.octets(),
+        }
+        PackedAddr { ip, port: addr.port() }
     }
 }
 

@@ -9,14 +9,15 @@
 //! them cannot bring them back.
 //!
 //! - `member`: one entry;
+//! - `deadlines`: when the status of members that are not online times out;
 //! - `index`: ids by name hash;
 //! - `digest`: the table's anti-entropy digest, and the stable hashes it is made of.
 
+mod deadlines;
 mod digest;
 mod index;
 mod member;
 
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
@@ -31,11 +32,22 @@ pub(crate) use member::{MemberId, State, Tombstone, is_member_addr};
 
 use crate::metadata::Metadata;
 use crate::random::{MAX_SAMPLE, Sample, random_below};
-use crate::replay::ReplayWindow;
 use crate::status::{Status, StatusFilter};
+use crate::suspicion::Suspicion;
 use crate::time::Instant;
+use crate::wire::Record;
+use deadlines::Deadlines;
 use index::Index;
-use member::{Marks, PackedAddr};
+use member::Marks;
+
+/// Makes room for `additional` more elements in a list that grows with the membership (one
+/// element per member, in every node: N² of them in a cluster of N), by a quarter of its
+/// length rather than by doubling, which would keep up to half of it unused.
+pub(crate) fn reserve_per_member<T>(list: &mut Vec<T>, additional: usize) {
+    if list.capacity() - list.len() < additional {
+        list.reserve_exact(additional.max(list.len() / 4).max(4));
+    }
+}
 
 /// Slots for members, in chunks of fixed capacity: a plain `Vec` would keep up to half its
 /// capacity unused after growing, and a slot is a whole [`Member`] in every node for every
@@ -106,7 +118,10 @@ pub(crate) struct Members {
     /// Ids by the hash of their IP address, to count members per IP.
     by_ip: Index,
     /// Suspicion expiries and reap times, by member.
-    deadlines: BTreeSet<(Instant, MemberId)>,
+    deadlines: Deadlines,
+    /// The suspicions in progress, by suspect (most members are not suspect: a side table
+    /// rather than a field of every entry).
+    suspicions: BTreeMap<MemberId, Suspicion>,
     tombstones: BTreeMap<SmolStr, Tombstone>,
     tombstone_expiry: BTreeSet<(Instant, SmolStr)>,
     digest: Digest,
@@ -124,7 +139,8 @@ impl Members {
             free: Vec::new(),
             index: Index::default(),
             by_ip: Index::default(),
-            deadlines: BTreeSet::new(),
+            deadlines: Deadlines::default(),
+            suspicions: BTreeMap::new(),
             tombstones: BTreeMap::new(),
             tombstone_expiry: BTreeSet::new(),
             digest: Digest::new(),
@@ -171,7 +187,7 @@ impl Members {
         let slots = &self.slots;
         self.by_ip
             .candidates(ip_hash(ip))
-            .filter(|id| slots.get(id.index()).is_some_and(|m| m.addr.get().ip() == ip))
+            .filter(|id| slots.get(id.index()).is_some_and(|m| m.addr().ip() == ip))
             .take(limit)
             .count()
     }
@@ -179,8 +195,8 @@ impl Members {
     /// Moves a member to another address.
     pub(crate) fn set_addr(&mut self, id: MemberId, addr: SocketAddr) {
         let Some(member) = self.slots.get_mut(id.index()) else { return };
-        let old = member.addr.get().ip();
-        member.addr = PackedAddr::from(addr);
+        let old = member.addr().ip();
+        member.set_addr(addr);
         // A new address has shown nothing yet.
         member.marks.set(Marks::VALIDATED, false);
         member.may_not_know_us();
@@ -192,13 +208,13 @@ impl Members {
 
     fn index_ip(&mut self, id: MemberId, ip: IpAddr) {
         let slots = &self.slots;
-        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr().ip()));
         self.by_ip.insert(ip_hash(ip), id, rehash);
     }
 
     fn unindex_ip(&mut self, id: MemberId, ip: IpAddr) {
         let slots = &self.slots;
-        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr.get().ip()));
+        let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| ip_hash(m.addr().ip()));
         self.by_ip.remove(ip_hash(ip), id, rehash);
     }
 
@@ -314,23 +330,9 @@ impl Members {
         now: Instant,
     ) -> MemberId {
         self.tombstones.remove(&*name);
-        // Hashed once: the bucket, the digest and the index all key on it.
+        // Hashed once: the digest and the index both key on it.
         let hash = name_hash(&name);
-        let bucket = digest::fine_bucket(hash);
-        let member = Member {
-            name: name.clone(),
-            addr: PackedAddr::from(addr),
-            status: state.status,
-            incarnation: state.incarnation,
-            metadata: None,
-            meta_version: 0,
-            status_changed_at: now,
-            bucket,
-            deadline: None,
-            suspicion: None,
-            replay: ReplayWindow::default(),
-            marks: Marks::default(),
-        };
+        let member = Member::new(name.clone(), addr, state, now);
         self.counts[usize::from(state.status.precedence())] += 1;
         let id = self.free.pop().unwrap_or(MemberId(self.slots.len() as u32));
         self.digest.insert(id, hash, &member);
@@ -349,13 +351,13 @@ impl Members {
     /// Changes a member's incarnation and status; returns the previous state.
     pub(crate) fn set_state(&mut self, id: MemberId, state: State, now: Instant) -> Option<State> {
         let member = self.slots.get_mut(id.index())?;
-        let previous = State { incarnation: member.incarnation, status: member.status };
+        let previous = State { incarnation: member.incarnation(), status: member.status };
         let before = digest::entry_hash(member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         if member.status != state.status {
-            member.status_changed_at = now;
+            member.set_changed_at(now);
         }
-        member.incarnation = state.incarnation;
+        member.set_incarnation(state.incarnation);
         member.status = state.status;
         if !state.status.is_available() {
             // Back from offline it may have forgotten us: it shows again that it has not.
@@ -370,9 +372,7 @@ impl Members {
     pub(crate) fn set_metadata(&mut self, id: MemberId, metadata: Metadata, version: u64) {
         if let Some(member) = self.slots.get_mut(id.index()) {
             let before = digest::entry_hash(member);
-            // Empty metadata is the shared `NO_METADATA`: no allocation per entry.
-            member.metadata = (!metadata.is_empty()).then(|| Box::new(metadata));
-            member.meta_version = version;
+            member.set_metadata(metadata, version);
             self.digest.update(id, before, member);
         }
     }
@@ -383,20 +383,19 @@ impl Members {
             return None;
         }
         let member = self.slots.take(id.index())?;
-        if let Some(at) = member.deadline() {
-            self.deadlines.remove(&(at, id));
-        }
+        self.deadlines.set(id, None);
+        self.suspicions.remove(&id);
         self.digest.remove(id, &member);
         self.counts[usize::from(member.status.precedence())] -= 1;
         let slots = &self.slots;
         let rehash = |id: MemberId| slots.get(id.index()).map_or(0, |m| name_hash(&m.name));
         self.index.remove(name_hash(&member.name), id, rehash);
-        self.unindex_ip(id, member.addr.get().ip());
+        self.unindex_ip(id, member.addr().ip());
         self.free.push(id);
         self.tombstones.insert(
             member.name.clone(),
             Tombstone {
-                incarnation: member.incarnation,
+                incarnation: member.incarnation(),
                 status: member.status,
                 expires: tombstone_until,
                 last_nonce: member.replay.highest(),
@@ -408,34 +407,45 @@ impl Members {
 
     /// Sets (or clears) when `id`'s current status times out.
     pub(crate) fn set_deadline(&mut self, id: MemberId, deadline: Option<Instant>) {
-        let Some(member) = self.slots.get_mut(id.index()) else {
-            return;
-        };
-        // The member stores deadlines as non-zero microseconds.
-        let deadline = deadline.map(|at| at.max(Instant::from_micros(1)));
-        if let Some(old) = member.replace_deadline(deadline) {
-            self.deadlines.remove(&(old, id));
-        }
-        if let Some(at) = deadline {
-            self.deadlines.insert((at, id));
+        if self.slots.get(id.index()).is_some() {
+            self.deadlines.set(id, deadline);
         }
     }
 
     /// The earliest deadline of a member's status.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        self.deadlines.next()
     }
 
     /// A member whose status timed out by `now`, its deadline cleared.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<MemberId> {
-        loop {
-            let &(_, id) = self.deadlines.first().filter(|(at, _)| *at <= now)?;
-            self.deadlines.pop_first();
-            if let Some(member) = self.slots.get_mut(id.index()) {
-                member.replace_deadline(None);
-                return Some(id);
+        self.deadlines.pop_due(now)
+    }
+
+    /// The suspicion in progress against `id`, if any.
+    pub(crate) fn suspicion(&self, id: MemberId) -> Option<&Suspicion> {
+        self.suspicions.get(&id)
+    }
+
+    pub(crate) fn suspicion_mut(&mut self, id: MemberId) -> Option<&mut Suspicion> {
+        self.suspicions.get_mut(&id)
+    }
+
+    /// Starts (or, with `None`, ends) the suspicion against `id`.
+    pub(crate) fn set_suspicion(&mut self, id: MemberId, suspicion: Option<Suspicion>) {
+        match suspicion {
+            Some(suspicion) if self.slots.get(id.index()).is_some() => {
+                self.suspicions.insert(id, suspicion);
             }
+            _ => drop(self.suspicions.remove(&id)),
         }
+    }
+
+    /// `id`'s state as a wire record (see [`Member::record`]), naming the latest accuser of
+    /// its suspicion, if any.
+    pub(crate) fn record(&self, id: MemberId, with_metadata: bool) -> Option<Record<'_>> {
+        let accuser = self.suspicion(id).and_then(Suspicion::latest_accuser);
+        Some(self.get(id)?.record(with_metadata, accuser))
     }
 
     /// The earliest tombstone expiry.
@@ -473,6 +483,7 @@ fn ip_hash(ip: IpAddr) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::member::{NO_METADATA, PackedAddr};
     use super::*;
     use core::time::Duration;
 
@@ -528,16 +539,26 @@ mod tests {
         // N² of these live in a cluster of N: keep an eye on the size. The name is inline
         // (24 bytes, no allocation of its own for names up to 23 bytes): 8 more bytes here
         // than a shared pointer, against a 32-48 byte allocation per entry saved.
-        assert!(core::mem::size_of::<Member>() <= 112, "{}", core::mem::size_of::<Member>());
+        assert!(core::mem::size_of::<Member>() <= 80, "{}", core::mem::size_of::<Member>());
         // A slab slot is an `Option<Member>`: the empty slot must cost nothing extra.
         assert_eq!(core::mem::size_of::<Option<Member>>(), core::mem::size_of::<Member>());
     }
 
     #[test]
     fn packed_addresses_round_trip() {
-        for addr in ["127.0.0.1:7000", "[2001:db8::1]:65535", "0.0.0.0:0", "[::]:1"] {
+        let mut members = table();
+        let online = State { incarnation: 0, status: Status::Online };
+        let id = members.insert(SmolStr::new("a"), addr(2), online, Instant::ZERO);
+        let all =
+            ["127.0.0.1:7000", "[2001:db8::1]:65535", "0.0.0.0:0", "[::]:1", "[::ffff:1.2.3.4]:5"];
+        for addr in all {
             let addr: SocketAddr = addr.parse().unwrap();
-            assert_eq!(PackedAddr::from(addr).get(), addr);
+            assert_eq!(PackedAddr::from(addr).get(addr.is_ipv6()), addr);
+            // The family bit lives in the marks, which the move must leave otherwise alone.
+            members.set_addr(id, addr);
+            assert_eq!(members.get(id).unwrap().addr(), addr);
+            let local = usize::from(addr.ip() == members.local().addr().ip());
+            assert_eq!(members.count_at_ip(addr.ip(), 9), 1 + local);
         }
     }
 
@@ -563,6 +584,70 @@ mod tests {
         assert_eq!(members.count(StatusFilter::AVAILABLE), 2);
         assert_eq!(members.count(StatusFilter::UNAVAILABLE), 1);
         assert_eq!(members.count(StatusFilter::ALL), 2);
+        // Kept to the second; only a change of status moves it.
+        let later = Instant::from_millis(2_999);
+        members.set_state(a, State { incarnation: 1, status: Status::Offline }, later);
+        assert_eq!(members.get(a).unwrap().status_changed_at(), Instant::from_secs(2));
+        members.set_state(a, State { incarnation: 2, status: Status::Offline }, Instant::MAX);
+        assert_eq!(members.get(a).unwrap().status_changed_at(), Instant::from_secs(2));
+    }
+
+    #[test]
+    fn counters_beyond_32_bits_and_metadata_are_kept_whole() {
+        let mut members = table();
+        let mut tags = Metadata::new();
+        tags.insert("zone", "a");
+        let online = |incarnation| State { incarnation, status: Status::Online };
+        let id = members.insert(SmolStr::new("a"), addr(2), online(0), Instant::ZERO);
+        // The entry boxes what it cannot hold (`boxed`), and gives back what it was given.
+        let check = |members: &Members, incarnation, version, metadata, boxed| {
+            let member = members.get(id).unwrap();
+            assert_eq!((member.incarnation(), member.meta_version()), (incarnation, version));
+            assert_eq!((member.metadata(), member.is_boxed()), (metadata, boxed));
+        };
+        let wide = u64::from(u32::MAX);
+        members.set_state(id, online(wide - 1), Instant::ZERO);
+        check(&members, wide - 1, 0, None, false);
+        members.set_state(id, online(wide), Instant::ZERO);
+        check(&members, wide, 0, None, true);
+        members.set_metadata(id, tags.clone(), 7);
+        check(&members, wide, 7, Some(&tags), true);
+        members.set_state(id, online(3), Instant::ZERO);
+        check(&members, 3, 7, Some(&tags), true);
+        members.set_metadata(id, Metadata::new(), u64::MAX);
+        check(&members, 3, u64::MAX, Some(&NO_METADATA), true);
+        members.set_metadata(id, Metadata::new(), 8);
+        check(&members, 3, 8, Some(&NO_METADATA), false);
+        // The digest saw every change: it equals one made from the entries as they are.
+        let mut expected = Digest::new();
+        for (id, member) in members.iter() {
+            expected.insert(id, name_hash(member.name()), member);
+        }
+        assert_eq!(members.digest().root(), expected.root());
+    }
+
+    #[test]
+    fn suspicions_and_deadlines_go_with_their_member() {
+        let mut members = table();
+        let suspect = State { incarnation: 0, status: Status::Suspect };
+        let a = members.insert(SmolStr::new("a"), addr(2), suspect, Instant::ZERO);
+        members.set_suspicion(a, Some(Suspicion::new(Instant::ZERO, Some("local"))));
+        members.set_deadline(a, Some(Instant::from_secs(5)));
+        assert_eq!(members.record(a, false).unwrap().accuser, Some("local"));
+        assert_eq!(members.next_deadline(), Some(Instant::from_secs(5)));
+        members.remove(a, Instant::from_secs(60));
+        // The slot is reused by a member that inherits neither.
+        let online = State { incarnation: 0, status: Status::Online };
+        let b = members.insert(SmolStr::new("b"), addr(3), online, Instant::ZERO);
+        assert_eq!(b, a);
+        assert!(members.suspicion(b).is_none());
+        assert_eq!(members.record(b, false).unwrap().accuser, None);
+        assert_eq!((members.next_deadline(), members.pop_due(Instant::MAX)), (None, None));
+        // Nor does a member that is not there get any.
+        members.set_suspicion(MemberId(99), Some(Suspicion::new(Instant::ZERO, None)));
+        members.set_deadline(MemberId(99), Some(Instant::from_secs(1)));
+        assert!(members.suspicion(MemberId(99)).is_none());
+        assert_eq!(members.next_deadline(), None);
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! member's deadlines (suspicion, reaping), the probe order, the gossip queue and the events
 //! along with it.
 
-use alloc::boxed::Box;
 use core::net::SocketAddr;
 
 use rand_core::Rng;
@@ -321,7 +320,7 @@ impl<R: Rng> Node<R> {
     ) {
         let Some(member) = self.members.get(id) else { return };
         let status = member.status();
-        let suspicion = member.suspicion.as_deref().filter(|_| status == Status::Suspect);
+        let suspicion = self.members.suspicion(id).filter(|_| status == Status::Suspect);
         let accused = suspicion.is_some_and(|s| s.latest_accuser().is_some());
         if !matches!(status, Status::Online | Status::Suspect) || accused {
             return self.change_state(now, id, state, fact, spread);
@@ -345,7 +344,7 @@ impl<R: Rng> Node<R> {
     /// shortest suspicion after it began, at the earliest now.
     fn doubt_offline_report(&mut self, now: Instant, id: MemberId) {
         let members = self.members.count(StatusFilter::AVAILABLE);
-        let Some(suspicion) = self.members.get_mut(id).and_then(|m| m.suspicion.as_mut()) else {
+        let Some(suspicion) = self.members.suspicion_mut(id) else {
             return;
         };
         suspicion.take_offline_report();
@@ -462,9 +461,7 @@ impl<R: Rng> Node<R> {
         let restarted_timer =
             state.status != previous.status || state.incarnation != previous.incarnation;
         if restarted_timer {
-            if let Some(member) = self.members.get_mut(id) {
-                member.suspicion = None;
-            }
+            self.members.set_suspicion(id, None);
             match state.status {
                 Status::Online => self.members.set_deadline(id, None),
                 Status::Suspect => self.start_suspicion(now, id, fact),
@@ -519,14 +516,13 @@ impl<R: Rng> Node<R> {
     pub(super) fn start_suspicion(&mut self, now: Instant, id: MemberId, fact: Fact<'_>) {
         let accuser = fact.accuser.filter(|a| self.is_accuser(id, a));
         let members = self.members.count(StatusFilter::AVAILABLE);
-        let Some(member) = self.members.get_mut(id) else { return };
         let suspicion = if fact.reported_offline {
             Suspicion::on_offline_report(now)
         } else {
             Suspicion::new(now, accuser)
         };
         let deadline = suspicion.deadline(&self.config, members);
-        member.suspicion = Some(Box::new(suspicion));
+        self.members.set_suspicion(id, Some(suspicion));
         self.members.set_deadline(id, Some(deadline));
     }
 
@@ -545,11 +541,11 @@ impl<R: Rng> Node<R> {
         }
         let members = self.members.count(StatusFilter::AVAILABLE);
         let expected = self.config.lifeguard.confirmations;
-        let Some(member) = self.members.get_mut(id) else { return };
+        let Some(member) = self.members.get(id) else { return };
         if member.status() != Status::Suspect || member.incarnation() != incarnation {
             return;
         }
-        let Some(suspicion) = member.suspicion.as_mut() else { return };
+        let Some(suspicion) = self.members.suspicion_mut(id) else { return };
         if !suspicion.confirm(accuser, expected) {
             return;
         }

@@ -151,8 +151,8 @@ impl<R: Rng> Node<R> {
         // (With its metadata if that is queued too: the record then stands for the fact.)
         let with_metadata = self.left && self.gossip.queued_with_metadata(Members::LOCAL);
         let written = correction.filter(|id| {
-            let member = self.members.get(*id);
-            member.is_some_and(|member| draft.writer.push(&member.record(with_metadata)))
+            let record = self.members.record(*id, with_metadata);
+            record.is_some_and(|record| draft.writer.push(&record))
         });
         // A left node's own record, in every datagram, is its announcement being spent; a
         // correction to a member about itself tells nobody else, so its fact stays queued.
@@ -178,8 +178,8 @@ impl<R: Rng> Node<R> {
         let to = Destination { addr, receiver, short_sender: false };
         let limit = request_len.saturating_mul(AMPLIFICATION_LIMIT);
         let Some(mut draft) = self.draft(&to, &Body::Gossip, limit) else { return };
-        if let Some(member) = self.members.get(id) {
-            draft.writer.push(&member.record(false));
+        if let Some(record) = self.members.record(id, false) {
+            draft.writer.push(&record);
         }
         self.seal(draft, &to);
     }
@@ -285,11 +285,11 @@ impl<R: Rng> Node<R> {
                 return sent;
             };
             while let Some(id) = ids.get(next) {
-                let Some(member) = self.members.get(*id) else {
+                let Some(record) = self.members.record(*id, true) else {
                     next += 1; // Gone (the lists are exact, so this does not happen).
                     continue;
                 };
-                if !draft.writer.push(&member.record(true)) && draft.writer.records() > 0 {
+                if !draft.writer.push(&record) && draft.writer.records() > 0 {
                     break;
                 }
                 // Pushed, or cannot fit even alone (metadata from a larger MTU): skipped.

@@ -163,8 +163,8 @@ impl<R: Rng> Node<R> {
         draft.writer = draft.writer.with_inline_limit(inline);
         let mut written = 0;
         for id in ids {
-            let Some(member) = self.members.get(*id) else { continue };
-            if !draft.writer.push(&member.record(true)) {
+            let Some(record) = self.members.record(*id, true) else { continue };
+            if !draft.writer.push(&record) {
                 break;
             }
             written += 1;
