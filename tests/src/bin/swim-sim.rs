@@ -214,4 +214,6 @@ fn print_summary(o: &Outcome) {
     }
     let events_per_s = o.sim_events as f64 / o.wall_s.max(1e-9);
     println!("  {:<20} {:.0}", "sim_events_per_s", events_per_s);
+    let phase_per_s = o.phase_sim_events as f64 / o.phase_wall_s.max(1e-9);
+    println!("  {:<20} {:.0}", "phase_events_per_s", phase_per_s);
 }
