@@ -39,7 +39,7 @@ use super::Observation;
 use super::effects::{Commons, Outbox, Window};
 use super::network::micros;
 use super::node::Slot;
-use super::queue::{Entry, EventQueue, Slab};
+use super::queue::{Calendar, Entry, Slab};
 use crate::protocol::Protocol;
 
 /// Windows expected to take less wall time than this (nanoseconds) run on the calling
@@ -154,7 +154,7 @@ impl Executor {
 
     /// Takes the window ending at `last` out of the queue; returns its entries and whether
     /// it is worth splitting over threads.
-    fn fill<P>(&self, crew: &Crew<'_, P>, queue: &mut EventQueue, last: u64) -> (usize, bool) {
+    fn fill<P>(&self, crew: &Crew<'_, P>, queue: &mut Calendar, last: u64) -> (usize, bool) {
         let mut batch = crew.batch.write().unwrap_or_else(PoisonError::into_inner);
         batch.last = last;
         batch.fill(queue);
@@ -181,11 +181,9 @@ struct Batch {
 
 impl Batch {
     /// Takes every entry due by `self.last` out of the queue.
-    fn fill(&mut self, queue: &mut EventQueue) {
+    fn fill(&mut self, queue: &mut Calendar) {
         self.entries.clear();
-        while let Some(entry) = queue.pop_due(self.last) {
-            self.entries.push(entry);
-        }
+        queue.drain_due(self.last, &mut self.entries);
         self.entries.sort_unstable_by_key(|e| (e.node, e.at, e.seq));
         self.groups.clear();
         let mut from = 0;
