@@ -99,7 +99,6 @@ impl EventQueue {
     pub(crate) fn clear(&mut self) {
         self.heap.clear();
     }
-
 }
 
 /// Width of a calendar bucket, as a shift of microseconds: 1,024 µs, about the engine's
@@ -189,7 +188,9 @@ impl Calendar {
     pub(crate) fn drain_due(&mut self, last: u64, out: &mut Vec<Entry>) {
         let due = last >> BUCKET_SHIFT;
         let before = out.len();
-        for b in self.cursor..=due.min(self.cursor + RING - 1) {
+        // Bucket `cursor` may hold entries due before it begins, even when `last` does.
+        let end = due.clamp(self.cursor, self.cursor + RING - 1);
+        for b in self.cursor..=end {
             let bucket = &mut self.buckets[(b % RING) as usize];
             if b < due {
                 out.append(bucket);
@@ -276,5 +277,66 @@ impl Slab {
             self.free.append(batch);
         }
         self.free[freed..].sort_unstable();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drains `calendar` window by window the way the engine does; returns (at, seq) in the
+    /// order of the windows, each window sorted.
+    fn windows(calendar: &mut Calendar, span: u64, until: u64) -> Vec<(u64, u64)> {
+        let mut taken = Vec::new();
+        let mut window = Vec::new();
+        while let Some(first) = calendar.next_at()
+            && first <= until
+        {
+            window.clear();
+            calendar.drain_due((first + span - 1).min(until), &mut window);
+            assert!(!window.is_empty(), "a window at {first} took nothing");
+            window.sort_unstable_by_key(|e| (e.at, e.seq));
+            taken.extend(window.iter().map(|e| (e.at, e.seq)));
+        }
+        taken
+    }
+
+    #[test]
+    fn takes_what_a_heap_would_in_the_same_windows() {
+        let mut calendar = Calendar::new();
+        let mut heap = EventQueue::default();
+        let mut x = 12_345_u64;
+        let mut draw = |n: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 33) % n
+        };
+        let mut now = 0;
+        for round in 0..50 {
+            // Near entries, far ones beyond the ring, and some due before the cursor's
+            // bucket (a command at a time the cursor has passed).
+            for _ in 0..40 {
+                let at = match draw(3) {
+                    0 => now + draw(3_000),
+                    1 => now + draw(20_000_000),
+                    _ => now.saturating_sub(draw(2_000)),
+                };
+                calendar.push(at, Kind::Timer, round, 0, 0);
+                heap.push(at, Kind::Timer, round, 0, 0);
+            }
+            now += 1 + draw(400_000);
+            let mut expected = Vec::new();
+            while let Some(first) = heap.next_at()
+                && first <= now
+            {
+                let last = (first + 999).min(now);
+                let mut window = Vec::new();
+                while let Some(e) = heap.pop_due(last) {
+                    window.push((e.at, e.seq));
+                }
+                expected.extend(window);
+            }
+            assert_eq!(windows(&mut calendar, 1000, now), expected, "round {round}");
+            assert_eq!(calendar.len(), heap.heap.len());
+        }
     }
 }
