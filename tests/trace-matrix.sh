@@ -5,7 +5,7 @@
 # Usage: tests/trace-matrix.sh [SWIM_SIM_BINARY] > before.jsonl
 set -eu
 sim=${1:-target/release/swim-sim}
-run() { nice -n 10 "$sim" "$@" --json | tail -1 | sed -E 's/"(wall_s|cpu_s|peak_rss_mib)":[^,]*,//g'; }
+run() { nice -n 10 "$sim" "$@" --json | tail -1 | sed -E 's/"(wall_s|cpu_s|peak_rss_mib|phase_wall_s|phase_cpu_s)":[^,]*,//g'; }
 for impl in swim foca foca-lan foca-newlan; do
   for scenario in join detect update partition churn stall; do
     run $scenario --nodes 100 --seed 1 --impl $impl

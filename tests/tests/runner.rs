@@ -23,6 +23,9 @@ const ALWAYS: &[&str] = &[
     "cpu_s",
     "peak_rss_mib",
     "sim_events",
+    "phase_sim_events",
+    "phase_wall_s",
+    "phase_cpu_s",
     "trace_digest",
 ];
 

@@ -174,11 +174,13 @@ pub fn run_observed<P: Protocol>(
         ..Outcome::default()
     };
     let mut story = Story::new(sim, opts, out, observe);
+    let mut clocks = PhaseClocks::start(story.sim.stats().events);
     let joined = story.join();
     // Traffic is measured over the scenario's own phase (the join phase for `join`).
     let phase = if scenario == Scenario::Join {
         (0, 0, Instant::ZERO, 0, 0)
     } else {
+        clocks = PhaseClocks::start(story.sim.stats().events);
         let stats = story.sim.stats();
         let streams = (stats.streams_sent, stats.stream_bytes_sent);
         (stats.datagrams_sent, stats.bytes_sent, story.now(), streams.0, streams.1)
@@ -211,7 +213,28 @@ pub fn run_observed<P: Protocol>(
         out.metadata_bytes = Some(opts.timing.metadata_bytes);
     }
     out.sim_events = stats.events;
+    (out.phase_sim_events, out.phase_wall_s, out.phase_cpu_s) = clocks.stop(stats.events);
     out.trace_digest = format!("{:016x}", sim.digest());
     out.virtual_s = since(sim.instant(), Instant::ZERO).max(1e-9);
     out
+}
+
+/// Where the wall clock, the process's CPU time and the event count stood when a phase
+/// began. They only measure: nothing the simulation computes reads them.
+struct PhaseClocks {
+    wall: std::time::Instant,
+    cpu_s: f64,
+    events: u64,
+}
+
+impl PhaseClocks {
+    fn start(events: u64) -> Self {
+        PhaseClocks { wall: std::time::Instant::now(), cpu_s: crate::sys::cpu_s(), events }
+    }
+
+    /// Events, wall seconds and CPU seconds since the start.
+    fn stop(&self, events: u64) -> (u64, f64, f64) {
+        let cpu_s = (crate::sys::cpu_s() - self.cpu_s).max(0.0);
+        (events - self.events, self.wall.elapsed().as_secs_f64(), cpu_s)
+    }
 }

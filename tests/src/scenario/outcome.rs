@@ -35,6 +35,14 @@ pub struct Outcome {
     pub peak_rss_mib: f64,
     /// Deliveries and timer wake-ups simulated.
     pub sim_events: u64,
+    /// Those of the scenario's own phase (the same phase as `msgs_per_member_s`: the join
+    /// for `join`, everything after the join otherwise), so that the speed of a steady
+    /// state is measured on the steady state, not on a join dominated by large datagrams.
+    pub phase_sim_events: u64,
+    /// Wall seconds of that phase.
+    pub phase_wall_s: f64,
+    /// CPU seconds of the process during that phase.
+    pub phase_cpu_s: f64,
     /// Trace digest, hex.
     pub trace_digest: String,
     /// Virtual seconds simulated.

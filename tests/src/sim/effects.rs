@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use swim_core::Instant;
 
 use super::network::{Fate, Network};
-use super::queue::{EventQueue, Kind, Slab};
+use super::queue::{Calendar, EventQueue, Kind, Slab};
 use super::{Observation, Stats};
 use crate::digest::Digest;
 use crate::protocol::{Report, index_of};
@@ -128,7 +128,7 @@ impl Outbox {
 /// The shared half of the engine: queue, network model, counts and digest. Only touched
 /// between windows, when effects are applied in a fixed order.
 pub(crate) struct Commons {
-    pub(crate) queue: EventQueue,
+    pub(crate) queue: Calendar,
     pub(crate) network: Network,
     pub(crate) stats: Stats,
     pub(crate) digest: Digest,
@@ -139,7 +139,7 @@ impl Commons {
     /// An empty queue and a network of `nodes` nodes; every draw derives from `seed`.
     pub(crate) fn new(network: Network, seed: u64, nodes: usize) -> Self {
         Commons {
-            queue: EventQueue::with_capacity(nodes * 8),
+            queue: Calendar::new(),
             network,
             stats: Stats::default(),
             digest: Digest::new(seed),
