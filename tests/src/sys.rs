@@ -1,4 +1,5 @@
-//! Process measurements for the runner: peak RSS and CPU time, read from `/proc` (Linux).
+//! Process measurements for the runner and the testbed: peak RSS and CPU time, read from
+//! `/proc` (Linux).
 
 use std::fs;
 
@@ -28,4 +29,17 @@ pub fn cpu_s() -> f64 {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds the process `pid` used so far, all its threads, from the scheduler's
+/// nanosecond counts (`/proc/PID/task/*/schedstat`: `/proc/PID/stat` counts in 10 ms ticks,
+/// too coarse for a process that uses milliseconds a minute); `None` if it is not running.
+pub fn process_cpu_s(pid: u32) -> Option<f64> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ns = 0u64;
+    for task in tasks.flatten() {
+        let stat = fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += stat.split_whitespace().next().and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Some(ns as f64 / 1e9)
 }

@@ -175,6 +175,11 @@ mod tests {
     use super::*;
     use crate::hash::mix;
 
+    /// Well-spread hashes.
+    fn spread(id: MemberId) -> u64 {
+        mix(u64::from(id.0))
+    }
+
     /// Hashes that collide often: few homes and few tags.
     fn crowded(id: MemberId) -> u64 {
         u64::from(id.0 % 5) << 56 | u64::from(id.0 % 3)
@@ -183,17 +188,16 @@ mod tests {
     #[test]
     fn finds_what_it_holds_after_inserts_and_removals() {
         let mut index = Index::default();
-        let hash = |id: MemberId| mix(u64::from(id.0));
         for i in 0..1000 {
-            index.insert(hash(MemberId(i)), MemberId(i), hash);
+            index.insert(spread(MemberId(i)), MemberId(i), spread);
         }
         for i in (0..1000).step_by(3) {
-            index.remove(hash(MemberId(i)), MemberId(i), hash);
+            index.remove(spread(MemberId(i)), MemberId(i), spread);
         }
         assert_eq!(index.len(), 666);
         for i in 0..1000 {
             let id = MemberId(i);
-            let found = index.find(hash(id), |x| x == id);
+            let found = index.find(spread(id), |x| x == id);
             assert_eq!(found, (i % 3 != 0).then_some(id), "{i}");
         }
     }
@@ -201,17 +205,16 @@ mod tests {
     #[test]
     fn grows_by_half_so_ten_thousand_ids_take_under_five_bytes_each() {
         let mut index = Index::default();
-        let hash = |id: MemberId| mix(u64::from(id.0));
         for i in 0..10_000 {
-            index.insert(hash(MemberId(i)), MemberId(i), hash);
+            index.insert(spread(MemberId(i)), MemberId(i), spread);
         }
         // 8, 12, 18, ... 7749, 11623 slots: 86% full (doubling would give 16384, 61%).
         assert_eq!(index.slots.len(), 11_623);
         for i in (0..10_000).rev() {
             let id = MemberId(i);
-            assert_eq!(index.find(hash(id), |x| x == id), Some(id));
-            index.remove(hash(id), id, hash);
-            assert_eq!(index.find(hash(id), |x| x == id), None);
+            assert_eq!(index.find(spread(id), |x| x == id), Some(id));
+            index.remove(spread(id), id, spread);
+            assert_eq!(index.find(spread(id), |x| x == id), None);
         }
         assert_eq!(index.len(), 0);
         assert!(index.slots.iter().all(|&slot| slot == 0));
@@ -253,14 +256,13 @@ mod tests {
     #[test]
     fn ids_beyond_a_slot_are_indexed_too() {
         let mut index = Index::default();
-        let hash = |id: MemberId| mix(u64::from(id.0));
         let big = MemberId(SLOT_IDS + 7);
-        index.insert(hash(big), big, hash);
-        index.insert(hash(MemberId(3)), MemberId(3), hash);
+        index.insert(spread(big), big, spread);
+        index.insert(spread(MemberId(3)), MemberId(3), spread);
         assert_eq!(index.len(), 2);
-        assert_eq!(index.find(hash(big), |x| x == big), Some(big));
-        index.remove(hash(big), big, hash);
-        assert_eq!(index.find(hash(big), |x| x == big), None);
-        assert_eq!(index.find(hash(MemberId(3)), |x| x == MemberId(3)), Some(MemberId(3)));
+        assert_eq!(index.find(spread(big), |x| x == big), Some(big));
+        index.remove(spread(big), big, spread);
+        assert_eq!(index.find(spread(big), |x| x == big), None);
+        assert_eq!(index.find(spread(MemberId(3)), |x| x == MemberId(3)), Some(MemberId(3)));
     }
 }

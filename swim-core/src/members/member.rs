@@ -129,7 +129,7 @@ impl Member {
             extra: None,
             replay: ReplayWindow::default(),
         };
-        member.set_addr(addr);
+        member.marks.set(Marks::V6, addr.is_ipv6());
         member.set_changed_at(now);
         member.set_incarnation(state.incarnation);
         member

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
+use swim_tests::sys;
 
 /// A settled member sends a ping and an ack a second, of this many bytes each.
 const DATAGRAM: usize = 51;
@@ -86,17 +87,21 @@ fn main() {
         return;
     }
     let n = args.nodes.max(2);
+    if u32::from(args.port) + 2 * u32::from(n) > 65_536 {
+        eprintln!("--port {} leaves no room for {} processes", args.port, 2 * n);
+        std::process::exit(2);
+    }
     let total = args.warmup + args.duration + 5;
     let me = std::env::current_exe().expect("the program's own path");
     let member = me.with_file_name("swim-member");
-    let seed = format!("127.0.0.1:{}", args.port);
+    let first_member = format!("127.0.0.1:{}", args.port);
     let mut members: Vec<Child> = (0..n)
         .map(|i| {
             let mut command = Command::new(&member);
             command.args(["--name", &format!("127.0.0.1:{}", args.port + i)]);
             command.args(["--seed", &(u64::from(i) + 1).to_string(), "--driver", &args.driver]);
             if i > 0 {
-                command.args(["--peer", &seed]);
+                command.args(["--peer", &first_member]);
             }
             // Its standard input stays open until the member is stopped.
             command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
@@ -148,22 +153,19 @@ fn main() {
 
 /// CPU seconds of all threads of all `children` so far.
 fn cpu_s(children: &[Child]) -> f64 {
-    let mut ns = 0u64;
-    for child in children {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", child.id())) else { continue };
-        for task in tasks.flatten() {
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            ns += stat.split_whitespace().next().and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        }
-    }
-    ns as f64 / 1e9
+    children.iter().filter_map(|child| sys::process_cpu_s(child.id())).sum()
 }
 
 /// The bare process: a send a second to the next process in the ring, at a phase of its
 /// own, and an answer to every datagram that is not itself an answer.
 fn bare(port: u16, first: u16, nodes: u16, run: Duration) {
+    let last = first.checked_add(nodes.saturating_sub(1));
+    let me = port.checked_sub(first).filter(|&me| me < nodes && last.is_some());
+    let Some(me) = me else {
+        eprintln!("bare: port {port} is not in the ring of {nodes} from {first}");
+        std::process::exit(2);
+    };
     let socket = UdpSocket::bind(("127.0.0.1", port)).expect("cannot bind a bare process");
-    let me = port - first;
     let start = Instant::now();
     let period = Duration::from_secs(1);
     let mut next = start + period.mul_f64(f64::from(me) / f64::from(nodes));

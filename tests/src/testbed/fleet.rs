@@ -289,18 +289,11 @@ impl Fleet {
         self.bound[i as usize]
     }
 
-    /// CPU seconds member `i`'s process used so far (all its threads, from the scheduler's
-    /// nanosecond counts: `/proc/PID/stat` counts in 10 ms ticks, too coarse for a member
-    /// that uses milliseconds a minute); `None` if not running.
+    /// CPU seconds member `i`'s process used so far (all its threads; see
+    /// [`process_cpu_s`](crate::sys::process_cpu_s)); `None` if not running.
     pub fn cpu_s(&self, i: u32) -> Option<f64> {
         let process = self.processes[i as usize].as_ref()?;
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", process.child.id())).ok()?;
-        let mut ns = 0u64;
-        for task in tasks.flatten() {
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            ns += stat.split_whitespace().next().and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        }
-        Some(ns as f64 / 1e9)
+        crate::sys::process_cpu_s(process.child.id())
     }
 
     /// Resident set size of member `i`'s process, MiB; `None` if not running.
