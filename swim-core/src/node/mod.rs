@@ -246,10 +246,10 @@ impl<R: Rng> Node<R> {
         self.probe_timeouts(now);
         self.expire_deadlines(now);
         self.members.expire_tombstones(now);
-        if self.sync_deadline().is_some_and(|at| at <= now) {
+        if let Some(due) = self.sync_deadline().filter(|at| *at <= now) {
             // Rounds skipped as quiet would have sent nothing: start from the first one
             // that may send, so that the phase and the following rounds are unchanged.
-            self.timers.set(Timer::Sync, self.sync_deadline().unwrap_or(now));
+            self.timers.set(Timer::Sync, due);
             self.timers.reschedule(Timer::Sync, now, self.config.sync_interval);
             self.sync_round(now);
         }
